@@ -1,0 +1,78 @@
+"""lssgen_core: the pure-PyTorch core of Latent Space Scaling generation (LSSGen).
+
+Needs only torch, numpy and attrs (safetensors for upsampler weights, imported when used).
+"""
+
+from lssgen_core.denoiser import Denoiser
+from lssgen_core.noise import randn
+from lssgen_core.parameterization import (
+    FLOW,
+    VE,
+    VP,
+    Parameterization,
+    convert_latent,
+    convert_sigma,
+    renoise,
+)
+from lssgen_core.plan import Stage, StagePlan, entry_index, plan_stages
+from lssgen_core.sampling import enter_stage, sample_ddim, sample_euler, sample_progressive
+from lssgen_core.schedules import (
+    FlowSchedule,
+    StageSize,
+    cogview4_mu,
+    cogview4_schedule,
+    flow_sigmas,
+    flux_mu,
+    flux_schedule,
+    resolution_shift,
+    sd3_schedule,
+    shift_exponential,
+    shift_linear,
+    shift_static,
+)
+from lssgen_core.upsample import (
+    SCALING_MODES,
+    LatentUpSampler,
+    LatentUpsampler,
+    UpsamplerConfig,
+    make_latent_scaler,
+)
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "FLOW",
+    "SCALING_MODES",
+    "VE",
+    "VP",
+    "Denoiser",
+    "FlowSchedule",
+    "LatentUpSampler",
+    "LatentUpsampler",
+    "Parameterization",
+    "Stage",
+    "StagePlan",
+    "StageSize",
+    "UpsamplerConfig",
+    "cogview4_mu",
+    "cogview4_schedule",
+    "convert_latent",
+    "convert_sigma",
+    "enter_stage",
+    "entry_index",
+    "flow_sigmas",
+    "flux_mu",
+    "flux_schedule",
+    "make_latent_scaler",
+    "plan_stages",
+    "randn",
+    "renoise",
+    "resolution_shift",
+    "sample_ddim",
+    "sample_euler",
+    "sample_progressive",
+    "sd3_schedule",
+    "shift_exponential",
+    "shift_linear",
+    "shift_static",
+]

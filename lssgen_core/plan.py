@@ -1,0 +1,315 @@
+"""Stage planning: which sizes LSS denoises at, how many steps each, and where each stage enters.
+
+The rules are the original implementation's, so plans match its behaviour:
+
+- ``extra stages = floor(log2(min(height, width) // min_size))`` (none when ``start_sigma == 1``);
+  stage ``k`` from the end runs at the target size divided by ``2**k``.
+- With ``shorten_steps`` a stage whose area is ``1/r`` of the base area runs
+  ``int(num_steps // log2(max(2, r)))`` steps: half size gives N/2, quarter size N/4.
+- Every stage builds its own full schedule (shift recomputed for its token count). The first stage
+  runs all of it from pure noise; a later stage enters at the last scheduled level that is still
+  >= ``start_sigma`` (flow terms, matched through the signal-to-noise ratio for VP and VE models),
+  so FLUX at 1024 with 50 steps and ``start_sigma=0.75`` enters at 0.7595 and runs 25 steps.
+  ``entry_rule="strength"`` uses the img2img rule instead (``start = N - int(N * start_sigma)``),
+  which the original used for its SD and SDXL pipelines.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+
+import attrs
+
+from lssgen_core.parameterization import (
+    FLOW,
+    Parameterization,
+    check_start_sigma,
+    convert_sigma,
+)
+from lssgen_core.schedules import (
+    FlowSchedule,
+    Schedule,
+    StageSize,
+    check_num_steps,
+    resolution_shift,
+)
+
+ENTRY_RULES = ("sigma", "strength")
+# A scheduled level within this distance of start_sigma counts as equal (float round-off).
+_LEVEL_TOLERANCE = 1e-9
+
+
+@attrs.frozen
+class Stage:
+    """One resolution stage of a plan."""
+
+    index: int  # 0 is the first (smallest) stage
+    size: StageSize
+    num_steps: int  # length of the stage's full schedule
+    sigmas: tuple[float, ...]  # the full schedule: num_steps + 1 levels ending in 0
+    start_index: int  # where the stage enters its schedule (0 for the first stage)
+
+    @property
+    def height(self) -> int:
+        return self.size.height
+
+    @property
+    def width(self) -> int:
+        return self.size.width
+
+    @property
+    def latent_height(self) -> int:
+        return self.size.latent_height
+
+    @property
+    def latent_width(self) -> int:
+        return self.size.latent_width
+
+    @property
+    def num_tokens(self) -> int:
+        return self.size.num_tokens
+
+    @property
+    def start_sigma(self) -> float:
+        """The level this stage starts from, in the plan's parameterisation."""
+        return self.sigmas[self.start_index]
+
+    @property
+    def run_sigmas(self) -> tuple[float, ...]:
+        """The part of the schedule this stage runs: ``num_denoising_steps + 1`` levels."""
+        return self.sigmas[self.start_index :]
+
+    @property
+    def num_denoising_steps(self) -> int:
+        """Steps this stage runs (denoiser calls for a first-order sampler)."""
+        return self.num_steps - self.start_index
+
+
+@attrs.frozen
+class StagePlan:
+    """The stages of one LSS generation, smallest first; the last is at the target size."""
+
+    height: int
+    width: int
+    num_steps: int
+    min_size: int
+    start_sigma: float
+    shorten_steps: bool
+    parameterization: Parameterization
+    entry_rule: str
+    stages: tuple[Stage, ...]
+
+    @property
+    def target(self) -> Stage:
+        return self.stages[-1]
+
+    @property
+    def is_single_stage(self) -> bool:
+        return len(self.stages) == 1
+
+    @property
+    def num_denoising_steps(self) -> int:
+        return sum(stage.num_denoising_steps for stage in self.stages)
+
+    def token_steps_ratio(self) -> float:
+        """Token x step work relative to plain generation at the target with ``num_steps``.
+
+        A first cost estimate that ignores attention's quadratic term (which favours LSS).
+        """
+        work = sum(stage.num_tokens * stage.num_denoising_steps for stage in self.stages)
+        return work / (self.target.num_tokens * self.num_steps)
+
+    def describe(self) -> str:
+        """The plan as a text table."""
+        header = (
+            f"LSS plan: {self.width}x{self.height}, {self.num_steps} steps, "
+            f"start_sigma={self.start_sigma}, min_size={self.min_size}, "
+            f"shorten_steps={self.shorten_steps}, {self.parameterization.name} sigmas, "
+            f"entry rule {self.entry_rule!r}"
+        )
+        columns = ("stage", "pixels", "latent", "tokens", "schedule", "enters at", "sigma", "steps")
+        rows = [
+            (
+                str(stage.index),
+                f"{stage.width}x{stage.height}",
+                f"{stage.latent_width}x{stage.latent_height}",
+                str(stage.num_tokens),
+                str(stage.num_steps),
+                str(stage.start_index),
+                f"{stage.start_sigma:.4f}",
+                str(stage.num_denoising_steps),
+            )
+            for stage in self.stages
+        ]
+        widths = [max(len(c), *(len(r[i]) for r in rows)) for i, c in enumerate(columns)]
+
+        def line(cells: Sequence[str]) -> str:
+            return "  ".join(cell.rjust(width) for cell, width in zip(cells, widths))
+
+        footer = (
+            f"total steps {self.num_denoising_steps}; token-steps vs plain "
+            f"{self.token_steps_ratio():.1%}"
+        )
+        return "\n".join([header, line(columns), *(line(r) for r in rows), footer])
+
+    def __str__(self) -> str:
+        return self.describe()
+
+
+def count_extra_stages(height: int, width: int, min_size: int, start_sigma: float) -> int:
+    """How many stages come before the target one (the original's ``stage_count``)."""
+    if start_sigma >= 1:
+        return 0
+    ratio = min(height, width) // min_size
+    return math.floor(math.log2(ratio)) if ratio >= 1 else 0
+
+
+def shortened_steps(num_steps: int, area_ratio: float) -> int:
+    """Steps for a stage whose area is ``1/area_ratio`` of the base: N, N/2 at half size, N/4 ..."""
+    return max(1, int(num_steps // math.log2(max(2.0, area_ratio))))
+
+
+def entry_index(
+    sigmas: Sequence[float],
+    start_sigma: float,
+    parameterization: Parameterization = FLOW,
+    entry_rule: str = "sigma",
+) -> int:
+    """Where a later stage enters its schedule ``sigmas`` (``num_steps + 1`` levels ending in 0).
+
+    "sigma": the last step whose level (converted to flow terms) is still >= ``start_sigma``.
+    "strength": the img2img rule ``N - int(N * start_sigma)``.
+    Always leaves at least one step.
+    """
+    num_steps = len(sigmas) - 1
+    if entry_rule == "strength":
+        return min(max(num_steps - int(num_steps * start_sigma), 0), num_steps - 1)
+    if entry_rule != "sigma":
+        raise ValueError(f"entry_rule={entry_rule!r} must be one of {ENTRY_RULES}")
+    index = 0
+    for i, sigma in enumerate(sigmas[:-1]):
+        if convert_sigma(sigma, parameterization, FLOW) >= start_sigma - _LEVEL_TOLERANCE:
+            index = i
+    return index
+
+
+def _check_positive_int(value: int, argument: str) -> None:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise ValueError(f"{argument}={value!r} must be an integer >= 1")
+
+
+def _check_sizes(
+    height: int, width: int, extra_stages: int, pixel_multiple: int, min_size: int
+) -> None:
+    needed = pixel_multiple * 2**extra_stages
+    for argument, value in (("height", height), ("width", width)):
+        if value % needed == 0:
+            continue
+        if not extra_stages:
+            raise ValueError(
+                f"{argument}={value} must be a multiple of "
+                f"vae_scale_factor * patch_size = {pixel_multiple}"
+            )
+        sizes = " -> ".join(str(value // 2**k) for k in range(extra_stages, -1, -1))
+        raise ValueError(
+            f"{argument}={value} must be a multiple of {needed}: each of the "
+            f"{extra_stages + 1} stages ({sizes}) must be a multiple of "
+            f"vae_scale_factor * patch_size = {pixel_multiple}; or raise min_size "
+            f"(now {min_size}) to use fewer stages"
+        )
+
+
+def plan_stages(
+    height: int,
+    width: int,
+    *,
+    num_steps: int,
+    min_size: int = 512,
+    start_sigma: float = 0.75,
+    shorten_steps: bool = False,
+    vae_scale_factor: int = 8,
+    patch_size: int = 1,
+    schedule: Schedule | None = None,
+    parameterization: Parameterization = FLOW,
+    entry_rule: str = "sigma",
+    base_size: tuple[int, int] | None = None,
+    compensate_resolution: bool = False,
+) -> StagePlan:
+    """Plan the stages of an LSS generation at ``height`` x ``width`` pixels.
+
+    ``patch_size`` is the model's latent multiple: 2 for FLUX (2x2 packing), SD3 and CogView4
+    (transformer patches), 1 for UNets. ``schedule`` gives each stage its levels in
+    ``parameterization``'s sigmas (default: unshifted flow). ``base_size`` (height, width) is the
+    reference for ``shorten_steps`` (default: the target). ``compensate_resolution`` raises the
+    entry level of each later stage with :func:`~lssgen_core.schedules.resolution_shift` (off in
+    the paper and the original).
+    """
+    for argument, value in (
+        ("height", height),
+        ("width", width),
+        ("min_size", min_size),
+        ("vae_scale_factor", vae_scale_factor),
+        ("patch_size", patch_size),
+    ):
+        _check_positive_int(value, argument)
+    check_num_steps(num_steps)
+    check_start_sigma(start_sigma)
+    if entry_rule not in ENTRY_RULES:
+        raise ValueError(f"entry_rule={entry_rule!r} must be one of {ENTRY_RULES}")
+    if min_size > min(height, width):
+        raise ValueError(
+            f"min_size={min_size} must be <= min(height, width) = {min(height, width)}; "
+            f"use min_size={min(height, width)} for a single stage"
+        )
+    extra = count_extra_stages(height, width, min_size, start_sigma)
+    pixel_multiple = vae_scale_factor * patch_size
+    _check_sizes(height, width, extra, pixel_multiple, min_size)
+    schedule = schedule or FlowSchedule()
+    base_height, base_width = base_size or (height, width)
+
+    stages: list[Stage] = []
+    for index, k in enumerate(range(extra, -1, -1)):
+        stage_height, stage_width = height // 2**k, width // 2**k
+        latent_height, latent_width = (
+            stage_height // vae_scale_factor,
+            stage_width // vae_scale_factor,
+        )
+        size = StageSize(
+            height=stage_height,
+            width=stage_width,
+            latent_height=latent_height,
+            latent_width=latent_width,
+            num_tokens=(latent_height // patch_size) * (latent_width // patch_size),
+        )
+        area_ratio = (base_height * base_width) / (stage_height * stage_width)
+        steps = shortened_steps(num_steps, area_ratio) if shorten_steps else num_steps
+        sigmas = tuple(float(s) for s in schedule(steps, size))
+        _check_schedule(sigmas, steps)
+        start = 0
+        if index > 0:
+            level = resolution_shift(start_sigma, 4.0) if compensate_resolution else start_sigma
+            start = entry_index(sigmas, level, parameterization, entry_rule)
+        stages.append(Stage(index, size, steps, sigmas, start))
+
+    return StagePlan(
+        height=height,
+        width=width,
+        num_steps=num_steps,
+        min_size=min_size,
+        start_sigma=start_sigma,
+        shorten_steps=shorten_steps,
+        parameterization=parameterization,
+        entry_rule=entry_rule,
+        stages=tuple(stages),
+    )
+
+
+def _check_schedule(sigmas: Sequence[float], num_steps: int) -> None:
+    if len(sigmas) != num_steps + 1 or sigmas[-1] != 0:
+        raise ValueError(
+            f"schedule returned {len(sigmas)} levels ending in {sigmas[-1] if sigmas else None}; "
+            f"expected num_steps + 1 = {num_steps + 1} levels ending in 0"
+        )
+    if any(b > a for a, b in zip(sigmas, sigmas[1:])):
+        raise ValueError(f"schedule must be non-increasing, got {list(sigmas)}")
