@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 import attrs
 
@@ -34,6 +35,9 @@ from lssgen_core.schedules import (
     check_num_steps,
     resolution_shift,
 )
+
+if TYPE_CHECKING:
+    from lssgen_core.cost import StepCost
 
 ENTRY_RULES = ("sigma", "strength")
 # A scheduled level within this distance of start_sigma counts as equal (float round-off).
@@ -120,8 +124,8 @@ class StagePlan:
         work = sum(stage.num_tokens * stage.num_denoising_steps for stage in self.stages)
         return work / (self.target.num_tokens * self.num_steps)
 
-    def describe(self) -> str:
-        """The plan as a text table."""
+    def describe(self, cost_model: StepCost | None = None) -> str:
+        """The plan as a text table; with a ``cost_model``, also the predicted cost and speed-up."""
         header = (
             f"LSS plan: {self.width}x{self.height}, {self.num_steps} steps, "
             f"start_sigma={self.start_sigma}, min_size={self.min_size}, "
@@ -151,7 +155,12 @@ class StagePlan:
             f"total steps {self.num_denoising_steps}; token-steps vs plain "
             f"{self.token_steps_ratio():.1%}"
         )
-        return "\n".join([header, line(columns), *(line(r) for r in rows), footer])
+        text = [header, line(columns), *(line(r) for r in rows), footer]
+        if cost_model is not None:
+            from lssgen_core.cost import plan_cost
+
+            text.append(plan_cost(self, cost_model).describe())
+        return "\n".join(text)
 
     def __str__(self) -> str:
         return self.describe()

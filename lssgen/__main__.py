@@ -1,0 +1,5 @@
+import sys
+
+from lssgen.cli import main
+
+sys.exit(main())

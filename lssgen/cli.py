@@ -1,0 +1,28 @@
+"""``lssgen <command> ...``: one entry point, each subcommand in the module that owns its work.
+
+A subcommand module defines ``add_arguments(parser)`` and ``run(args) -> int``; it is imported only
+when its command runs, so ``lssgen --help`` stays fast and needs no model library.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+from collections.abc import Sequence
+
+# command name -> (module, one-line help)
+COMMANDS: dict[str, tuple[str, str]] = {}
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    parser = argparse.ArgumentParser(prog="lssgen", description="Latent Space Scaling tools.")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    for name, (module_name, help_text) in COMMANDS.items():
+        command = sub.add_parser(name, help=help_text, description=help_text)
+        command.set_defaults(_module=module_name)
+        if name in argv[:1]:
+            importlib.import_module(module_name).add_arguments(command)
+    args = parser.parse_args(argv)
+    return int(importlib.import_module(args._module).run(args) or 0)

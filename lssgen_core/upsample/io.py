@@ -1,0 +1,208 @@
+"""Load and save latent upsamplers in the released folder layout (Diffusers `save_pretrained`).
+
+A folder holds `config.json` and `diffusion_pytorch_model.safetensors`. Only safetensors are
+read: pickle-based weight files can execute code when loaded, and users get these folders from
+the internet. `safetensors` is imported inside the functions so importing the core stays light.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import tempfile
+from pathlib import Path
+from typing import TypeVar
+
+import torch
+from torch import Tensor
+
+from lssgen_core.upsample.config import CONFIG_CLASS_NAME, UpsamplerConfig
+from lssgen_core.upsample.network import LatentUpsampler
+
+CONFIG_NAME = "config.json"
+WEIGHTS_NAME = "diffusion_pytorch_model.safetensors"
+PICKLE_SUFFIXES = (".bin", ".pt", ".pth", ".ckpt", ".pkl")
+# Spellings of the class name we accept in `_class_name` (ours and the original's).
+_CLASS_NAMES = (CONFIG_CLASS_NAME, LatentUpsampler.__name__)
+
+DTypeLike = torch.dtype | str
+_M = TypeVar("_M", bound=LatentUpsampler)
+
+
+def resolve_dtype(torch_dtype: DTypeLike) -> torch.dtype:
+    """A floating torch dtype from a dtype or its name ("bfloat16", "torch.float16")."""
+    dtype = torch_dtype
+    if isinstance(torch_dtype, str):
+        dtype = getattr(torch, torch_dtype.removeprefix("torch."), None)  # type: ignore[assignment]
+    if not isinstance(dtype, torch.dtype) or not dtype.is_floating_point:
+        raise ValueError(
+            f"torch_dtype must be a floating torch dtype such as torch.float32 or "
+            f"torch.bfloat16, got {torch_dtype!r}"
+        )
+    return dtype
+
+
+def _pickle_refusal(folder: Path, pickles: list[Path]) -> ValueError:
+    names = ", ".join(p.name for p in pickles)
+    return ValueError(
+        f"{folder} has no {WEIGHTS_NAME}, only pickle weight files ({names}). Pickle files are "
+        "not loaded because unpickling can run arbitrary code. Convert a file you trust with: "
+        'python -c "import torch; from safetensors.torch import save_file; '
+        f"save_file(torch.load('{pickles[0]}', weights_only=True), "
+        f"'{folder / WEIGHTS_NAME}')\""
+    )
+
+
+def _find_files(path: str | os.PathLike[str], subfolder: str | None) -> tuple[Path, Path]:
+    folder = Path(path)
+    if subfolder:
+        folder = folder / subfolder
+    if not folder.exists():
+        raise FileNotFoundError(f"upsampler folder not found: {folder}")
+    if not folder.is_dir():
+        if folder.suffix in PICKLE_SUFFIXES:
+            raise _pickle_refusal(folder.parent, [folder])
+        raise ValueError(
+            f"{folder} is a file; pass the folder holding {CONFIG_NAME} and {WEIGHTS_NAME}"
+        )
+    weights = folder / WEIGHTS_NAME
+    if not weights.is_file():
+        # Checked before config.json: a pickle-only folder deserves the actionable message.
+        pickles = sorted(p for p in folder.iterdir() if p.suffix in PICKLE_SUFFIXES)
+        if pickles:
+            raise _pickle_refusal(folder, pickles)
+        raise FileNotFoundError(f"upsampler weights not found: {weights}")
+    config = folder / CONFIG_NAME
+    if not config.is_file():
+        raise FileNotFoundError(f"upsampler config not found: {config}")
+    return config, weights
+
+
+def read_config(path: Path) -> UpsamplerConfig:
+    """Parse a config.json; every failure names the file."""
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise ValueError(f"{path} is not valid JSON: {exc}") from exc
+    if not isinstance(data, dict):
+        raise ValueError(f"{path} must hold a JSON object, got {type(data).__name__}")
+    class_name = data.get("_class_name")
+    if class_name is not None and class_name not in _CLASS_NAMES:
+        raise ValueError(f"{path} describes a {class_name!r}, not a {CONFIG_CLASS_NAME}")
+    try:
+        return UpsamplerConfig.from_dict(data)
+    except (TypeError, ValueError) as exc:
+        raise ValueError(f"{path}: {exc}") from exc
+
+
+def read_weights(path: Path) -> dict[str, Tensor]:
+    """Read a safetensors file into CPU tensors; a damaged file raises ValueError naming it."""
+    from safetensors.torch import load
+
+    # Reading the bytes (instead of mmap) releases the file at once, so a later save can
+    # replace it even on Windows.
+    data = path.read_bytes()
+    try:
+        return load(data)
+    except Exception as exc:  # safetensors raises its own error types for damaged headers
+        raise ValueError(f"{path} is not a valid safetensors file: {exc}") from exc
+
+
+def check_state_dict(
+    tensors: dict[str, Tensor], expected: dict[str, Tensor], *, source: Path
+) -> None:
+    """Strict key and shape match, reporting every problem at once."""
+    missing = sorted(expected.keys() - tensors.keys())
+    unexpected = sorted(tensors.keys() - expected.keys())
+    mismatched = [
+        f"{key}: checkpoint {list(tensors[key].shape)} vs expected {list(expected[key].shape)}"
+        for key in sorted(expected.keys() & tensors.keys())
+        if tensors[key].shape != expected[key].shape
+    ]
+    not_float = [
+        f"{key}: {tensors[key].dtype}"
+        for key in sorted(expected.keys() & tensors.keys())
+        if not tensors[key].is_floating_point()
+    ]
+    problems = []
+    if missing:
+        problems.append(f"missing keys: {missing}")
+    if unexpected:
+        problems.append(f"unexpected keys: {unexpected}")
+    if mismatched:
+        problems.append(f"shape mismatches: {mismatched}")
+    if not_float:
+        problems.append(f"non-floating tensors: {not_float}")
+    if problems:
+        raise ValueError(
+            f"{source} does not match the upsampler described by its config.json; "
+            + "; ".join(problems)
+        )
+
+
+def _stored_dtype(tensors: dict[str, Tensor]) -> torch.dtype:
+    dtypes = {tensor.dtype for tensor in tensors.values()}
+    # One dtype (fp32, or bf16 for CogView4's) is kept; a mixed file has no single answer.
+    return dtypes.pop() if len(dtypes) == 1 else torch.float32
+
+
+def load_upsampler(
+    path: str | os.PathLike[str],
+    *,
+    subfolder: str | None = None,
+    torch_dtype: DTypeLike | None = None,
+    device: str | torch.device | None = None,
+    cls: type[_M] = LatentUpsampler,  # type: ignore[assignment]
+) -> _M:
+    """Load an upsampler folder.
+
+    `torch_dtype=None` keeps the dtype the weights are stored in (bf16 stays bf16), so a
+    save/load round trip reproduces outputs bit for bit; pass a dtype to cast.
+    """
+    dtype = None if torch_dtype is None else resolve_dtype(torch_dtype)
+    config_path, weights_path = _find_files(path, subfolder)
+    config = read_config(config_path)
+    tensors = read_weights(weights_path)
+    model = cls(config)
+    check_state_dict(tensors, model.state_dict(), source=weights_path)
+    model.to(dtype or _stored_dtype(tensors))
+    model.load_state_dict(tensors, strict=True)
+    if device is not None:
+        model.to(device)
+    return model.eval()
+
+
+def _atomic_write(path: Path, data: bytes) -> None:
+    # A temp file in the same folder plus os.replace: readers see the old file or the new one,
+    # never a half-written one, even if the process dies mid-write.
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(data)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.chmod(tmp, 0o644)  # mkstemp makes 0600 files; checkpoints are meant to be shared
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
+        raise
+
+
+def save_upsampler(model: LatentUpsampler, path: str | os.PathLike[str]) -> None:
+    """Write `config.json` and `diffusion_pytorch_model.safetensors` into the folder `path`.
+
+    Tensors are stored in the module's own dtype (fp32 unless it was cast), unchanged.
+    """
+    from safetensors.torch import save
+
+    folder = Path(path)
+    folder.mkdir(parents=True, exist_ok=True)
+    tensors = {
+        key: tensor.detach().to("cpu").contiguous() for key, tensor in model.state_dict().items()
+    }
+    _atomic_write(folder / WEIGHTS_NAME, save(tensors, metadata={"format": "pt"}))
+    # Config last: a folder whose config.json is new also has its new weights.
+    config_text = json.dumps(model.config.to_dict(), indent=2, sort_keys=True) + "\n"
+    _atomic_write(folder / CONFIG_NAME, config_text.encode("utf-8"))
