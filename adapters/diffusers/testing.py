@@ -1,0 +1,702 @@
+"""Tiny random-weight *stock* Diffusers pipelines, built fully offline from configs.
+
+Every pipeline here is an unmodified Diffusers pipeline class (``FluxPipeline``,
+``StableDiffusion3Pipeline``, ``StableDiffusionXLPipeline``, ``StableDiffusionPipeline``,
+``CogView4Pipeline``) whose components are tiny, randomly initialised models built from
+configs, and whose tokenizers are built in code from in-memory vocabularies. Nothing is
+downloaded. They exist for tests, benchmarks and demos: the images are noise, but every
+shape, scheduler, latent packing and VAE scale factor matches the real model family.
+
+Shared properties:
+
+* The VAEs are ``AutoencoderKL`` with four blocks, so ``pipe.vae_scale_factor == 8``, and the
+  real models' latent channel counts and ``scaling_factor`` / ``shift_factor``.
+* Schedulers use the real models' shipped configs (see each builder).
+* Tokenizers save and load offline (``save_pretrained`` / ``from_pretrained``) and turn any
+  text into ids inside the text encoder's vocabulary (byte-level CLIP and GLM vocabularies,
+  a character-level T5 vocabulary with ``<unk>`` for anything else).
+* Everything is deterministic given ``seed``, and building does not disturb torch's global
+  random state.
+* All modules are returned in ``eval()`` mode in float32 on the CPU.
+"""
+
+from __future__ import annotations
+
+import os
+import string
+import struct
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import torch
+from diffusers import (
+    AutoencoderKL,
+    CogView4Pipeline,
+    CogView4Transformer2DModel,
+    DDIMScheduler,
+    EulerDiscreteScheduler,
+    FlowMatchEulerDiscreteScheduler,
+    FluxPipeline,
+    FluxTransformer2DModel,
+    PNDMScheduler,
+    SD3Transformer2DModel,
+    StableDiffusion3Pipeline,
+    StableDiffusionPipeline,
+    StableDiffusionXLPipeline,
+    UNet2DConditionModel,
+)
+from tokenizers import Tokenizer, decoders, models, pre_tokenizers, processors
+from transformers import (
+    CLIPTextConfig,
+    CLIPTextModel,
+    CLIPTextModelWithProjection,
+    CLIPTokenizer,
+    GlmConfig,
+    GlmModel,
+    PreTrainedTokenizerFast,
+    T5Config,
+    T5EncoderModel,
+    T5Tokenizer,
+)
+
+__all__ = [
+    "PIPELINE_KINDS",
+    "SD_SCHEDULERS",
+    "align_safetensors",
+    "save_tiny_pipeline",
+    "tiny_clip_tokenizer",
+    "tiny_cogview4_pipeline",
+    "tiny_flux_pipeline",
+    "tiny_glm_tokenizer",
+    "tiny_pipeline",
+    "tiny_sd3_pipeline",
+    "tiny_sd_pipeline",
+    "tiny_sdxl_pipeline",
+    "tiny_t5_tokenizer",
+    "tiny_vae",
+]
+
+#: Kinds accepted by :func:`tiny_pipeline`.
+PIPELINE_KINDS: tuple[str, ...] = ("flux", "sd3", "sdxl", "sd", "cogview4")
+
+#: Schedulers accepted by :func:`tiny_sd_pipeline`.
+SD_SCHEDULERS: tuple[str, ...] = ("ddim", "euler", "pndm")
+
+# Real VAE latent normalisation constants (scaling_factor, shift_factor).
+_VAE_FACTORS: dict[str, tuple[float, float | None]] = {
+    "flux": (0.3611, 0.1159),
+    "sd3": (1.5305, 0.0609),
+    "cogview4": (1.0, 0.0),
+    "sdxl": (0.13025, None),
+    "sd": (0.18215, None),
+}
+
+# Tiny sizes shared by the builders.
+_CLIP_HIDDEN = 32
+_CLIP_PROJ = 32
+# Latent side of the UNet / SD3 / CogView4 ``sample_size``: default generation is 16 * 8 = 128 px.
+_SAMPLE_SIZE = 16
+# Offsets added to ``seed`` so that every component gets its own random stream.
+_OFFSETS = {
+    "vae": 1,
+    "denoiser": 2,
+    "text_encoder": 3,
+    "text_encoder_2": 4,
+    "text_encoder_3": 5,
+}
+
+# Beta schedule of SD 1.x / SDXL (the schedulers' shipped configs).
+_SD_BETAS: dict[str, Any] = {
+    "num_train_timesteps": 1000,
+    "beta_start": 0.00085,
+    "beta_end": 0.012,
+    "beta_schedule": "scaled_linear",
+}
+
+
+@contextmanager
+def _seeded(seed: int, component: str) -> Iterator[None]:
+    """Seed torch's CPU RNG for one component without leaking into the caller's RNG state."""
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed((seed * 16 + _OFFSETS[component]) % 2**63)
+        yield
+
+
+def _ready(module: torch.nn.Module) -> Any:
+    """Put a freshly built module into ``eval()`` mode, the state ``from_pretrained`` returns."""
+    return module.eval()
+
+
+# --------------------------------------------------------------------------------------------
+# Tokenizers
+# --------------------------------------------------------------------------------------------
+
+
+def tiny_clip_tokenizer(model_max_length: int = 77) -> CLIPTokenizer:
+    """A byte-level CLIP tokenizer with no merges (514 tokens), built in memory.
+
+    The vocabulary is CLIP's own first 512 entries (the 256 byte-level symbols, then the same
+    symbols with the end-of-word suffix ``</w>``) followed by ``<|startoftext|>`` (512) and
+    ``<|endoftext|>`` (513, also the pad token). As in real CLIP, the end-of-text id is the
+    largest id. Any text tokenizes (one token per byte).
+    """
+    alphabet = sorted(pre_tokenizers.ByteLevel.alphabet())
+    vocab: dict[str, int] = {}
+    for symbol in alphabet:
+        vocab[symbol] = len(vocab)
+    for symbol in alphabet:
+        vocab[symbol + "</w>"] = len(vocab)
+    vocab["<|startoftext|>"] = len(vocab)
+    vocab["<|endoftext|>"] = len(vocab)
+    return CLIPTokenizer(vocab=vocab, merges=[], model_max_length=model_max_length)
+
+
+def tiny_t5_tokenizer(model_max_length: int = 512) -> T5Tokenizer:
+    """A character-level T5 (Unigram) tokenizer built in memory (98 tokens).
+
+    Ids: ``<pad>`` 0, ``</s>`` 1, ``<unk>`` 2, the word-start marker ``▁`` 3, then the printable
+    ASCII characters. Characters outside printable ASCII map to ``<unk>``. No ``<extra_id_*>``
+    sentinels (T5 encoders in text-to-image pipelines never use them).
+    """
+    pieces: list[tuple[str, float]] = [("<pad>", 0.0), ("</s>", 0.0), ("<unk>", 0.0), ("▁", -2.0)]
+    pieces += [(char, -5.0) for char in string.printable.strip()]
+    return T5Tokenizer(vocab=pieces, extra_ids=0, model_max_length=model_max_length)
+
+
+def tiny_glm_tokenizer(model_max_length: int = 8192) -> PreTrainedTokenizerFast:
+    """A byte-level GLM-4-style tokenizer built in memory (262 tokens).
+
+    Like GLM-4's tokenizer it prefixes every sequence with ``[gMASK]<sop>`` (so even the empty
+    string gives two tokens, which CogView4's empty negative prompt needs), pads on the left
+    with ``<|endoftext|>`` (id 256), and is a plain ``PreTrainedTokenizerFast``.
+    """
+    alphabet = sorted(pre_tokenizers.ByteLevel.alphabet())
+    specials = ["<|endoftext|>", "[MASK]", "[gMASK]", "[sMASK]", "<sop>", "<eop>"]
+    vocab = {symbol: i for i, symbol in enumerate(alphabet)}
+    for token in specials:
+        vocab[token] = len(vocab)
+    backend = Tokenizer(models.BPE(vocab=vocab, merges=[]))
+    backend.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    backend.decoder = decoders.ByteLevel()
+    backend.add_special_tokens(specials)
+    backend.post_processor = processors.TemplateProcessing(
+        single="[gMASK] <sop> $A",
+        pair="[gMASK] <sop> $A $B",
+        special_tokens=[("[gMASK]", vocab["[gMASK]"]), ("<sop>", vocab["<sop>"])],
+    )
+    return PreTrainedTokenizerFast(
+        tokenizer_object=backend,
+        pad_token="<|endoftext|>",
+        eos_token="<|endoftext|>",
+        padding_side="left",
+        model_max_length=model_max_length,
+    )
+
+
+# --------------------------------------------------------------------------------------------
+# Text encoders
+# --------------------------------------------------------------------------------------------
+
+
+def _clip_config(tokenizer: CLIPTokenizer) -> CLIPTextConfig:
+    return CLIPTextConfig(
+        vocab_size=len(tokenizer),
+        hidden_size=_CLIP_HIDDEN,
+        intermediate_size=64,
+        num_hidden_layers=2,  # SDXL / SD3 read hidden_states[-2]
+        num_attention_heads=4,
+        max_position_embeddings=tokenizer.model_max_length,
+        projection_dim=_CLIP_PROJ,
+        hidden_act="quick_gelu",
+        bos_token_id=tokenizer.bos_token_id,
+        eos_token_id=tokenizer.eos_token_id,
+        pad_token_id=tokenizer.pad_token_id,
+    )
+
+
+def _clip_text_model(tokenizer: CLIPTokenizer, seed: int, component: str) -> CLIPTextModel:
+    with _seeded(seed, component):
+        return _ready(CLIPTextModel(_clip_config(tokenizer)))
+
+
+def _clip_text_model_with_projection(
+    tokenizer: CLIPTokenizer, seed: int, component: str
+) -> CLIPTextModelWithProjection:
+    with _seeded(seed, component):
+        return _ready(CLIPTextModelWithProjection(_clip_config(tokenizer)))
+
+
+def _t5_encoder(tokenizer: T5Tokenizer, d_model: int, seed: int, component: str) -> T5EncoderModel:
+    config = T5Config(
+        vocab_size=len(tokenizer),
+        d_model=d_model,
+        d_kv=8,
+        d_ff=64,
+        num_layers=2,
+        num_heads=4,
+        relative_attention_num_buckets=8,
+        relative_attention_max_distance=32,
+        dropout_rate=0.0,
+        feed_forward_proj="gated-gelu",  # T5 v1.1 (T5-XXL as used by FLUX / SD3)
+        is_encoder_decoder=False,
+        use_cache=False,
+        pad_token_id=tokenizer.pad_token_id,
+        eos_token_id=tokenizer.eos_token_id,
+        decoder_start_token_id=tokenizer.pad_token_id,
+    )
+    with _seeded(seed, component):
+        return _ready(T5EncoderModel(config))
+
+
+def _glm_encoder(tokenizer: PreTrainedTokenizerFast, seed: int) -> GlmModel:
+    config = GlmConfig(
+        vocab_size=len(tokenizer),
+        hidden_size=32,
+        intermediate_size=32,
+        num_hidden_layers=2,  # CogView4 reads hidden_states[-2]
+        num_attention_heads=4,
+        num_key_value_heads=2,
+        head_dim=8,
+        max_position_embeddings=8192,
+        pad_token_id=tokenizer.pad_token_id,
+        eos_token_id=tokenizer.eos_token_id,
+        use_cache=False,
+    )
+    with _seeded(seed, "text_encoder"):
+        return _ready(GlmModel(config))
+
+
+# --------------------------------------------------------------------------------------------
+# VAE
+# --------------------------------------------------------------------------------------------
+
+
+def tiny_vae(
+    latent_channels: int,
+    seed: int = 0,
+    *,
+    scaling_factor: float | None = None,
+    shift_factor: float | None = None,
+    use_quant_conv: bool | None = None,
+    mid_block_add_attention: bool = True,
+) -> AutoencoderKL:
+    """A tiny random ``AutoencoderKL`` with a real 8x spatial factor.
+
+    Four ``DownEncoderBlock2D`` / ``UpDecoderBlock2D`` blocks of 8 channels (GroupNorm with 4
+    groups, one resnet per encoder block), so ``2 ** (4 - 1) == 8``.
+
+    Args:
+        latent_channels: 4 (SD / SDXL) or 16 (FLUX / SD3 / CogView4).
+        seed: Weight-initialisation seed.
+        scaling_factor: ``vae.config.scaling_factor``; by default SD's 0.18215 for 4 channels and
+            SD3's 1.5305 for 16.
+        shift_factor: ``vae.config.shift_factor``; by default ``None`` for 4 channels and SD3's
+            0.0609 for 16.
+        use_quant_conv: Whether the 1x1 (post-)quant convs exist; by default ``True`` for 4
+            channels (SD / SDXL VAEs have them) and ``False`` for 16 (FLUX / SD3 / CogView4).
+        mid_block_add_attention: Whether the mid blocks have self-attention (``False`` only in
+            CogView4's VAE).
+    """
+    if latent_channels <= 0:
+        raise ValueError(f"latent_channels must be positive, got {latent_channels}")
+    four = latent_channels == 4
+    if scaling_factor is None:
+        scaling_factor = _VAE_FACTORS["sd"][0] if four else _VAE_FACTORS["sd3"][0]
+    if shift_factor is None and not four:
+        shift_factor = _VAE_FACTORS["sd3"][1]
+    if use_quant_conv is None:
+        use_quant_conv = four
+    with _seeded(seed, "vae"):
+        vae = AutoencoderKL(
+            in_channels=3,
+            out_channels=3,
+            down_block_types=("DownEncoderBlock2D",) * 4,
+            up_block_types=("UpDecoderBlock2D",) * 4,
+            block_out_channels=(8, 8, 8, 8),
+            layers_per_block=1,
+            act_fn="silu",
+            latent_channels=latent_channels,
+            norm_num_groups=4,
+            sample_size=128,
+            scaling_factor=scaling_factor,
+            shift_factor=shift_factor,
+            force_upcast=True,
+            use_quant_conv=use_quant_conv,
+            use_post_quant_conv=use_quant_conv,
+            mid_block_add_attention=mid_block_add_attention,
+        )
+    return _ready(vae)
+
+
+def _family_vae(kind: str, latent_channels: int, seed: int, **kwargs: Any) -> AutoencoderKL:
+    scaling, shift = _VAE_FACTORS[kind]
+    return tiny_vae(latent_channels, seed, scaling_factor=scaling, shift_factor=shift, **kwargs)
+
+
+# --------------------------------------------------------------------------------------------
+# Pipelines
+# --------------------------------------------------------------------------------------------
+
+
+def tiny_flux_pipeline(seed: int = 0) -> FluxPipeline:
+    """A tiny random FLUX.1-dev-shaped ``FluxPipeline``.
+
+    * VAE: 16 latent channels, scaling 0.3611, shift 0.1159, no quant convs.
+    * Transformer: ``FluxTransformer2DModel`` with ``in_channels=64`` (16 latent channels packed
+      2x2), patch size 1, two double-stream blocks and one single-stream block, 2 heads x 16
+      dims, RoPE axes (4, 4, 8), ``joint_attention_dim=32`` (T5 width),
+      ``pooled_projection_dim=32`` (CLIP width), ``guidance_embeds=True`` (distilled guidance,
+      as FLUX.1-dev).
+    * Text: ``CLIPTextModel`` (pooled) + ``T5EncoderModel`` (d_model 32), byte-level CLIP and
+      character-level T5 tokenizers (``model_max_length`` 77 / 512).
+    * Scheduler: FLUX.1-dev's ``FlowMatchEulerDiscreteScheduler`` (shift 3.0,
+      ``use_dynamic_shifting=True``, base_shift 0.5, max_shift 1.15, base_image_seq_len 256,
+      max_image_seq_len 4096).
+
+    ``default_sample_size`` is hard-coded to 128 by ``FluxPipeline`` (1024 px); height and width
+    must be multiples of 16. Latents are packed: ``output_type="latent"`` gives
+    ``(B, (H/16) * (W/16), 64)``.
+    """
+    tokenizer = tiny_clip_tokenizer()
+    tokenizer_2 = tiny_t5_tokenizer(model_max_length=512)
+    text_encoder = _clip_text_model(tokenizer, seed, "text_encoder")
+    text_encoder_2 = _t5_encoder(tokenizer_2, 32, seed, "text_encoder_2")
+    with _seeded(seed, "denoiser"):
+        transformer = FluxTransformer2DModel(
+            patch_size=1,
+            in_channels=4 * 16,
+            num_layers=2,
+            num_single_layers=1,
+            attention_head_dim=16,
+            num_attention_heads=2,
+            joint_attention_dim=text_encoder_2.config.d_model,
+            pooled_projection_dim=text_encoder.config.hidden_size,
+            guidance_embeds=True,
+            axes_dims_rope=(4, 4, 8),
+        )
+    scheduler = FlowMatchEulerDiscreteScheduler(
+        num_train_timesteps=1000,
+        shift=3.0,
+        use_dynamic_shifting=True,
+        base_shift=0.5,
+        max_shift=1.15,
+        base_image_seq_len=256,
+        max_image_seq_len=4096,
+    )
+    return FluxPipeline(
+        scheduler=scheduler,
+        vae=_family_vae("flux", 16, seed, use_quant_conv=False),
+        text_encoder=text_encoder,
+        tokenizer=tokenizer,
+        text_encoder_2=text_encoder_2,
+        tokenizer_2=tokenizer_2,
+        transformer=_ready(transformer),
+    )
+
+
+def tiny_sd3_pipeline(seed: int = 0) -> StableDiffusion3Pipeline:
+    """A tiny random SD3-shaped ``StableDiffusion3Pipeline``.
+
+    * VAE: 16 latent channels, scaling 1.5305, shift 0.0609, no quant convs.
+    * Transformer: ``SD3Transformer2DModel`` with patch size 2, 16 in/out channels, one block,
+      4 heads x 8 dims, ``sample_size=16`` (default 128 px), ``pos_embed_max_size=96`` (up to
+      1536 px), ``joint_attention_dim=64`` (T5 width, = the two CLIP widths concatenated),
+      ``pooled_projection_dim=64`` (two CLIP projections concatenated).
+    * Text: two ``CLIPTextModelWithProjection`` (32 wide, projection 32) + ``T5EncoderModel``
+      (d_model 64), byte-level CLIP and character-level T5 tokenizers.
+    * Scheduler: SD3's ``FlowMatchEulerDiscreteScheduler`` (shift 3.0, no dynamic shifting).
+
+    Height and width must be multiples of 16.
+    """
+    tokenizer = tiny_clip_tokenizer()
+    tokenizer_2 = tiny_clip_tokenizer()
+    tokenizer_3 = tiny_t5_tokenizer(model_max_length=512)
+    text_encoder = _clip_text_model_with_projection(tokenizer, seed, "text_encoder")
+    text_encoder_2 = _clip_text_model_with_projection(tokenizer_2, seed, "text_encoder_2")
+    t5_width = text_encoder.config.hidden_size + text_encoder_2.config.hidden_size
+    text_encoder_3 = _t5_encoder(tokenizer_3, t5_width, seed, "text_encoder_3")
+    with _seeded(seed, "denoiser"):
+        transformer = SD3Transformer2DModel(
+            sample_size=_SAMPLE_SIZE,
+            patch_size=2,
+            in_channels=16,
+            num_layers=1,
+            attention_head_dim=8,
+            num_attention_heads=4,
+            joint_attention_dim=t5_width,
+            caption_projection_dim=32,
+            pooled_projection_dim=text_encoder.config.projection_dim
+            + text_encoder_2.config.projection_dim,
+            out_channels=16,
+            pos_embed_max_size=96,
+        )
+    scheduler = FlowMatchEulerDiscreteScheduler(num_train_timesteps=1000, shift=3.0)
+    return StableDiffusion3Pipeline(
+        transformer=_ready(transformer),
+        scheduler=scheduler,
+        vae=_family_vae("sd3", 16, seed, use_quant_conv=False),
+        text_encoder=text_encoder,
+        tokenizer=tokenizer,
+        text_encoder_2=text_encoder_2,
+        tokenizer_2=tokenizer_2,
+        text_encoder_3=text_encoder_3,
+        tokenizer_3=tokenizer_3,
+    )
+
+
+def _tiny_unet(cross_attention_dim: int, seed: int, **extra: Any) -> UNet2DConditionModel:
+    with _seeded(seed, "denoiser"):
+        unet = UNet2DConditionModel(
+            sample_size=_SAMPLE_SIZE,
+            in_channels=4,
+            out_channels=4,
+            down_block_types=("DownBlock2D", "CrossAttnDownBlock2D"),
+            up_block_types=("CrossAttnUpBlock2D", "UpBlock2D"),
+            block_out_channels=(16, 32),
+            layers_per_block=1,
+            norm_num_groups=8,
+            attention_head_dim=(2, 4),
+            cross_attention_dim=cross_attention_dim,
+            **extra,
+        )
+    return _ready(unet)
+
+
+def _sdxl_euler() -> EulerDiscreteScheduler:
+    return EulerDiscreteScheduler(
+        **_SD_BETAS,
+        prediction_type="epsilon",
+        interpolation_type="linear",
+        use_karras_sigmas=False,
+        timestep_spacing="leading",
+        steps_offset=1,
+    )
+
+
+def tiny_sdxl_pipeline(seed: int = 0) -> StableDiffusionXLPipeline:
+    """A tiny random SDXL-shaped ``StableDiffusionXLPipeline``.
+
+    * VAE: 4 latent channels, scaling 0.13025, quant convs.
+    * UNet: ``UNet2DConditionModel`` with blocks (16, 32) (``DownBlock2D``,
+      ``CrossAttnDownBlock2D``), ``sample_size=16`` (default 128 px),
+      ``cross_attention_dim=64`` (the two CLIP widths concatenated), linear projections,
+      ``addition_embed_type="text_time"``, ``addition_time_embed_dim=8`` and
+      ``projection_class_embeddings_input_dim = 6 * 8 + 32 = 80``.
+    * Text: ``CLIPTextModel`` + ``CLIPTextModelWithProjection`` (32 wide, projection 32),
+      byte-level CLIP tokenizers.
+    * Scheduler: SDXL's ``EulerDiscreteScheduler`` (scaled_linear 0.00085..0.012,
+      ``steps_offset=1``, ``timestep_spacing="leading"``, epsilon prediction).
+
+    Height and width must be multiples of 8 (16 keeps the UNet's skip connections aligned).
+    """
+    tokenizer = tiny_clip_tokenizer()
+    tokenizer_2 = tiny_clip_tokenizer()
+    text_encoder = _clip_text_model(tokenizer, seed, "text_encoder")
+    text_encoder_2 = _clip_text_model_with_projection(tokenizer_2, seed, "text_encoder_2")
+    time_embed_dim = 8
+    unet = _tiny_unet(
+        text_encoder.config.hidden_size + text_encoder_2.config.hidden_size,
+        seed,
+        use_linear_projection=True,
+        addition_embed_type="text_time",
+        addition_time_embed_dim=time_embed_dim,
+        projection_class_embeddings_input_dim=6 * time_embed_dim
+        + text_encoder_2.config.projection_dim,
+    )
+    return StableDiffusionXLPipeline(
+        vae=_family_vae("sdxl", 4, seed, use_quant_conv=True),
+        text_encoder=text_encoder,
+        text_encoder_2=text_encoder_2,
+        tokenizer=tokenizer,
+        tokenizer_2=tokenizer_2,
+        unet=unet,
+        scheduler=_sdxl_euler(),
+        force_zeros_for_empty_prompt=True,
+        add_watermarker=False,
+    )
+
+
+def _sd_scheduler(name: str) -> DDIMScheduler | EulerDiscreteScheduler | PNDMScheduler:
+    if name == "ddim":
+        return DDIMScheduler(
+            **_SD_BETAS,
+            clip_sample=False,
+            set_alpha_to_one=False,
+            steps_offset=1,
+            prediction_type="epsilon",
+            timestep_spacing="leading",
+        )
+    if name == "euler":
+        return _sdxl_euler()
+    if name == "pndm":
+        return PNDMScheduler(
+            **_SD_BETAS,
+            skip_prk_steps=True,
+            set_alpha_to_one=False,
+            steps_offset=1,
+            prediction_type="epsilon",
+            timestep_spacing="leading",
+        )
+    raise ValueError(f"unknown SD scheduler {name!r}; expected one of {SD_SCHEDULERS}")
+
+
+def tiny_sd_pipeline(seed: int = 0, scheduler: str = "ddim") -> StableDiffusionPipeline:
+    """A tiny random SD-1.5-shaped ``StableDiffusionPipeline`` (no safety checker).
+
+    * VAE: 4 latent channels, scaling 0.18215, quant convs.
+    * UNet: ``UNet2DConditionModel`` with blocks (16, 32), ``sample_size=16`` (default 128 px),
+      ``cross_attention_dim=32`` (the CLIP width).
+    * Text: ``CLIPTextModel`` (32 wide), byte-level CLIP tokenizer.
+    * Scheduler (SD 1.5's betas: scaled_linear 0.00085..0.012, ``steps_offset=1``,
+      ``timestep_spacing="leading"``, epsilon prediction):
+
+      - ``"ddim"``: ``DDIMScheduler`` (``clip_sample=False``, ``set_alpha_to_one=False``);
+      - ``"euler"``: ``EulerDiscreteScheduler``;
+      - ``"pndm"``: ``PNDMScheduler`` (``skip_prk_steps=True``, SD 1.5's shipped scheduler).
+
+    Height and width must be multiples of 8 (16 keeps the UNet's skip connections aligned).
+    """
+    sched = _sd_scheduler(scheduler)
+    tokenizer = tiny_clip_tokenizer()
+    text_encoder = _clip_text_model(tokenizer, seed, "text_encoder")
+    return StableDiffusionPipeline(
+        vae=_family_vae("sd", 4, seed, use_quant_conv=True),
+        text_encoder=text_encoder,
+        tokenizer=tokenizer,
+        unet=_tiny_unet(text_encoder.config.hidden_size, seed),
+        scheduler=sched,
+        safety_checker=None,
+        feature_extractor=None,
+        requires_safety_checker=False,
+    )
+
+
+def tiny_cogview4_pipeline(seed: int = 0) -> CogView4Pipeline:
+    """A tiny random CogView4-shaped ``CogView4Pipeline``.
+
+    * VAE: 16 latent channels, scaling 1.0, shift 0.0, no quant convs, no mid-block attention
+      (as CogView4's VAE).
+    * Transformer: ``CogView4Transformer2DModel`` with patch size 2, 16 in/out channels, one
+      block, 2 heads x 16 dims, ``text_embed_dim=32`` (GLM width), ``time_embed_dim=16``,
+      ``condition_dim=8``, ``sample_size=16`` (default 128 px), RoPE axes (256, 256).
+    * Text: ``GlmModel`` (32 wide, 2 layers) and a byte-level ``PreTrainedTokenizerFast`` that
+      prefixes ``[gMASK]<sop>`` (so the empty negative prompt is not zero tokens).
+    * Scheduler: CogView4's ``FlowMatchEulerDiscreteScheduler`` (``use_dynamic_shifting=True``,
+      ``time_shift_type="linear"``, base_shift 0.25, max_shift 0.75, base_image_seq_len 256;
+      the pipeline computes ``mu`` itself and passes its own sigmas).
+
+    Height and width must be multiples of 16.
+    """
+    tokenizer = tiny_glm_tokenizer()
+    text_encoder = _glm_encoder(tokenizer, seed)
+    with _seeded(seed, "denoiser"):
+        transformer = CogView4Transformer2DModel(
+            patch_size=2,
+            in_channels=16,
+            out_channels=16,
+            num_layers=1,
+            attention_head_dim=16,
+            num_attention_heads=2,
+            text_embed_dim=text_encoder.config.hidden_size,
+            time_embed_dim=16,
+            condition_dim=8,
+            sample_size=_SAMPLE_SIZE,
+            rope_axes_dim=(256, 256),
+        )
+    scheduler = FlowMatchEulerDiscreteScheduler(
+        num_train_timesteps=1000,
+        shift=1.0,
+        use_dynamic_shifting=True,
+        base_shift=0.25,
+        max_shift=0.75,
+        base_image_seq_len=256,
+        max_image_seq_len=4096,
+        time_shift_type="linear",
+    )
+    return CogView4Pipeline(
+        tokenizer=tokenizer,
+        text_encoder=text_encoder,
+        vae=_family_vae("cogview4", 16, seed, use_quant_conv=False, mid_block_add_attention=False),
+        transformer=_ready(transformer),
+        scheduler=scheduler,
+    )
+
+
+_BUILDERS: dict[str, Callable[[int], Any]] = {
+    "flux": tiny_flux_pipeline,
+    "sd3": tiny_sd3_pipeline,
+    "sdxl": tiny_sdxl_pipeline,
+    "sd": tiny_sd_pipeline,
+    "cogview4": tiny_cogview4_pipeline,
+}
+
+
+def tiny_pipeline(
+    kind: str, seed: int = 0
+) -> (
+    FluxPipeline
+    | StableDiffusion3Pipeline
+    | StableDiffusionXLPipeline
+    | StableDiffusionPipeline
+    | CogView4Pipeline
+):
+    """Build the tiny pipeline of ``kind`` (one of :data:`PIPELINE_KINDS`) with ``seed``.
+
+    ``"sd"`` uses its default DDIM scheduler; call :func:`tiny_sd_pipeline` for another one.
+    """
+    try:
+        builder = _BUILDERS[kind]
+    except KeyError:
+        raise ValueError(
+            f"unknown pipeline kind {kind!r}; expected one of {PIPELINE_KINDS}"
+        ) from None
+    return builder(seed)
+
+
+# --------------------------------------------------------------------------------------------
+# Saving with aligned tensors
+# --------------------------------------------------------------------------------------------
+
+_SAFETENSORS_ALIGNMENT = 64
+
+
+def align_safetensors(folder: str | os.PathLike[str]) -> list[Path]:
+    """Pad the header of every ``*.safetensors`` file under ``folder`` so tensor data starts
+    at a 64-byte file offset; returns the files that were rewritten.
+
+    ``safetensors`` pads its JSON header to 8 bytes only, and Diffusers / Transformers load
+    tensors zero-copy from the memory-mapped file, so the loaded weights sit at whatever
+    alignment the header length gives. MKL's matrix-vector kernels (``F.linear`` with one row,
+    e.g. timestep / pooled-text embedders and AdaLN modulation at batch size 1) round
+    differently when a weight is not 16-byte aligned, so a pipeline loaded from such a file
+    can drift from the in-memory one by ~1 ulp per step. Padding the header with spaces (which
+    the safetensors format allows, and its own writer does) removes that. The tensors and
+    metadata are unchanged; only the header's trailing padding grows.
+    """
+    rewritten: list[Path] = []
+    for path in sorted(Path(folder).rglob("*.safetensors")):
+        data = path.read_bytes()
+        (header_len,) = struct.unpack("<Q", data[:8])
+        header = data[8 : 8 + header_len].rstrip(b" ")
+        new_len = len(header) + (-(8 + len(header)) % _SAFETENSORS_ALIGNMENT)
+        if new_len == header_len:
+            continue
+        padded = header + b" " * (new_len - len(header))
+        path.write_bytes(struct.pack("<Q", new_len) + padded + data[8 + header_len :])
+        rewritten.append(path)
+    return rewritten
+
+
+def save_tiny_pipeline(pipe: Any, folder: str | os.PathLike[str], **kwargs: Any) -> Path:
+    """``pipe.save_pretrained(folder, **kwargs)`` followed by :func:`align_safetensors`.
+
+    A pipeline saved this way and loaded with the stock ``from_pretrained`` reproduces the
+    in-memory pipeline bit for bit on CPU. Plain ``save_pretrained`` round-trips the same
+    weights, configs and tokenizers, and with the pinned library versions the builders' sizes
+    happen to give aligned denoiser weights too, but that depends on header lengths.
+    """
+    pipe.save_pretrained(folder, **kwargs)
+    align_safetensors(folder)
+    return Path(folder)
