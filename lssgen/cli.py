@@ -12,7 +12,16 @@ import sys
 from collections.abc import Sequence
 
 # command name -> (module, one-line help)
-COMMANDS: dict[str, tuple[str, str]] = {}
+COMMANDS: dict[str, tuple[str, str]] = {
+    "train-upsampler": (
+        "lssgen_diffusers.train_cli",
+        "Train a latent upsampler for a Diffusers VAE on a folder of images.",
+    ),
+    "eval-upsampler": (
+        "lssgen_diffusers.eval_cli",
+        "Compare an upsampler with interpolation and the pixel round trip on held-out images.",
+    ),
+}
 
 
 def main(argv: Sequence[str] | None = None) -> int:

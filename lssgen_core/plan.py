@@ -42,6 +42,9 @@ if TYPE_CHECKING:
 ENTRY_RULES = ("sigma", "strength")
 # A scheduled level within this distance of start_sigma counts as equal (float round-off).
 _LEVEL_TOLERANCE = 1e-9
+# Flow levels this close to 1 are pure noise for entry purposes (VE schedules of flow models clamp
+# t = 1 to a finite sigma, e.g. t = 1 - 1e-4).
+_PURE_NOISE_LEVEL = 1 - 1e-3
 
 
 @attrs.frozen
@@ -187,7 +190,8 @@ def entry_index(
 ) -> int:
     """Where a later stage enters its schedule ``sigmas`` (``num_steps + 1`` levels ending in 0).
 
-    "sigma": the last step whose level (converted to flow terms) is still >= ``start_sigma``.
+    "sigma": the last step whose level (converted to flow terms) is still >= ``start_sigma``,
+    but never the pure-noise level itself when the schedule has a later one.
     "strength": the img2img rule ``N - int(N * start_sigma)``.
     Always leaves at least one step.
     """
@@ -196,10 +200,15 @@ def entry_index(
         return min(max(num_steps - int(num_steps * start_sigma), 0), num_steps - 1)
     if entry_rule != "sigma":
         raise ValueError(f"entry_rule={entry_rule!r} must be one of {ENTRY_RULES}")
+    levels = [convert_sigma(sigma, parameterization, FLOW) for sigma in sigmas[:-1]]
     index = 0
-    for i, sigma in enumerate(sigmas[:-1]):
-        if convert_sigma(sigma, parameterization, FLOW) >= start_sigma - _LEVEL_TOLERANCE:
+    for i, level in enumerate(levels):
+        if level >= start_sigma - _LEVEL_TOLERANCE:
             index = i
+    if index == 0 and num_steps > 1 and levels[0] >= _PURE_NOISE_LEVEL:
+        # A short schedule can jump from pure noise straight below start_sigma; entering at pure
+        # noise would throw the previous stage away, so take the first level below instead.
+        index = 1
     return index
 
 

@@ -94,7 +94,11 @@ def test_schedules_are_monotone_in_range_and_entries_straddle_start_sigma(args):
         if stage.index > 0:
             s = args["start_sigma"]
             entry = stage.start_sigma
-            assert entry >= s - 1e-9 or stage.start_index == 0
+            # Never re-enter at pure noise when there is a later level (that would discard the
+            # previous stage); otherwise the last level that is still >= start_sigma.
+            assert entry < 1 - 1e-3 or stage.num_steps == 1
+            if stage.start_index > 1 or sigmas[0] < 1 - 1e-3:
+                assert entry >= s - 1e-9 or stage.start_index == 0
             assert (
                 sigmas[stage.start_index + 1] < s + 1e-9 or stage.start_index == stage.num_steps - 1
             )
@@ -144,6 +148,12 @@ def test_three_stages_and_non_square():
     assert [(s.latent_height, s.latent_width) for s in wide.stages] == [(64, 128), (128, 256)]
 
 
+def test_a_short_schedule_never_reenters_at_pure_noise():
+    sigmas = [1.0, 0.5, 0.0]
+    assert entry_index(sigmas, 0.75) == 1
+    assert entry_index([1.0, 0.0], 0.75) == 0  # nothing later to enter at
+
+
 def test_start_sigma_one_or_min_size_at_target_give_one_stage():
     assert plan_stages(1024, 1024, num_steps=10, start_sigma=1.0).is_single_stage
     assert plan_stages(1024, 1024, num_steps=10, min_size=1024).is_single_stage
@@ -163,7 +173,8 @@ def test_vp_entry_matches_flow_level_through_snr(n, s):
     vp_sigmas = [convert_sigma(1 - i / (n + 1), FLOW, VP) for i in range(n)] + [0.0]
     index = entry_index(vp_sigmas, s, VP)
     levels = [convert_sigma(v, VP, FLOW) for v in vp_sigmas]
-    assert levels[index] >= s - 1e-9 or index == 0
+    pure_noise_skipped = index == 1 and levels[0] >= 1 - 1e-3
+    assert levels[index] >= s - 1e-9 or index == 0 or pure_noise_skipped
     assert all(level < s + 1e-9 for level in levels[index + 1 : -1])
 
 

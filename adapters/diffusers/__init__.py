@@ -1,0 +1,57 @@
+"""lssgen_diffusers: LSSGen for Diffusers pipelines.
+
+Each pipeline subclasses the stock Diffusers pipeline and adds the arguments ``start_sigma``,
+``min_size`` (alias ``min_resolution``), ``shorten_intermediate_steps``, ``scaling_mode`` and
+``entry_rule`` (see :mod:`lssgen_diffusers.options` for the per-pipeline defaults) and an optional
+``latent_upsampler`` component::
+
+    from lssgen_diffusers import LSSFluxPipeline, LatentUpSampler
+
+    upsampler = LatentUpSampler.from_pretrained(UPSAMPLER_PATH, torch_dtype=dtype).to(device)
+    pipe = LSSFluxPipeline.from_pretrained(
+        MODEL_PATH, latent_upsampler=upsampler, torch_dtype=dtype
+    ).to(device)
+    image = pipe(prompt, height=1024, width=1024, num_inference_steps=50, guidance_scale=3.5,
+                 start_sigma=0.75, shorten_intermediate_steps=True).images[0]
+
+Tiny offline stock pipelines for tests and demos live in ``lssgen_diffusers.testing`` (imported
+on demand, not here).
+"""
+
+from lssgen_core.upsample import LatentUpSampler, LatentUpsampler
+from lssgen_diffusers.cogview4 import LSSCogView4Pipeline
+from lssgen_diffusers.flux import LSSFluxPipeline
+from lssgen_diffusers.mixin import LSSPipelineMixin
+from lssgen_diffusers.options import (
+    COGVIEW4_DEFAULTS,
+    FLUX_DEFAULTS,
+    SD3_DEFAULTS,
+    SD_DEFAULTS,
+    SDXL_DEFAULTS,
+    LSSDefaults,
+    LSSOptions,
+)
+from lssgen_diffusers.scheduler_view import SchedulerView, entered_scheduler
+from lssgen_diffusers.sd import LSSStableDiffusionPipeline
+from lssgen_diffusers.sd3 import LSSStableDiffusion3Pipeline
+from lssgen_diffusers.sdxl import LSSStableDiffusionXLPipeline
+
+__all__ = [
+    "COGVIEW4_DEFAULTS",
+    "FLUX_DEFAULTS",
+    "SD3_DEFAULTS",
+    "SDXL_DEFAULTS",
+    "SD_DEFAULTS",
+    "LSSCogView4Pipeline",
+    "LSSDefaults",
+    "LSSFluxPipeline",
+    "LSSOptions",
+    "LSSPipelineMixin",
+    "LSSStableDiffusion3Pipeline",
+    "LSSStableDiffusionPipeline",
+    "LSSStableDiffusionXLPipeline",
+    "LatentUpSampler",
+    "LatentUpsampler",
+    "SchedulerView",
+    "entered_scheduler",
+]

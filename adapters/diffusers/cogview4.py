@@ -1,0 +1,105 @@
+"""LSS for CogView4: ``LSSCogView4Pipeline``."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any, ClassVar
+
+import numpy as np
+from diffusers import CogView4Pipeline
+from diffusers.pipelines.cogview4.pipeline_cogview4 import calculate_shift, retrieve_timesteps
+
+from lssgen_core.schedules import StageSize
+from lssgen_core.upsample import LatentUpsampler
+from lssgen_diffusers.component import COMPONENT_NAME, init_annotations, offload_sequence
+from lssgen_diffusers.mixin import LSS_ARGUMENTS_DOC, LSSPipelineMixin
+from lssgen_diffusers.options import COGVIEW4_DEFAULTS
+
+
+class LSSCogView4Pipeline(LSSPipelineMixin, CogView4Pipeline):
+    __doc__ = (
+        """``CogView4Pipeline`` with latent space scaling (LSSGen).
+
+    Defaults: ``min_size=512``, ``shorten_intermediate_steps=False``, ``start_sigma=0.75``,
+    ``scaling_mode="resnet"``, ``entry_rule="sigma"``. Every stage gets the stock schedule for
+    its size (linear timesteps, ``mu = sqrt(tokens / 256) * 0.75 + 0.25``) and its own
+    ``original_size`` / ``target_size`` conditioning unless those are given.
+    Extra component: ``latent_upsampler`` (a 16-channel ``LatentUpsampler``, optional).
+    """
+        + LSS_ARGUMENTS_DOC
+    )
+
+    lss_defaults = COGVIEW4_DEFAULTS
+    lss_schedule_arguments = ("timesteps", "sigmas")
+    model_cpu_offload_seq = offload_sequence(CogView4Pipeline.model_cpu_offload_seq)
+    _optional_components: ClassVar[list[str]] = [
+        *CogView4Pipeline._optional_components,
+        COMPONENT_NAME,
+    ]
+
+    def __init__(
+        self,
+        tokenizer: Any,
+        text_encoder: Any,
+        vae: Any,
+        transformer: Any,
+        scheduler: Any,
+        latent_upsampler: LatentUpsampler | None = None,
+    ) -> None:
+        super().__init__(
+            tokenizer=tokenizer,
+            text_encoder=text_encoder,
+            vae=vae,
+            transformer=transformer,
+            scheduler=scheduler,
+        )
+        self._lss_register_upsampler(latent_upsampler)
+
+    # Diffusers checks components against the __init__ type hints: the stock ones apply.
+    __init__.__annotations__ = init_annotations(CogView4Pipeline)
+
+    @property
+    def lss_patch_size(self) -> int:  # type: ignore[override]
+        return self.transformer.config.patch_size
+
+    def _lss_default_size(self) -> tuple[int, int]:
+        size = self.transformer.config.sample_size * self.vae_scale_factor
+        return size, size
+
+    @property
+    def _lss_latent_channels(self) -> int:
+        return self.transformer.config.in_channels
+
+    def _lss_set_timesteps(
+        self, scheduler: Any, num_steps: int, size: StageSize, call: Mapping[str, Any]
+    ) -> None:
+        # As CogView4Pipeline.__call__: integer linear timesteps, sigmas = t / T, mu from tokens.
+        config = scheduler.config
+        timesteps = np.linspace(config.num_train_timesteps, 1.0, num_steps)
+        timesteps = timesteps.astype(np.int64).astype(np.float32)
+        sigmas = timesteps / config.num_train_timesteps
+        mu = calculate_shift(
+            size.num_tokens,
+            config.get("base_image_seq_len", 256),
+            config.get("base_shift", 0.25),
+            config.get("max_shift", 0.75),
+        )
+        retrieve_timesteps(scheduler, num_steps, "cpu", timesteps, sigmas, mu=mu)
+
+    def _lss_encode_prompts(self, call: Mapping[str, Any]) -> dict[str, Any]:
+        embeds, negative = self.encode_prompt(
+            call["prompt"],
+            call["negative_prompt"],
+            self._lss_do_classifier_free_guidance(call["guidance_scale"]),
+            num_images_per_prompt=call["num_images_per_prompt"],
+            prompt_embeds=call["prompt_embeds"],
+            negative_prompt_embeds=call["negative_prompt_embeds"],
+            max_sequence_length=call["max_sequence_length"],
+            device=self._execution_device,
+        )
+        return {
+            "prompt": None,
+            "negative_prompt": None,
+            "prompt_embeds": embeds,
+            "negative_prompt_embeds": negative,
+        }

@@ -1,0 +1,78 @@
+"""The latent upsampler as an optional pipeline component: registration, saving and loading.
+
+Diffusers saves and loads only components whose class derives from a base it knows (ModelMixin,
+PreTrainedModel, ...). ``LatentUpsampler`` is a plain ``torch.nn.Module`` with its own
+``save_pretrained`` / ``from_pretrained``, so the pipelines store it themselves in a
+``latent_upsampler/`` subfolder (``config.json`` + ``diffusion_pytorch_model.safetensors``, the
+released format) and record ``[null, null]`` for it in ``model_index.json``; a stock pipeline
+class can still load such a folder (it ignores the entry).
+"""
+
+from __future__ import annotations
+
+import os
+import typing
+from pathlib import Path
+from typing import Any
+
+from lssgen_core.upsample import LatentUpsampler
+from lssgen_core.upsample.io import CONFIG_NAME
+
+COMPONENT_NAME = "latent_upsampler"
+
+
+def offload_sequence(stock_sequence: str) -> str:
+    """The stock ``model_cpu_offload_seq`` with the upsampler between the denoiser and the VAE."""
+    names = stock_sequence.split("->")
+    position = names.index("vae") if "vae" in names else len(names)
+    return "->".join([*names[:position], COMPONENT_NAME, *names[position:]])
+
+
+def init_annotations(stock_pipeline: type) -> dict[str, Any]:
+    """The stock ``__init__``'s type hints plus the upsampler's, for an LSS subclass's ``__init__``.
+
+    Diffusers reads these hints to check components in ``from_pretrained`` / ``from_pipe``; the
+    subclass repeats the stock parameters, so it reuses the stock types instead of restating them.
+    """
+    hints = typing.get_type_hints(stock_pipeline.__init__)
+    return {**hints, COMPONENT_NAME: LatentUpsampler | None, "return": None}
+
+
+def _component_dtype(torch_dtype: Any) -> Any:
+    # Diffusers accepts one dtype or a {component: dtype, "default": dtype} mapping.
+    if isinstance(torch_dtype, dict):
+        return torch_dtype.get(COMPONENT_NAME, torch_dtype.get("default"))
+    return torch_dtype
+
+
+def load_saved_upsampler(
+    path: str | os.PathLike[str], *, subfolder: str | None = None, torch_dtype: Any = None
+) -> LatentUpsampler | None:
+    """The upsampler saved in ``path/latent_upsampler`` of a local pipeline folder, else None.
+
+    Only local folders are looked into: for a Hub repository id, pass ``latent_upsampler=``.
+    """
+    root = Path(path)
+    if subfolder:
+        root = root / subfolder
+    folder = root / COMPONENT_NAME
+    if not (folder / CONFIG_NAME).is_file():
+        return None
+    return LatentUpsampler.from_pretrained(folder, torch_dtype=_component_dtype(torch_dtype))
+
+
+def save_upsampler(
+    upsampler: LatentUpsampler | None, save_directory: str | os.PathLike[str]
+) -> None:
+    """Write the upsampler subfolder (nothing when there is no upsampler)."""
+    if upsampler is not None:
+        upsampler.save_pretrained(Path(save_directory) / COMPONENT_NAME)
+
+
+def check_upsampler(upsampler: Any) -> None:
+    """Raise TypeError unless ``upsampler`` is None or a ``LatentUpsampler``."""
+    if upsampler is not None and not isinstance(upsampler, LatentUpsampler):
+        raise TypeError(
+            "latent_upsampler must be a LatentUpsampler (LatentUpsampler.from_pretrained(folder)) "
+            f"or None, got {type(upsampler).__name__}"
+        )

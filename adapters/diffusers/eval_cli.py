@@ -1,0 +1,142 @@
+"""`lssgen eval-upsampler`: score an upsampler against the other latent scalers on held-out images.
+
+    lssgen eval-upsampler --vae DIR --upsampler DIR --images HELD_OUT_DIR --output DIR
+
+Prints a table and writes DIR/eval.json and DIR/grid.png (target, low-res input, VAE
+reconstruction and every method, side by side, one row per crop).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import warnings
+from pathlib import Path
+from typing import Any, NoReturn
+
+import torch
+
+from lssgen_core.upsample.atomic import write_bytes_atomic, write_json_atomic
+from lssgen_core.upsample.evaluate import evaluate_scalers, format_table, standard_scalers
+from lssgen_core.upsample.network import LatentUpsampler
+from lssgen_core.upsample.pairs import DOWNSAMPLE_MODES, SCALE_FACTOR, STREAM_EVAL, CropBatches
+from lssgen_diffusers.train_cli import (
+    TORCH_DTYPES,
+    HelpFormatter,
+    UsageError,
+    blame,
+    check_size,
+    fail,
+    non_negative_int,
+    positive_int,
+)
+
+JSON_NAME = "eval.json"
+GRID_NAME = "grid.png"
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.formatter_class = HelpFormatter
+    req = parser.add_argument_group("required")
+    req.add_argument(
+        "--vae", required=True, help="Diffusers VAE folder, or pipeline folder with vae/"
+    )
+    req.add_argument("--upsampler", required=True, help="upsampler folder to evaluate")
+    req.add_argument("--images", required=True, help="held-out images (not used in training)")
+    req.add_argument("--output", required=True, help="folder for eval.json and grid.png")
+    parser.add_argument(
+        "--size",
+        type=positive_int,
+        default=256,
+        help="low-resolution crop side in pixels; high-res crops are twice this",
+    )
+    parser.add_argument(
+        "--num-crops", type=positive_int, default=64, help="random crops over the images"
+    )
+    parser.add_argument("--seed", type=non_negative_int, default=0, help="crop draws")
+    parser.add_argument(
+        "--downsample",
+        choices=DOWNSAMPLE_MODES,
+        default="nearest",
+        help="how the low-resolution input is made (use the training setting)",
+    )
+    parser.add_argument("--dtype", choices=tuple(TORCH_DTYPES), default="fp32", help="VAE dtype")
+    parser.add_argument("--device", default=None, help="torch device (default: cuda if available)")
+    parser.add_argument("--batch-size", type=positive_int, default=8, help="crops per VAE call")
+    parser.add_argument("--preview", type=non_negative_int, default=4, help="crops in grid.png")
+
+
+def run(args: argparse.Namespace) -> int:
+    try:
+        return _run(args)
+    except UsageError as error:
+        return fail("lssgen eval-upsampler", error)
+
+
+def _run(args: argparse.Namespace) -> int:
+    from lssgen_diffusers.images import ImageFolder, comparison_grid, png_bytes
+    from lssgen_diffusers.vae import load_vae
+
+    output = Path(args.output)
+    if output.exists() and not output.is_dir():
+        raise UsageError("--output", f"{output} is a file, not a folder")
+    try:
+        device = torch.device(args.device or ("cuda" if torch.cuda.is_available() else "cpu"))
+    except RuntimeError as exc:
+        raise UsageError("--device", str(exc)) from exc
+    with blame("--vae"):
+        codec = load_vae(args.vae, torch_dtype=TORCH_DTYPES[args.dtype], device=device)
+    check_size(args.size, codec.spatial_factor)
+    with blame("--upsampler"):
+        upsampler = LatentUpsampler.from_pretrained(args.upsampler, device=device)
+        upsampler.check_latent_channels(
+            codec.latent_channels, argument=f"--upsampler {args.upsampler}"
+        )
+    crop_size = SCALE_FACTOR * args.size
+    with blame("--images"), warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        images = ImageFolder(args.images, min_size=crop_size)
+    for warning in caught:
+        print(f"warning: {warning.message}", file=sys.stderr)
+    crops = CropBatches(
+        images, crop_size=crop_size, batch_size=args.num_crops, seed=args.seed, stream=STREAM_EVAL
+    )[0]
+    result = evaluate_scalers(
+        standard_scalers(upsampler, codec.encode, codec.decode),
+        crops,
+        codec.encode,
+        codec.decode,
+        downsample_mode=args.downsample,
+        batch_size=args.batch_size,
+        preview_count=args.preview,
+    )
+    print(format_table(result))
+    report: dict[str, Any] = {
+        **result.to_dict(),
+        "vae": str(args.vae),
+        "upsampler": str(args.upsampler),
+        "images": str(args.images),
+        "num_images": len(images),
+        "seed": args.seed,
+        "device": str(device),
+        "vae_dtype": args.dtype,
+        "torch": torch.__version__,
+    }
+    write_json_atomic(output / JSON_NAME, report)
+    written = [output / JSON_NAME]
+    if args.preview:
+        grid = comparison_grid(list(result.previews.items()))
+        written.append(write_bytes_atomic(output / GRID_NAME, png_bytes(grid)))
+    print("Wrote " + ", ".join(str(p) for p in written), file=sys.stderr)
+    return 0
+
+
+def main(argv: list[str] | None = None) -> NoReturn:
+    """`python -m lssgen_diffusers.eval_cli ...` without the `lssgen` dispatcher."""
+    parser = argparse.ArgumentParser(prog="lssgen eval-upsampler", description=__doc__)
+    add_arguments(parser)
+    sys.exit(run(parser.parse_args(argv)))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,143 @@
+"""LSS for FLUX.1 (dev, schnell, Krea): ``LSSFluxPipeline``."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any, ClassVar
+
+import numpy as np
+import torch
+from diffusers import FluxPipeline
+from diffusers.pipelines.flux.pipeline_flux import calculate_shift, retrieve_timesteps
+
+from lssgen_core.plan import Stage
+from lssgen_core.schedules import StageSize
+from lssgen_core.upsample import LatentUpsampler
+from lssgen_diffusers.component import COMPONENT_NAME, init_annotations, offload_sequence
+from lssgen_diffusers.mixin import LSS_ARGUMENTS_DOC, LSSPipelineMixin
+from lssgen_diffusers.options import FLUX_DEFAULTS
+
+
+class LSSFluxPipeline(LSSPipelineMixin, FluxPipeline):
+    __doc__ = (
+        """``FluxPipeline`` with latent space scaling (LSSGen).
+
+    Defaults: ``min_size=512``, ``shorten_intermediate_steps=True``, ``start_sigma=0.75``,
+    ``scaling_mode="resnet"``, ``entry_rule="sigma"``: at 1024x1024 with 50 steps it runs 25
+    steps at 512 and enters the 1024 schedule at sigma 0.7595 for the last 25.
+    Latents are unpacked to (B, 16, h, w) for scaling and packed again; every stage gets its own
+    image ids and its own shift ``mu`` from the stock ``__call__``.
+    Extra component: ``latent_upsampler`` (a 16-channel ``LatentUpsampler``, optional).
+    """
+        + LSS_ARGUMENTS_DOC
+    )
+
+    lss_defaults = FLUX_DEFAULTS
+    lss_patch_size = 2  # 2x2 latent packing
+    model_cpu_offload_seq = offload_sequence(FluxPipeline.model_cpu_offload_seq)
+    _optional_components: ClassVar[list[str]] = [*FluxPipeline._optional_components, COMPONENT_NAME]
+
+    def __init__(
+        self,
+        scheduler: Any,
+        vae: Any,
+        text_encoder: Any,
+        tokenizer: Any,
+        text_encoder_2: Any,
+        tokenizer_2: Any,
+        transformer: Any,
+        image_encoder: Any = None,
+        feature_extractor: Any = None,
+        latent_upsampler: LatentUpsampler | None = None,
+    ) -> None:
+        super().__init__(
+            scheduler=scheduler,
+            vae=vae,
+            text_encoder=text_encoder,
+            tokenizer=tokenizer,
+            text_encoder_2=text_encoder_2,
+            tokenizer_2=tokenizer_2,
+            transformer=transformer,
+            image_encoder=image_encoder,
+            feature_extractor=feature_extractor,
+        )
+        self._lss_register_upsampler(latent_upsampler)
+
+    # Diffusers checks components against the __init__ type hints: the stock ones apply.
+    __init__.__annotations__ = init_annotations(FluxPipeline)
+
+    def _lss_default_size(self) -> tuple[int, int]:
+        size = self.default_sample_size * self.vae_scale_factor
+        return size, size
+
+    @property
+    def _lss_latent_channels(self) -> int:
+        return self.transformer.config.in_channels // 4
+
+    def _lss_latent_shape(self, batch: int, stage: Stage) -> tuple[int, ...]:
+        return (batch, stage.num_tokens, self._lss_latent_channels * 4)
+
+    def _lss_to_spatial(self, latents: torch.Tensor, stage: Stage) -> torch.Tensor:
+        return self._unpack_latents(latents, stage.height, stage.width, self.vae_scale_factor)
+
+    def _lss_from_spatial(self, latents: torch.Tensor, stage: Stage) -> torch.Tensor:
+        batch, channels, height, width = latents.shape
+        return self._pack_latents(latents, batch, channels, height, width)
+
+    def _lss_set_timesteps(
+        self, scheduler: Any, num_steps: int, size: StageSize, call: Mapping[str, Any]
+    ) -> None:
+        # As FluxPipeline.__call__: linear sigmas, mu from the stage's packed sequence length.
+        config = scheduler.config
+        sigmas = (
+            None if config.get("use_flow_sigmas") else np.linspace(1.0, 1 / num_steps, num_steps)
+        )
+        mu = calculate_shift(
+            size.num_tokens,
+            config.get("base_image_seq_len", 256),
+            config.get("max_image_seq_len", 4096),
+            config.get("base_shift", 0.5),
+            config.get("max_shift", 1.15),
+        )
+        retrieve_timesteps(scheduler, num_steps, "cpu", sigmas=sigmas, mu=mu)
+
+    def _lss_encode_prompts(self, call: Mapping[str, Any]) -> dict[str, Any]:
+        lora_scale = (call["joint_attention_kwargs"] or {}).get("scale")
+        common = {
+            "device": self._execution_device,
+            "num_images_per_prompt": call["num_images_per_prompt"],
+            "max_sequence_length": call["max_sequence_length"],
+            "lora_scale": lora_scale,
+        }
+        embeds, pooled, _ = self.encode_prompt(
+            prompt=call["prompt"],
+            prompt_2=call["prompt_2"],
+            prompt_embeds=call["prompt_embeds"],
+            pooled_prompt_embeds=call["pooled_prompt_embeds"],
+            **common,
+        )
+        updates = {
+            "prompt": None,
+            "prompt_2": None,
+            "prompt_embeds": embeds,
+            "pooled_prompt_embeds": pooled,
+        }
+        has_negative = call["negative_prompt"] is not None or (
+            call["negative_prompt_embeds"] is not None
+            and call["negative_pooled_prompt_embeds"] is not None
+        )
+        if call["true_cfg_scale"] > 1 and has_negative:
+            negative, negative_pooled, _ = self.encode_prompt(
+                prompt=call["negative_prompt"],
+                prompt_2=call["negative_prompt_2"],
+                prompt_embeds=call["negative_prompt_embeds"],
+                pooled_prompt_embeds=call["negative_pooled_prompt_embeds"],
+                **common,
+            )
+            updates.update(
+                negative_prompt=None,
+                negative_prompt_2=None,
+                negative_prompt_embeds=negative,
+                negative_pooled_prompt_embeds=negative_pooled,
+            )
+        return updates

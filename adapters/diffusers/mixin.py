@@ -1,0 +1,510 @@
+"""The LSS stage loop, once for every pipeline: plan, encode the prompt once, run each stage.
+
+Each stage is one call of the stock pipeline's own ``__call__`` at the stage's size and step count,
+so every stock argument keeps its meaning. Between stages the finished latent is brought to
+spatial form, scaled 2x (``lssgen_core`` scalers), re-noised to the next stage's entry level with
+the core parameterisation and handed over as ``latents``; the stock loop enters its schedule
+part-way through a :class:`~lssgen_diffusers.scheduler_view.SchedulerView`. Per-model subclasses
+supply only what differs: packing, how the stock ``__call__`` sets its timesteps, how it encodes
+prompts, and their defaults.
+"""
+
+from __future__ import annotations
+
+import copy
+import functools
+import os
+from collections.abc import Mapping
+from typing import Any, ClassVar
+
+import attrs
+import torch
+
+from lssgen_core.noise import randn
+from lssgen_core.parameterization import Parameterization
+from lssgen_core.plan import Stage, StagePlan, count_extra_stages, plan_stages
+from lssgen_core.sampling import enter_stage
+from lssgen_core.schedules import StageSize
+from lssgen_core.upsample import LatentScaler, LatentUpsampler, make_latent_scaler
+from lssgen_diffusers.call_args import bind_call
+from lssgen_diffusers.component import (
+    COMPONENT_NAME,
+    check_upsampler,
+    load_saved_upsampler,
+    save_upsampler,
+)
+from lssgen_diffusers.options import LSSDefaults, LSSOptions, resolve_options
+from lssgen_diffusers.progress import StageProgress
+from lssgen_diffusers.scheduler_levels import (
+    check_supported,
+    parameterization_of,
+    scheduler_levels,
+)
+from lssgen_diffusers.scheduler_view import entered_scheduler
+from lssgen_diffusers.vae_space import pixel_codecs
+
+# Relative tolerance between the levels planned on a scheduler copy and those the stock __call__
+# produced (both float32 computations of the same formula).
+_SCHEDULE_TOLERANCE = 1e-5
+
+LSS_ARGUMENTS_DOC = """
+    LSS arguments (keyword only, on top of every argument of the stock ``__call__``; ``None``
+    means this pipeline's default):
+
+    - ``start_sigma`` (float in (0, 1], default 0.75): flow noise level at which each later stage
+      re-enters its schedule; 1 disables LSS (one stage, identical to the stock pipeline).
+    - ``min_size`` (alias ``min_resolution``; int): size of the first, smallest stage; stages
+      double up to the target. ``min_size >= min(height, width)`` gives one stage.
+    - ``shorten_intermediate_steps`` (bool): smaller stages run proportionally fewer steps
+      (N / log2(area ratio)).
+    - ``scaling_mode``: ``"resnet"`` (default, the pipeline's ``latent_upsampler``),
+      ``"latent"`` (bicubic interpolation of the latent), ``"pixel"`` (VAE decode, bicubic
+      resize, VAE encode), or ``"bicubic"`` / ``"bilinear"`` / ``"nearest"`` latent interpolation.
+    - ``entry_rule``: ``"sigma"`` (default: enter where the noise level matches ``start_sigma``
+      by signal-to-noise ratio) or ``"strength"`` (the original's img2img rule for SD / SDXL).
+
+    The plan of the last call is ``pipe.lss_plan`` (``print(pipe.lss_plan.describe())``);
+    ``pipe.lss_plan_for(height=..., width=..., ...)`` plans without generating. With several
+    stages, ``latents`` is the first (smallest) stage's starting noise, ``callback_on_step_end``
+    runs once per denoising step of every stage (its step index restarts at 0 in each stage;
+    ``pipe.lss_stage`` is the running stage), and ``sigmas`` / ``timesteps`` cannot be given.
+"""
+
+
+@attrs.define
+class _Run:
+    """State of one multi-stage call, read by the overridden pipeline hooks."""
+
+    plan: StagePlan
+    bar: Any
+    stage: Stage | None = None
+    final: bool = False
+    interrupted: bool = False
+
+
+def _repeat_to(tensor: Any, total: int, argument: str) -> Any:
+    """Embeddings for ``total`` images from one per prompt (repeated as the stock encoders do)."""
+    if not isinstance(tensor, torch.Tensor) or tensor.shape[0] == total:
+        return tensor
+    if total % tensor.shape[0]:
+        raise ValueError(
+            f"{argument} has batch size {tensor.shape[0]}, which does not divide the "
+            f"{total} images requested"
+        )
+    return tensor.repeat_interleave(total // tensor.shape[0], dim=0)
+
+
+class LSSPipelineMixin:
+    """Adds latent space scaling to a stock Diffusers text-to-image pipeline (put it first)."""
+
+    lss_defaults: ClassVar[LSSDefaults]
+    # Latent multiple of the denoiser: 2 for FLUX packing and SD3 / CogView4 patches, 1 for UNets.
+    lss_patch_size: int = 1
+    # Stock arguments that fix one schedule for the whole call (rejected with several stages).
+    lss_schedule_arguments: ClassVar[tuple[str, ...]] = ("sigmas",)
+    # Stock arguments that only make sense for the last stage (cleared for the others).
+    lss_final_stage_arguments: ClassVar[tuple[str, ...]] = ()
+
+    lss_plan: StagePlan | None = None
+    _lss_run: _Run | None = None
+
+    # --- what each model supplies -------------------------------------------------------------
+
+    def _lss_default_size(self) -> tuple[int, int]:
+        """(height, width) the stock ``__call__`` uses when none is given."""
+        raise NotImplementedError
+
+    @property
+    def _lss_latent_channels(self) -> int:
+        """Channels of the spatial (unpacked) latent the denoiser works on."""
+        raise NotImplementedError
+
+    def _lss_set_timesteps(
+        self, scheduler: Any, num_steps: int, size: StageSize, call: Mapping[str, Any]
+    ) -> None:
+        """Configure ``scheduler`` as the stock ``__call__`` does for a stage of ``size``."""
+        raise NotImplementedError
+
+    def _lss_encode_prompts(self, call: Mapping[str, Any]) -> dict[str, Any]:
+        """Run the stock ``encode_prompt`` once; the stage arguments that replace the prompts."""
+        raise NotImplementedError
+
+    def _lss_latent_shape(self, batch: int, stage: Stage) -> tuple[int, ...]:
+        """Shape of the ``latents`` the stock ``__call__`` takes at ``stage``."""
+        return (batch, self._lss_latent_channels, stage.latent_height, stage.latent_width)
+
+    def _lss_to_spatial(self, latents: torch.Tensor, stage: Stage) -> torch.Tensor:
+        """The stock ``output_type="latent"`` result of ``stage`` as (B, C, h, w)."""
+        return latents
+
+    def _lss_from_spatial(self, latents: torch.Tensor, stage: Stage) -> torch.Tensor:
+        """Inverse of :meth:`_lss_to_spatial`: what the stock ``latents`` argument takes."""
+        return latents
+
+    # --- the component -----------------------------------------------------------------------
+
+    def _lss_register_upsampler(self, latent_upsampler: LatentUpsampler | None) -> None:
+        check_upsampler(latent_upsampler)
+        self.register_modules(**{COMPONENT_NAME: latent_upsampler})  # type: ignore[attr-defined]
+
+    @classmethod
+    def from_pretrained(
+        cls, pretrained_model_name_or_path: str | os.PathLike[str], **kwargs: Any
+    ) -> Any:
+        """The stock ``from_pretrained``; also loads a saved ``latent_upsampler/`` subfolder.
+
+        ``latent_upsampler=`` (a ``LatentUpsampler``) takes precedence over the subfolder.
+        """
+        if COMPONENT_NAME not in kwargs and pretrained_model_name_or_path is not None:
+            saved = load_saved_upsampler(
+                pretrained_model_name_or_path,
+                subfolder=kwargs.get("subfolder"),
+                torch_dtype=kwargs.get("torch_dtype"),
+            )
+            if saved is not None:
+                kwargs[COMPONENT_NAME] = saved
+        return super().from_pretrained(pretrained_model_name_or_path, **kwargs)  # type: ignore[misc]
+
+    def save_pretrained(
+        self, save_directory: str | os.PathLike[str], *args: Any, **kwargs: Any
+    ) -> None:
+        """The stock ``save_pretrained`` plus the upsampler in ``latent_upsampler/``."""
+        # Written first so that push_to_hub (done inside the stock method) uploads it too.
+        save_upsampler(getattr(self, COMPONENT_NAME, None), save_directory)
+        config = self.config  # type: ignore[attr-defined]
+        entry = config.get(COMPONENT_NAME, (None, None))
+        # The stock method would warn that it cannot save the component and record it as absent
+        # in the pipeline's own config; record it as absent only in the written model_index.json.
+        self.register_to_config(**{COMPONENT_NAME: (None, None)})  # type: ignore[attr-defined]
+        try:
+            super().save_pretrained(save_directory, *args, **kwargs)  # type: ignore[misc]
+        finally:
+            self.register_to_config(**{COMPONENT_NAME: entry})  # type: ignore[attr-defined]
+
+    # --- pipeline hooks the stock __call__ uses -------------------------------------------------
+
+    def progress_bar(self, iterable: Any = None, total: int | None = None) -> Any:
+        run = self._lss_run
+        if run is None or iterable is not None:
+            return super().progress_bar(iterable=iterable, total=total)  # type: ignore[misc]
+        return StageProgress(run.bar)
+
+    def maybe_free_model_hooks(self) -> None:
+        run = self._lss_run
+        if run is None or run.final:
+            super().maybe_free_model_hooks()  # type: ignore[misc]
+            return
+        # Between stages: stateful caches must go (the next stage has another token count), but
+        # offloading every model only to load the denoiser straight back would waste transfers.
+        for component in self.components.values():  # type: ignore[attr-defined]
+            if hasattr(component, "_reset_stateful_cache"):
+                component._reset_stateful_cache()
+
+    @property
+    def interrupt(self) -> bool:
+        # Each stock call resets `_interrupt`; an interrupt in one stage must stop the later ones.
+        run = self._lss_run
+        return bool(getattr(self, "_interrupt", False)) or (run is not None and run.interrupted)
+
+    @property
+    def lss_stage(self) -> Stage | None:
+        """The stage running now (for callbacks: their step index restarts in every stage)."""
+        run = self._lss_run
+        return None if run is None else run.stage
+
+    # --- the call ------------------------------------------------------------------------------
+
+    @torch.no_grad()
+    def __call__(
+        self,
+        *args: Any,
+        start_sigma: float | None = None,
+        min_size: int | None = None,
+        min_resolution: int | None = None,
+        shorten_intermediate_steps: bool | None = None,
+        scaling_mode: str | None = None,
+        entry_rule: str | None = None,
+        **kwargs: Any,
+    ) -> Any:
+        self.lss_plan = None
+        options = resolve_options(
+            self.lss_defaults,
+            start_sigma=start_sigma,
+            min_size=min_size,
+            min_resolution=min_resolution,
+            shorten_intermediate_steps=shorten_intermediate_steps,
+            scaling_mode=scaling_mode,
+            entry_rule=entry_rule,
+        )
+        call = bind_call(super().__call__, args, kwargs)  # type: ignore[misc]
+        height, width = self._lss_target_size(call)
+        min_size = options.min_size_for(height, width)
+        if count_extra_stages(height, width, min_size, options.start_sigma) == 0:
+            self.lss_plan = self._lss_single_stage_plan(height, width, min_size, options, call)
+            return super().__call__(*args, **kwargs)  # type: ignore[misc]
+
+        # Everything that can be wrong is checked before the first model runs.
+        total = self._lss_prompt_batch(call) * (call["num_images_per_prompt"] or 1)
+        self._lss_check_arguments(call, total)
+        scaler = self._lss_scaler(options.scaling_mode)
+        plan = self._lss_plan(height, width, min_size, options, call, check=True)
+        self.lss_plan = plan
+        latents = call.get("latents")
+        expected = self._lss_latent_shape(total, plan.stages[0])
+        if latents is not None and tuple(latents.shape) != expected:
+            raise ValueError(
+                f"latents has shape {tuple(latents.shape)}; with several stages it is the first "
+                f"stage's starting noise ({plan.stages[0].width}x{plan.stages[0].height} px) "
+                f"and must have shape {expected}"
+            )
+
+        call = self._lss_prepared_prompts(call, total)
+        return self._lss_generate(plan, call, scaler)
+
+    __call__.__doc__ = (
+        "Generate with latent space scaling; see the stock ``__call__`` for its arguments.\n"
+        + LSS_ARGUMENTS_DOC
+    )
+
+    def lss_plan_for(
+        self,
+        *,
+        start_sigma: float | None = None,
+        min_size: int | None = None,
+        min_resolution: int | None = None,
+        shorten_intermediate_steps: bool | None = None,
+        entry_rule: str | None = None,
+        **kwargs: Any,
+    ) -> StagePlan:
+        """The plan a call with these arguments would run, without running anything.
+
+        ``kwargs`` are stock ``__call__`` arguments (``height``, ``width``,
+        ``num_inference_steps``, ``mu`` ...); unset ones take the stock defaults.
+        """
+        options = resolve_options(
+            self.lss_defaults,
+            start_sigma=start_sigma,
+            min_size=min_size,
+            min_resolution=min_resolution,
+            shorten_intermediate_steps=shorten_intermediate_steps,
+            scaling_mode=None,
+            entry_rule=entry_rule,
+        )
+        call = bind_call(super().__call__, (), kwargs)  # type: ignore[misc]
+        height, width = self._lss_target_size(call)
+        min_size = options.min_size_for(height, width)
+        multi = count_extra_stages(height, width, min_size, options.start_sigma) > 0
+        return self._lss_plan(height, width, min_size, options, call, check=multi)
+
+    # --- checks and planning -------------------------------------------------------------------
+
+    def _lss_target_size(self, call: Mapping[str, Any]) -> tuple[int, int]:
+        default_height, default_width = self._lss_default_size()
+        return call.get("height") or default_height, call.get("width") or default_width
+
+    def _lss_prompt_batch(self, call: Mapping[str, Any]) -> int:
+        prompt = call.get("prompt")
+        if isinstance(prompt, str):
+            return 1
+        if isinstance(prompt, list):
+            return len(prompt)
+        embeds = call.get("prompt_embeds")
+        if embeds is None:
+            raise ValueError("pass prompt or prompt_embeds")
+        return int(embeds.shape[0])
+
+    def _lss_check_arguments(self, call: Mapping[str, Any], total: int) -> None:
+        for argument in self.lss_schedule_arguments:
+            if call.get(argument) is not None:
+                raise ValueError(
+                    f"{argument} fixes one schedule for the whole call, but LSS builds a schedule "
+                    f"for every stage size; leave {argument} unset, or use one stage "
+                    "(start_sigma=1)"
+                )
+        generator = call.get("generator")
+        if isinstance(generator, list) and len(generator) != total:
+            raise ValueError(
+                f"generator is a list of {len(generator)} generators but {total} images are "
+                "requested (batch size x num_images_per_prompt); pass one generator per image"
+            )
+
+    def _lss_scaler(self, scaling_mode: str) -> LatentScaler:
+        upsampler = getattr(self, COMPONENT_NAME, None)
+        vae = self.vae  # type: ignore[attr-defined]
+        if scaling_mode == "resnet":
+            if upsampler is None:
+                raise ValueError(
+                    "scaling_mode='resnet' (the default) uses the pipeline's latent_upsampler, "
+                    "which is None; pass latent_upsampler=LatentUpsampler.from_pretrained(folder) "
+                    "to from_pretrained or the constructor, or choose scaling_mode='latent' or "
+                    "'pixel'"
+                )
+            upsampler.check_latent_channels(vae.config.latent_channels)
+        decode, encode = pixel_codecs(vae) if scaling_mode == "pixel" else (None, None)
+        return make_latent_scaler(scaling_mode, upsampler=upsampler, decode=decode, encode=encode)
+
+    def _lss_configured_scheduler(
+        self, num_steps: int, size: StageSize, call: Mapping[str, Any]
+    ) -> Any:
+        scheduler = copy.deepcopy(self.scheduler)  # type: ignore[attr-defined]
+        self._lss_set_timesteps(scheduler, num_steps, size, call)
+        return scheduler
+
+    def _lss_plan(
+        self,
+        height: int,
+        width: int,
+        min_size: int,
+        options: LSSOptions,
+        call: Mapping[str, Any],
+        *,
+        check: bool,
+    ) -> StagePlan:
+        num_steps = call["num_inference_steps"]
+        vae_scale = self.vae_scale_factor  # type: ignore[attr-defined]
+        latent_height, latent_width = height // vae_scale, width // vae_scale
+        patch = self.lss_patch_size
+        target = StageSize(
+            height,
+            width,
+            latent_height,
+            latent_width,
+            (latent_height // patch) * (latent_width // patch),
+        )
+        probe = self._lss_configured_scheduler(num_steps, target, call)
+        if check:
+            check_supported(probe)
+        parameterization = parameterization_of(probe)
+
+        def schedule(steps: int, size: StageSize) -> list[float]:
+            configured = self._lss_configured_scheduler(steps, size, call)
+            return scheduler_levels(configured, parameterization)
+
+        return plan_stages(
+            height,
+            width,
+            num_steps=num_steps,
+            min_size=min_size,
+            start_sigma=options.start_sigma,
+            shorten_steps=options.shorten_steps,
+            vae_scale_factor=vae_scale,
+            patch_size=patch,
+            schedule=schedule,
+            parameterization=parameterization,
+            entry_rule=options.entry_rule,
+        )
+
+    def _lss_single_stage_plan(
+        self,
+        height: int,
+        width: int,
+        min_size: int,
+        options: LSSOptions,
+        call: Mapping[str, Any],
+    ) -> StagePlan | None:
+        """The one-stage plan for ``lss_plan``; None where the stock call goes beyond the planner
+        (custom sigmas / timesteps, sizes the stock pipeline rounds itself)."""
+        if any(call.get(argument) is not None for argument in self.lss_schedule_arguments):
+            return None
+        try:
+            return self._lss_plan(height, width, min_size, options, call, check=False)
+        except Exception:  # informational only: never let it break a stock call
+            return None
+
+    def _lss_prepared_prompts(self, call: Mapping[str, Any], total: int) -> dict[str, Any]:
+        """The call with prompts replaced by embeddings for all ``total`` images.
+
+        Text encoders are the most expensive models to run (and often offloaded), so they run once;
+        the stages get the embeddings with ``num_images_per_prompt=1``, which the stock encoders
+        leave as they are.
+        """
+        updates = self._lss_encode_prompts(call)
+        for name, value in updates.items():
+            if name.endswith("embeds"):
+                updates[name] = _repeat_to(value, total, name)
+        return {**call, **updates, "num_images_per_prompt": 1}
+
+    def _lss_do_classifier_free_guidance(self, guidance_scale: float) -> bool:
+        """The stock ``do_classifier_free_guidance`` for this scale (before the stock call)."""
+        self._guidance_scale = guidance_scale
+        return bool(self.do_classifier_free_guidance)  # type: ignore[attr-defined]
+
+    # --- running the stages --------------------------------------------------------------------
+
+    def _lss_generate(self, plan: StagePlan, call: Mapping[str, Any], scaler: LatentScaler) -> Any:
+        latents = call.get("latents")
+        result: Any = None
+        bar = super().progress_bar(total=plan.num_denoising_steps)  # type: ignore[misc]
+        with bar:
+            run = _Run(plan, bar)
+            self._lss_run = run
+            try:
+                for stage in plan.stages:
+                    if stage.index > 0:
+                        latents = self._lss_enter(latents, plan, stage, scaler, call["generator"])
+                    run.stage = stage
+                    run.final = stage is plan.target
+                    result = self._lss_run_stage(plan, stage, latents, call)
+                    run.interrupted = run.interrupted or bool(getattr(self, "_interrupt", False))
+                    if not run.final:
+                        latents = result[0]
+            finally:
+                self._lss_run = None
+        return result
+
+    def _lss_enter(
+        self,
+        latents: torch.Tensor,
+        plan: StagePlan,
+        stage: Stage,
+        scaler: LatentScaler,
+        generator: Any,
+    ) -> torch.Tensor:
+        """Upsample the previous stage's result and re-noise it to ``stage``'s entry level."""
+        spatial = self._lss_to_spatial(latents, plan.stages[stage.index - 1])
+        shape = (*spatial.shape[:2], stage.latent_height, stage.latent_width)
+        # One noise tensor per image (batch x num_images_per_prompt), drawn from the image's own
+        # generator when a list is given, so an image does not depend on its batch.
+        noise = randn(shape, generator, device=spatial.device, dtype=spatial.dtype)
+        entered = enter_stage(spatial, stage, scaler, noise, plan.parameterization)
+        return self._lss_from_spatial(entered, stage)
+
+    def _lss_run_stage(
+        self,
+        plan: StagePlan,
+        stage: Stage,
+        latents: torch.Tensor | None,
+        call: Mapping[str, Any],
+    ) -> Any:
+        stage_call = {
+            **call,
+            "height": stage.height,
+            "width": stage.width,
+            "num_inference_steps": stage.num_steps,
+            "latents": latents,
+        }
+        if stage is not plan.target:
+            stage_call.update(dict.fromkeys(self.lss_final_stage_arguments))
+            stage_call.update(output_type="latent", return_dict=False)
+        check = functools.partial(_check_stage_schedule, stage, plan.parameterization)
+        with entered_scheduler(self, stage.start_index, check):
+            return super().__call__(**stage_call)  # type: ignore[misc]
+
+
+def _check_stage_schedule(stage: Stage, parameterization: Parameterization, scheduler: Any) -> None:
+    """Fail loudly if the stock ``__call__`` set up another schedule than the one planned.
+
+    The plan is made on scheduler copies configured like the stock ``__call__`` does; a Diffusers
+    release that changes those arguments would otherwise make stages enter at the wrong level.
+    """
+    levels = scheduler_levels(scheduler, parameterization)
+    planned = stage.sigmas
+    if len(levels) == len(planned) and all(
+        abs(a - b) <= _SCHEDULE_TOLERANCE * max(1.0, abs(b)) for a, b in zip(levels, planned)
+    ):
+        return
+    raise RuntimeError(
+        f"stage {stage.index} ({stage.width}x{stage.height}): the stock __call__ set up the "
+        f"schedule {levels}, but the LSS plan expected {list(planned)}; the adapter no longer "
+        "reproduces how this Diffusers version calls set_timesteps"
+    )
