@@ -3,6 +3,7 @@
 Needs only torch, numpy and attrs (safetensors for upsampler weights, imported when used).
 """
 
+from lssgen_core.cost import TransformerCost, UNetCost, plan_cost
 from lssgen_core.denoiser import Denoiser
 from lssgen_core.noise import randn
 from lssgen_core.parameterization import (
@@ -14,7 +15,14 @@ from lssgen_core.parameterization import (
     convert_sigma,
     renoise,
 )
-from lssgen_core.plan import Stage, StagePlan, entry_index, plan_stages
+from lssgen_core.plan import (
+    ENTRY_RULES,
+    Stage,
+    StagePlan,
+    count_extra_stages,
+    entry_index,
+    plan_stages,
+)
 from lssgen_core.sampling import enter_stage, sample_ddim, sample_euler, sample_progressive
 from lssgen_core.schedules import (
     FlowSchedule,
@@ -41,6 +49,7 @@ from lssgen_core.upsample import (
 __version__ = "0.1.0"
 
 __all__ = [
+    "ENTRY_RULES",
     "FLOW",
     "SCALING_MODES",
     "VE",
@@ -53,17 +62,21 @@ __all__ = [
     "Stage",
     "StagePlan",
     "StageSize",
+    "TransformerCost",
+    "UNetCost",
     "UpsamplerConfig",
     "cogview4_mu",
     "cogview4_schedule",
     "convert_latent",
     "convert_sigma",
+    "count_extra_stages",
     "enter_stage",
     "entry_index",
     "flow_sigmas",
     "flux_mu",
     "flux_schedule",
     "make_latent_scaler",
+    "plan_cost",
     "plan_stages",
     "randn",
     "renoise",

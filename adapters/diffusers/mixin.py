@@ -41,7 +41,7 @@ from lssgen_diffusers.scheduler_levels import (
     scheduler_levels,
 )
 from lssgen_diffusers.scheduler_view import entered_scheduler
-from lssgen_diffusers.vae_space import pixel_codecs
+from lssgen_diffusers.vae import VaeCodec
 
 # Relative tolerance between the levels planned on a scheduler copy and those the stock __call__
 # produced (both float32 computations of the same formula).
@@ -340,8 +340,10 @@ class LSSPipelineMixin:
                     "'pixel'"
                 )
             upsampler.check_latent_channels(vae.config.latent_channels)
-        decode, encode = pixel_codecs(vae) if scaling_mode == "pixel" else (None, None)
-        return make_latent_scaler(scaling_mode, upsampler=upsampler, decode=decode, encode=encode)
+        if scaling_mode == "pixel":
+            codec = VaeCodec.from_vae(vae)
+            return make_latent_scaler("pixel", decode=codec.decode, encode=codec.encode)
+        return make_latent_scaler(scaling_mode, upsampler=upsampler)
 
     def _lss_configured_scheduler(
         self, num_steps: int, size: StageSize, call: Mapping[str, Any]

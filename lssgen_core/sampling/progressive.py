@@ -17,8 +17,8 @@ from lssgen_core.noise import Generators, randn
 from lssgen_core.parameterization import Parameterization
 from lssgen_core.plan import Stage, StagePlan
 from lssgen_core.sampling.samplers import Callback, StepFunction, sample_euler
+from lssgen_core.upsample.scalers import LatentScaler
 
-LatentScaler = Callable[[torch.Tensor], torch.Tensor]
 ExtraArgs = Mapping[str, Any] | Callable[[Stage], Mapping[str, Any]] | None
 
 
