@@ -10,8 +10,7 @@ from diffusers import CogView4Pipeline
 from diffusers.pipelines.cogview4.pipeline_cogview4 import calculate_shift, retrieve_timesteps
 
 from lssgen_core.schedules import StageSize
-from lssgen_core.upsample import LatentUpsampler
-from lssgen_diffusers.component import COMPONENT_NAME, init_annotations, offload_sequence
+from lssgen_diffusers.component import COMPONENT_NAME, offload_sequence
 from lssgen_diffusers.mixin import LSS_ARGUMENTS_DOC, LSSPipelineMixin
 from lssgen_diffusers.options import COGVIEW4_DEFAULTS
 
@@ -36,27 +35,6 @@ class LSSCogView4Pipeline(LSSPipelineMixin, CogView4Pipeline):
         *CogView4Pipeline._optional_components,
         COMPONENT_NAME,
     ]
-
-    def __init__(
-        self,
-        tokenizer: Any,
-        text_encoder: Any,
-        vae: Any,
-        transformer: Any,
-        scheduler: Any,
-        latent_upsampler: LatentUpsampler | None = None,
-    ) -> None:
-        super().__init__(
-            tokenizer=tokenizer,
-            text_encoder=text_encoder,
-            vae=vae,
-            transformer=transformer,
-            scheduler=scheduler,
-        )
-        self._lss_register_upsampler(latent_upsampler)
-
-    # Diffusers checks components against the __init__ type hints: the stock ones apply.
-    __init__.__annotations__ = init_annotations(CogView4Pipeline)
 
     @property
     def lss_patch_size(self) -> int:  # type: ignore[override]

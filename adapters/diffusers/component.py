@@ -10,8 +10,10 @@ class can still load such a folder (it ignores the entry).
 
 from __future__ import annotations
 
+import inspect
 import os
 import typing
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -28,14 +30,36 @@ def offload_sequence(stock_sequence: str) -> str:
     return "->".join([*names[:position], COMPONENT_NAME, *names[position:]])
 
 
-def init_annotations(stock_pipeline: type) -> dict[str, Any]:
-    """The stock ``__init__``'s type hints plus the upsampler's, for an LSS subclass's ``__init__``.
+def lss_init(stock_pipeline: type) -> Callable[..., None]:
+    """``__init__`` for the LSS subclass of ``stock_pipeline``: the stock one plus the upsampler.
 
-    Diffusers reads these hints to check components in ``from_pretrained`` / ``from_pipe``; the
-    subclass repeats the stock parameters, so it reuses the stock types instead of restating them.
+    Diffusers finds a pipeline's components by reading its ``__init__`` signature and checks them
+    against its type hints (``from_pretrained``, ``from_pipe``), so the generated ``__init__``
+    carries the stock signature and hints with ``latent_upsampler`` appended, and no subclass has
+    to restate the stock parameter list.
     """
-    hints = typing.get_type_hints(stock_pipeline.__init__)
-    return {**hints, COMPONENT_NAME: LatentUpsampler | None, "return": None}
+    stock_init = stock_pipeline.__init__  # type: ignore[misc]
+
+    def __init__(self: Any, *args: Any, latent_upsampler: Any = None, **kwargs: Any) -> None:
+        stock_init(self, *args, **kwargs)
+        check_upsampler(latent_upsampler)
+        self.register_modules(**{COMPONENT_NAME: latent_upsampler})
+
+    signature = inspect.signature(stock_init)
+    upsampler = inspect.Parameter(
+        COMPONENT_NAME,
+        inspect.Parameter.POSITIONAL_OR_KEYWORD,
+        default=None,
+        annotation=LatentUpsampler | None,
+    )
+    __init__.__signature__ = signature.replace(  # type: ignore[attr-defined]
+        parameters=[*signature.parameters.values(), upsampler]
+    )
+    hints = typing.get_type_hints(stock_init)
+    __init__.__annotations__ = {**hints, COMPONENT_NAME: LatentUpsampler | None, "return": None}
+    __init__.__qualname__ = f"LSS{stock_pipeline.__name__}.__init__"
+    __init__.__doc__ = f"``{stock_pipeline.__name__}.__init__`` plus ``latent_upsampler``."
+    return __init__
 
 
 def _component_dtype(torch_dtype: Any) -> Any:

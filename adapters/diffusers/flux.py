@@ -12,8 +12,7 @@ from diffusers.pipelines.flux.pipeline_flux import calculate_shift, retrieve_tim
 
 from lssgen_core.plan import Stage
 from lssgen_core.schedules import StageSize
-from lssgen_core.upsample import LatentUpsampler
-from lssgen_diffusers.component import COMPONENT_NAME, init_annotations, offload_sequence
+from lssgen_diffusers.component import COMPONENT_NAME, offload_sequence
 from lssgen_diffusers.mixin import LSS_ARGUMENTS_DOC, LSSPipelineMixin
 from lssgen_diffusers.options import FLUX_DEFAULTS
 
@@ -36,35 +35,6 @@ class LSSFluxPipeline(LSSPipelineMixin, FluxPipeline):
     lss_patch_size = 2  # 2x2 latent packing
     model_cpu_offload_seq = offload_sequence(FluxPipeline.model_cpu_offload_seq)
     _optional_components: ClassVar[list[str]] = [*FluxPipeline._optional_components, COMPONENT_NAME]
-
-    def __init__(
-        self,
-        scheduler: Any,
-        vae: Any,
-        text_encoder: Any,
-        tokenizer: Any,
-        text_encoder_2: Any,
-        tokenizer_2: Any,
-        transformer: Any,
-        image_encoder: Any = None,
-        feature_extractor: Any = None,
-        latent_upsampler: LatentUpsampler | None = None,
-    ) -> None:
-        super().__init__(
-            scheduler=scheduler,
-            vae=vae,
-            text_encoder=text_encoder,
-            tokenizer=tokenizer,
-            text_encoder_2=text_encoder_2,
-            tokenizer_2=tokenizer_2,
-            transformer=transformer,
-            image_encoder=image_encoder,
-            feature_extractor=feature_extractor,
-        )
-        self._lss_register_upsampler(latent_upsampler)
-
-    # Diffusers checks components against the __init__ type hints: the stock ones apply.
-    __init__.__annotations__ = init_annotations(FluxPipeline)
 
     def _lss_default_size(self) -> tuple[int, int]:
         size = self.default_sample_size * self.vae_scale_factor

@@ -25,12 +25,12 @@ from lssgen_core.parameterization import Parameterization
 from lssgen_core.plan import Stage, StagePlan, count_extra_stages, plan_stages
 from lssgen_core.sampling import enter_stage
 from lssgen_core.schedules import StageSize
-from lssgen_core.upsample import LatentScaler, LatentUpsampler, make_latent_scaler
+from lssgen_core.upsample import LatentScaler, make_latent_scaler
 from lssgen_diffusers.call_args import bind_call
 from lssgen_diffusers.component import (
     COMPONENT_NAME,
-    check_upsampler,
     load_saved_upsampler,
+    lss_init,
     save_upsampler,
 )
 from lssgen_diffusers.options import LSSDefaults, LSSOptions, resolve_options
@@ -143,9 +143,12 @@ class LSSPipelineMixin:
 
     # --- the component -----------------------------------------------------------------------
 
-    def _lss_register_upsampler(self, latent_upsampler: LatentUpsampler | None) -> None:
-        check_upsampler(latent_upsampler)
-        self.register_modules(**{COMPONENT_NAME: latent_upsampler})  # type: ignore[attr-defined]
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        if "__init__" in cls.__dict__ or issubclass(cls.__bases__[-1], LSSPipelineMixin):
+            return  # an explicit __init__, or a subclass of an LSS pipeline that has one
+        stock = next(base for base in cls.__mro__ if not issubclass(base, LSSPipelineMixin))
+        cls.__init__ = lss_init(stock)  # type: ignore[misc]
 
     @classmethod
     def from_pretrained(

@@ -9,8 +9,7 @@ from diffusers import StableDiffusionPipeline
 from diffusers.pipelines.stable_diffusion.pipeline_stable_diffusion import retrieve_timesteps
 
 from lssgen_core.schedules import StageSize
-from lssgen_core.upsample import LatentUpsampler
-from lssgen_diffusers.component import COMPONENT_NAME, init_annotations, offload_sequence
+from lssgen_diffusers.component import COMPONENT_NAME, offload_sequence
 from lssgen_diffusers.mixin import LSS_ARGUMENTS_DOC, LSSPipelineMixin
 from lssgen_diffusers.options import SD_DEFAULTS
 
@@ -36,35 +35,6 @@ class LSSStableDiffusionPipeline(LSSPipelineMixin, StableDiffusionPipeline):
         *StableDiffusionPipeline._optional_components,
         COMPONENT_NAME,
     ]
-
-    def __init__(
-        self,
-        vae: Any,
-        text_encoder: Any,
-        tokenizer: Any,
-        unet: Any,
-        scheduler: Any,
-        safety_checker: Any,
-        feature_extractor: Any,
-        image_encoder: Any = None,
-        requires_safety_checker: bool = True,
-        latent_upsampler: LatentUpsampler | None = None,
-    ) -> None:
-        super().__init__(
-            vae=vae,
-            text_encoder=text_encoder,
-            tokenizer=tokenizer,
-            unet=unet,
-            scheduler=scheduler,
-            safety_checker=safety_checker,
-            feature_extractor=feature_extractor,
-            image_encoder=image_encoder,
-            requires_safety_checker=requires_safety_checker,
-        )
-        self._lss_register_upsampler(latent_upsampler)
-
-    # Diffusers checks components against the __init__ type hints: the stock ones apply.
-    __init__.__annotations__ = init_annotations(StableDiffusionPipeline)
 
     def _lss_default_size(self) -> tuple[int, int]:
         size = self.unet.config.sample_size

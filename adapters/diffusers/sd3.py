@@ -12,8 +12,7 @@ from diffusers.pipelines.stable_diffusion_3.pipeline_stable_diffusion_3 import (
 )
 
 from lssgen_core.schedules import StageSize
-from lssgen_core.upsample import LatentUpsampler
-from lssgen_diffusers.component import COMPONENT_NAME, init_annotations, offload_sequence
+from lssgen_diffusers.component import COMPONENT_NAME, offload_sequence
 from lssgen_diffusers.mixin import LSS_ARGUMENTS_DOC, LSSPipelineMixin
 from lssgen_diffusers.options import SD3_DEFAULTS
 
@@ -47,39 +46,6 @@ class LSSStableDiffusion3Pipeline(LSSPipelineMixin, StableDiffusion3Pipeline):
         *StableDiffusion3Pipeline._optional_components,
         COMPONENT_NAME,
     ]
-
-    def __init__(
-        self,
-        transformer: Any,
-        scheduler: Any,
-        vae: Any,
-        text_encoder: Any,
-        tokenizer: Any,
-        text_encoder_2: Any,
-        tokenizer_2: Any,
-        text_encoder_3: Any,
-        tokenizer_3: Any,
-        image_encoder: Any = None,
-        feature_extractor: Any = None,
-        latent_upsampler: LatentUpsampler | None = None,
-    ) -> None:
-        super().__init__(
-            transformer=transformer,
-            scheduler=scheduler,
-            vae=vae,
-            text_encoder=text_encoder,
-            tokenizer=tokenizer,
-            text_encoder_2=text_encoder_2,
-            tokenizer_2=tokenizer_2,
-            text_encoder_3=text_encoder_3,
-            tokenizer_3=tokenizer_3,
-            image_encoder=image_encoder,
-            feature_extractor=feature_extractor,
-        )
-        self._lss_register_upsampler(latent_upsampler)
-
-    # Diffusers checks components against the __init__ type hints: the stock ones apply.
-    __init__.__annotations__ = init_annotations(StableDiffusion3Pipeline)
 
     @property
     def lss_patch_size(self) -> int:  # type: ignore[override]

@@ -11,8 +11,7 @@ from diffusers.pipelines.stable_diffusion_xl.pipeline_stable_diffusion_xl import
 )
 
 from lssgen_core.schedules import StageSize
-from lssgen_core.upsample import LatentUpsampler
-from lssgen_diffusers.component import COMPONENT_NAME, init_annotations, offload_sequence
+from lssgen_diffusers.component import COMPONENT_NAME, offload_sequence
 from lssgen_diffusers.mixin import LSS_ARGUMENTS_DOC, LSSPipelineMixin
 from lssgen_diffusers.options import SDXL_DEFAULTS
 
@@ -40,39 +39,6 @@ class LSSStableDiffusionXLPipeline(LSSPipelineMixin, StableDiffusionXLPipeline):
         *StableDiffusionXLPipeline._optional_components,
         COMPONENT_NAME,
     ]
-
-    def __init__(
-        self,
-        vae: Any,
-        text_encoder: Any,
-        text_encoder_2: Any,
-        tokenizer: Any,
-        tokenizer_2: Any,
-        unet: Any,
-        scheduler: Any,
-        image_encoder: Any = None,
-        feature_extractor: Any = None,
-        force_zeros_for_empty_prompt: bool = True,
-        add_watermarker: bool | None = None,
-        latent_upsampler: LatentUpsampler | None = None,
-    ) -> None:
-        super().__init__(
-            vae=vae,
-            text_encoder=text_encoder,
-            text_encoder_2=text_encoder_2,
-            tokenizer=tokenizer,
-            tokenizer_2=tokenizer_2,
-            unet=unet,
-            scheduler=scheduler,
-            image_encoder=image_encoder,
-            feature_extractor=feature_extractor,
-            force_zeros_for_empty_prompt=force_zeros_for_empty_prompt,
-            add_watermarker=add_watermarker,
-        )
-        self._lss_register_upsampler(latent_upsampler)
-
-    # Diffusers checks components against the __init__ type hints: the stock ones apply.
-    __init__.__annotations__ = init_annotations(StableDiffusionXLPipeline)
 
     def _lss_default_size(self) -> tuple[int, int]:
         size = self.default_sample_size * self.vae_scale_factor
