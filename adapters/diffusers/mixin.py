@@ -71,6 +71,24 @@ LSS_ARGUMENTS_DOC = """
 """
 
 
+@attrs.frozen
+class _Request:
+    """One call's resolved LSS options and bound stock arguments."""
+
+    options: LSSOptions
+    call: Mapping[str, Any]
+    height: int
+    width: int
+    min_size: int
+
+    @property
+    def single_stage(self) -> bool:
+        return (
+            count_extra_stages(self.height, self.width, self.min_size, self.options.start_sigma)
+            == 0
+        )
+
+
 @attrs.define
 class _Run:
     """State of one multi-stage call, read by the overridden pipeline hooks."""
@@ -230,8 +248,9 @@ class LSSPipelineMixin:
         **kwargs: Any,
     ) -> Any:
         self.lss_plan = None
-        options = resolve_options(
-            self.lss_defaults,
+        request = self._lss_request(
+            args,
+            kwargs,
             start_sigma=start_sigma,
             min_size=min_size,
             min_resolution=min_resolution,
@@ -239,18 +258,16 @@ class LSSPipelineMixin:
             scaling_mode=scaling_mode,
             entry_rule=entry_rule,
         )
-        call = bind_call(super().__call__, args, kwargs)  # type: ignore[misc]
-        height, width = self._lss_target_size(call)
-        min_size = options.min_size_for(height, width)
-        if count_extra_stages(height, width, min_size, options.start_sigma) == 0:
-            self.lss_plan = self._lss_single_stage_plan(height, width, min_size, options, call)
+        call = request.call
+        if request.single_stage:
+            self.lss_plan = self._lss_single_stage_plan(request)
             return super().__call__(*args, **kwargs)  # type: ignore[misc]
 
         # Everything that can be wrong is checked before the first model runs.
         total = self._lss_prompt_batch(call) * (call["num_images_per_prompt"] or 1)
         self._lss_check_arguments(call, total)
-        scaler = self._lss_scaler(options.scaling_mode)
-        plan = self._lss_plan(height, width, min_size, options, call, check=True)
+        scaler = self._lss_scaler(request.options.scaling_mode)
+        plan = self._lss_plan(request, check=True)
         self.lss_plan = plan
         latents = call.get("latents")
         expected = self._lss_latent_shape(total, plan.stages[0])
@@ -284,8 +301,9 @@ class LSSPipelineMixin:
         ``kwargs`` are stock ``__call__`` arguments (``height``, ``width``,
         ``num_inference_steps``, ``mu`` ...); unset ones take the stock defaults.
         """
-        options = resolve_options(
-            self.lss_defaults,
+        request = self._lss_request(
+            (),
+            kwargs,
             start_sigma=start_sigma,
             min_size=min_size,
             min_resolution=min_resolution,
@@ -293,13 +311,17 @@ class LSSPipelineMixin:
             scaling_mode=None,
             entry_rule=entry_rule,
         )
-        call = bind_call(super().__call__, (), kwargs)  # type: ignore[misc]
-        height, width = self._lss_target_size(call)
-        min_size = options.min_size_for(height, width)
-        multi = count_extra_stages(height, width, min_size, options.start_sigma) > 0
-        return self._lss_plan(height, width, min_size, options, call, check=multi)
+        return self._lss_plan(request, check=not request.single_stage)
 
     # --- checks and planning -------------------------------------------------------------------
+
+    def _lss_request(
+        self, args: tuple[Any, ...], kwargs: Mapping[str, Any], **lss_arguments: Any
+    ) -> _Request:
+        options = resolve_options(self.lss_defaults, **lss_arguments)
+        call = bind_call(super().__call__, args, kwargs)  # type: ignore[misc]
+        height, width = self._lss_target_size(call)
+        return _Request(options, call, height, width, options.min_size_for(height, width))
 
     def _lss_target_size(self, call: Mapping[str, Any]) -> tuple[int, int]:
         default_height, default_width = self._lss_default_size()
@@ -355,16 +377,8 @@ class LSSPipelineMixin:
         self._lss_set_timesteps(scheduler, num_steps, size, call)
         return scheduler
 
-    def _lss_plan(
-        self,
-        height: int,
-        width: int,
-        min_size: int,
-        options: LSSOptions,
-        call: Mapping[str, Any],
-        *,
-        check: bool,
-    ) -> StagePlan:
+    def _lss_plan(self, request: _Request, *, check: bool) -> StagePlan:
+        height, width, options, call = request.height, request.width, request.options, request.call
         num_steps = call["num_inference_steps"]
         vae_scale = self.vae_scale_factor  # type: ignore[attr-defined]
         latent_height, latent_width = height // vae_scale, width // vae_scale
@@ -389,7 +403,7 @@ class LSSPipelineMixin:
             height,
             width,
             num_steps=num_steps,
-            min_size=min_size,
+            min_size=request.min_size,
             start_sigma=options.start_sigma,
             shorten_steps=options.shorten_steps,
             vae_scale_factor=vae_scale,
@@ -399,20 +413,13 @@ class LSSPipelineMixin:
             entry_rule=options.entry_rule,
         )
 
-    def _lss_single_stage_plan(
-        self,
-        height: int,
-        width: int,
-        min_size: int,
-        options: LSSOptions,
-        call: Mapping[str, Any],
-    ) -> StagePlan | None:
+    def _lss_single_stage_plan(self, request: _Request) -> StagePlan | None:
         """The one-stage plan for ``lss_plan``; None where the stock call goes beyond the planner
         (custom sigmas / timesteps, sizes the stock pipeline rounds itself)."""
-        if any(call.get(argument) is not None for argument in self.lss_schedule_arguments):
+        if any(request.call.get(a) is not None for a in self.lss_schedule_arguments):
             return None
         try:
-            return self._lss_plan(height, width, min_size, options, call, check=False)
+            return self._lss_plan(request, check=False)
         except Exception:  # informational only: never let it break a stock call
             return None
 
