@@ -1,0 +1,515 @@
+"""`lssgen mini <stage>`: train and assemble lssgen-mini, one resumable stage at a time.
+
+    lssgen mini text        --work W                  # tokenizers + frozen text encoders
+    lssgen mini vae         --work W --steps N        # AutoencoderKL on renders (resumable)
+    lssgen mini latents     --work W --count N        # cache VAE latents (continues if stopped)
+    lssgen mini transformer --work W --steps N        # SD3 transformer, rectified flow (resumable)
+    lssgen mini images      --work W --count N        # PNG renders for the upsampler
+    lssgen train-upsampler  --vae W/vae --images W/images --output W/upsampler --size 128 ...
+    lssgen mini assemble    --work W --output DIR     # the pipeline folder (fp16)
+    lssgen mini budget                                # measure s/step, plan a time budget
+
+Training stages checkpoint every `--checkpoint-every` steps into W/checkpoints/<stage>; Ctrl-C
+(or SIGTERM) finishes the step, checkpoints and exits 130; the same command with `--resume`
+continues bit for bit, and `--resume --steps <more>` extends a finished run. See
+lssgen/mini/README.md for the budget and the full command sequence.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+from typing import Any
+
+import attrs
+import torch
+
+from lssgen.mini.train_loop import DTYPES, LoopConfig, LoopResult, StepReport, run_loop
+from lssgen.mini.train_work import SUMMARY_NAME, Workdir, fingerprint, publish_folder
+from lssgen_core.upsample.atomic import write_json_atomic
+from lssgen_core.upsample.checkpoint import has_training_state, read_training_info
+from lssgen_core.upsample.train import ResumeError, SingleProcess
+from lssgen_diffusers.train_cli import (
+    EXIT_INTERRUPTED,
+    DeferredInterrupt,
+    HelpFormatter,
+    UsageError,
+    blame,
+    blame_field,
+    fail,
+    non_negative_int,
+    positive_int,
+)
+
+STAGES = ("text", "vae", "latents", "transformer", "images", "assemble", "budget")
+
+
+def _common(parser: argparse.ArgumentParser, *, work: bool = True) -> None:
+    parser.formatter_class = HelpFormatter
+    if work:
+        parser.add_argument("--work", required=True, help="work folder shared by all stages")
+    parser.add_argument(
+        "--threads", type=non_negative_int, default=0, help="torch CPU threads (0: torch's default)"
+    )
+
+
+def _loop_arguments(parser: argparse.ArgumentParser, defaults: LoopConfig) -> None:
+    parser.add_argument("--device", default="cpu", help="torch device, e.g. cpu or cuda")
+    parser.add_argument("--steps", type=positive_int, default=defaults.steps, help="total steps")
+    parser.add_argument(
+        "--batch-size", type=positive_int, default=defaults.batch_size, help="samples per step"
+    )
+    parser.add_argument("--lr", type=float, default=defaults.lr, help="AdamW learning rate")
+    parser.add_argument(
+        "--warmup-steps", type=non_negative_int, default=defaults.warmup_steps, help="linear LR"
+    )
+    parser.add_argument("--weight-decay", type=float, default=defaults.weight_decay, help="AdamW")
+    parser.add_argument(
+        "--max-grad-norm", type=float, default=defaults.max_grad_norm, help="gradient clipping"
+    )
+    parser.add_argument(
+        "--ema-decay", type=float, default=defaults.ema_decay, help="EMA of the exported weights"
+    )
+    parser.add_argument("--seed", type=non_negative_int, default=defaults.seed, help="init + data")
+    parser.add_argument("--dtype", choices=DTYPES, default=defaults.dtype, help="bf16: autocast")
+    parser.add_argument(
+        "--checkpoint-every", type=non_negative_int, default=100, help="steps between checkpoints"
+    )
+    parser.add_argument(
+        "--resume", action="store_true", help="continue from WORK/checkpoints/<stage>"
+    )
+
+
+def _channels(text: str) -> tuple[int, ...]:
+    try:
+        values = tuple(int(part) for part in text.split(","))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected comma-separated integers, got {text}") from None
+    if not values or min(values) <= 0:
+        raise argparse.ArgumentTypeError(f"expected positive integers, got {text}")
+    return values
+
+
+VAE_LOOP = LoopConfig(steps=2000, batch_size=8, lr=3e-4, warmup_steps=100)
+FLOW_LOOP = LoopConfig(steps=4000, batch_size=16, lr=2e-4, warmup_steps=200)
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.description = __doc__
+    parser.formatter_class = argparse.RawDescriptionHelpFormatter
+    stages = parser.add_subparsers(dest="stage", metavar="STAGE", required=True)
+
+    text = stages.add_parser("text", help="build the tokenizers and frozen text encoders")
+    _common(text)
+    text.add_argument("--seed", type=non_negative_int, default=0, help="encoder weights")
+    text.add_argument("--hidden-size", type=positive_int, default=64, help="CLIP width")
+    text.add_argument("--overwrite", action="store_true", help="replace an existing WORK/text")
+
+    vae = stages.add_parser("vae", help="train the AutoencoderKL on renders")
+    _common(vae)
+    _loop_arguments(vae, VAE_LOOP)
+    vae.add_argument("--crop", type=positive_int, default=128, help="training crop, pixels")
+    vae.add_argument(
+        "--size",
+        type=positive_int,
+        default=256,
+        help="native size: scenes render at it and half of it; latent statistics at it",
+    )
+    vae.add_argument(
+        "--channels", type=_channels, default=(16, 32, 64, 128), help="block widths, e.g. 16,32"
+    )
+    vae.add_argument("--kl-weight", type=float, default=1e-6, help="KL term (summed per image)")
+    vae.add_argument(
+        "--stats-count", type=positive_int, default=128, help="renders for the latent statistics"
+    )
+
+    latents = stages.add_parser("latents", help="cache VAE latents of renders for the transformer")
+    _common(latents)
+    latents.add_argument("--count", type=positive_int, default=8192, help="scenes")
+    latents.add_argument("--size", type=positive_int, default=256, help="native size, pixels")
+    latents.add_argument("--low-size", type=positive_int, default=128, help="LSS first stage")
+    latents.add_argument("--chunk-size", type=positive_int, default=256, help="scenes per file")
+
+    flow = stages.add_parser("transformer", help="train the SD3 transformer (rectified flow)")
+    _common(flow)
+    _loop_arguments(flow, FLOW_LOOP)
+    flow.add_argument("--layers", type=positive_int, default=6, help="joint blocks")
+    flow.add_argument("--heads", type=positive_int, default=3, help="attention heads")
+    flow.add_argument("--head-dim", type=positive_int, default=64, help="width per head")
+    flow.add_argument(
+        "--low-res-fraction", type=float, default=0.25, help="steps at the LSS first-stage size"
+    )
+    flow.add_argument(
+        "--caption-dropout", type=float, default=0.1, help="empty captions (for guidance)"
+    )
+    flow.add_argument(
+        "--timesteps",
+        choices=("logit_normal", "uniform"),
+        default="logit_normal",
+        help="distribution of t",
+    )
+    flow.add_argument(
+        "--stock-t5-fraction",
+        type=float,
+        default=0.05,
+        help="steps with the pipeline's default 256 T5 tokens instead of 1",
+    )
+
+    images = stages.add_parser("images", help="write PNG renders for lssgen train-upsampler")
+    _common(images)
+    images.add_argument("--count", type=positive_int, default=2048, help="renders")
+    images.add_argument("--size", type=positive_int, default=256, help="pixels")
+
+    assemble = stages.add_parser("assemble", help="write the pipeline folder")
+    _common(assemble)
+    assemble.add_argument("--output", required=True, help="pipeline folder to write")
+    assemble.add_argument("--shift", type=float, default=1.0, help="scheduler shift")
+    assemble.add_argument("--dtype", choices=("fp16", "fp32"), default="fp16")
+    assemble.add_argument(
+        "--upsampler", help="LatentUpsampler folder (default: WORK/upsampler if it exists)"
+    )
+    assemble.add_argument("--no-upsampler", action="store_true", help="ship without one")
+
+    budget = stages.add_parser("budget", help="measure seconds per step and plan a time budget")
+    _common(budget, work=False)
+    budget.add_argument(
+        "--measure-steps", type=positive_int, default=2, help="timed steps per measurement"
+    )
+    budget.add_argument(
+        "--speedup", type=float, default=1.7, help="assumed speed-up of the training threads"
+    )
+    budget.add_argument("--json", help="also write the measurements here")
+
+
+def run(args: argparse.Namespace) -> int:
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    try:
+        return int(_RUNNERS[args.stage](args))
+    except UsageError as error:
+        return fail(f"lssgen mini {args.stage}", error)
+
+
+# ------------------------------------------------------------------------------------------
+# Shared by the training stages
+# ------------------------------------------------------------------------------------------
+
+
+def _loop_config(args: argparse.Namespace) -> LoopConfig:
+    with blame_field():
+        return LoopConfig(
+            steps=args.steps,
+            batch_size=args.batch_size,
+            lr=args.lr,
+            warmup_steps=args.warmup_steps,
+            weight_decay=args.weight_decay,
+            max_grad_norm=args.max_grad_norm,
+            ema_decay=args.ema_decay,
+            seed=args.seed,
+            dtype=args.dtype,
+        )
+
+
+def _check_checkpoints(checkpoints: Path, resume: bool) -> None:
+    if resume:
+        if not has_training_state(checkpoints):
+            raise UsageError("--resume", f"no training checkpoint in {checkpoints} to resume")
+        with blame("--resume"):
+            read_training_info(checkpoints)
+    elif has_training_state(checkpoints):
+        with blame("--work"):
+            step = read_training_info(checkpoints)["step"]
+        raise UsageError(
+            "--work",
+            f"{checkpoints} holds a checkpoint at step {step}; pass --resume to continue it "
+            "(or delete it to start over)",
+        )
+
+
+class Progress:
+    """tqdm bar made at the first step, so a resumed run starts at its step."""
+
+    def __init__(self, desc: str) -> None:
+        self.desc = desc
+        self.bar: Any = None
+
+    def update(self, report: StepReport) -> None:
+        if self.bar is None:
+            from tqdm.auto import tqdm
+
+            self.bar = tqdm(
+                total=report.total_steps,
+                initial=report.step - 1,
+                unit="step",
+                desc=self.desc,
+                dynamic_ncols=True,
+            )
+        self.bar.set_postfix(loss=f"{report.loss_ema:.4g}", lr=f"{report.lr:.2e}", refresh=False)
+        self.bar.update(1)
+
+    def write(self, message: str) -> None:
+        if self.bar is not None:
+            self.bar.write(message)
+        else:
+            print(message, file=sys.stderr)
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.close()
+
+
+def _train(
+    stage: str, net: torch.nn.Module, task: Any, args: argparse.Namespace, checkpoints: Path
+) -> LoopResult | None:
+    """Run the loop with progress, Ctrl-C handling and resume errors as usage errors; None when
+    interrupted (the checkpoint is written)."""
+    config = _loop_config(args)
+    progress = Progress(f"mini {stage}")
+    with DeferredInterrupt(progress.write) as interrupt:
+        try:
+            result = run_loop(
+                net,
+                task,
+                config,
+                checkpoint_dir=checkpoints,
+                checkpoint_every=args.checkpoint_every,
+                resume=args.resume,
+                backend=SingleProcess(args.device),
+                on_step=progress.update,
+                should_stop=lambda: interrupt.requested,
+            )
+        except ResumeError as exc:
+            raise UsageError("--resume", str(exc)) from exc
+        finally:
+            progress.close()
+    if result.interrupted:
+        print(
+            f"Interrupted at step {result.step}/{config.steps}; checkpoint in {checkpoints}. "
+            "Run the same command with --resume to continue.",
+            file=sys.stderr,
+        )
+        return None
+    return result
+
+
+def _summary(result: LoopResult, config: Any, **extra: Any) -> dict[str, Any]:
+    return {
+        "config": attrs.asdict(config) if attrs.has(type(config)) else config,
+        "steps_done": result.step,
+        "last_losses": result.losses[-10:],
+        "final_loss_ema": result.loss_ema,
+        "seconds_per_step": result.seconds_per_step,
+        "threads": torch.get_num_threads(),
+        **extra,
+    }
+
+
+def _publish_model(target: Path, model: Any, summary: dict[str, Any]) -> None:
+    def write(folder: Path) -> None:
+        model.to("cpu").save_pretrained(folder)
+        write_json_atomic(folder / SUMMARY_NAME, summary)
+
+    publish_folder(target, write)
+
+
+# ------------------------------------------------------------------------------------------
+# Stages
+# ------------------------------------------------------------------------------------------
+
+
+def _run_text(args: argparse.Namespace) -> int:
+    from lssgen.mini.train_text import TextConfig, build_text
+
+    work = Workdir(args.work)
+    if work.text.exists() and not args.overwrite:
+        raise UsageError("--work", f"{work.text} exists; pass --overwrite to rebuild it")
+    config = TextConfig(seed=args.seed, hidden_size=args.hidden_size)
+    text = build_text(config)
+
+    def write(folder: Path) -> None:
+        text.save(folder)
+        write_json_atomic(folder / SUMMARY_NAME, {"config": attrs.asdict(config)})
+
+    publish_folder(work.text, write)
+    print(f"Wrote the text components to {work.text}.", file=sys.stderr)
+    return 0
+
+
+def _run_vae(args: argparse.Namespace) -> int:
+    from lssgen.mini.train_vae import VaeArch, VaeTask, VaeTrainConfig, build_vae, finish_vae
+
+    work = Workdir(args.work)
+    checkpoints = work.checkpoints("vae")
+    _check_checkpoints(checkpoints, args.resume)
+    with blame_field():
+        config = VaeTrainConfig(
+            arch=VaeArch(block_out_channels=args.channels),
+            crop=args.crop,
+            render_sizes=(args.size // 2, args.size),
+            kl_weight=args.kl_weight,
+        )
+    task = VaeTask(config, args.batch_size)
+    result = _train("vae", build_vae(config.arch, args.seed), task, args, checkpoints)
+    if result is None:
+        return EXIT_INTERRUPTED
+    vae = result.trainee.ema.to("cpu")
+    stats = finish_vae(vae, stats_count=args.stats_count, size=args.size)
+    _publish_model(work.vae, vae, _summary(result, config, loop=vars_of(args), **stats))
+    print(
+        f"Saved the VAE to {work.vae}: held-out PSNR {stats['psnr_db']:.2f} dB, "
+        f"shift {stats['shift_factor']:.4f}, scaling {stats['scaling_factor']:.4f}.",
+        file=sys.stderr,
+    )
+    return 0
+
+
+def _run_latents(args: argparse.Namespace) -> int:
+    from tqdm.auto import tqdm
+
+    from lssgen.mini.train_latents import CacheConfig, build_cache
+    from lssgen_diffusers.vae import load_vae
+
+    work = Workdir(args.work)
+    with blame("--work"):
+        codec = load_vae(work.vae)
+    with blame_field():
+        config = CacheConfig(
+            count=args.count, sizes=(args.size, args.low_size), chunk_size=args.chunk_size
+        )
+    with tqdm(total=config.num_chunks, unit="chunk", desc="mini latents") as bar:
+
+        def advance(done: int, _total: int) -> None:
+            bar.update(done - bar.n)
+
+        with blame("--work"):
+            written = build_cache(
+                work.latents, config, codec.encode, fingerprint(work.vae), advance
+            )
+    print(
+        f"Latent cache {work.latents}: {written} new chunk(s) of {config.num_chunks}.",
+        file=sys.stderr,
+    )
+    return 0
+
+
+def _run_transformer(args: argparse.Namespace) -> int:
+    from lssgen.mini.train_latents import load_cache
+    from lssgen.mini.train_text import load_text
+    from lssgen.mini.train_transformer import (
+        FlowTask,
+        FlowTrainConfig,
+        TransformerArch,
+        build_transformer,
+    )
+
+    work = Workdir(args.work)
+    checkpoints = work.checkpoints("transformer")
+    _check_checkpoints(checkpoints, args.resume)
+    with blame("--work"):
+        text = load_text(work.text)
+        cache = load_cache(work.latents)
+    native = cache.sizes[0]
+    with blame_field():
+        arch = TransformerArch(
+            num_layers=args.layers,
+            num_attention_heads=args.heads,
+            attention_head_dim=args.head_dim,
+            sample_size=int(cache.latents[native].shape[-1]),
+        )
+        config = FlowTrainConfig(
+            arch=arch,
+            low_res_fraction=args.low_res_fraction,
+            caption_dropout=args.caption_dropout,
+            timesteps=args.timesteps,
+            stock_t5_fraction=args.stock_t5_fraction,
+        )
+    net = build_transformer(
+        arch,
+        latent_channels=int(cache.latents[native].shape[1]),
+        joint_attention_dim=text.joint_attention_dim,
+        pooled_projection_dim=text.pooled_projection_dim,
+        seed=args.seed,
+    )
+    task = FlowTask(config, args.batch_size, cache, text.to(args.device), fingerprint(work.text))
+    result = _train("transformer", net, task, args, checkpoints)
+    if result is None:
+        return EXIT_INTERRUPTED
+    _publish_model(
+        work.transformer, result.trainee.ema, _summary(result, config, loop=vars_of(args))
+    )
+    print(f"Saved the transformer (EMA) to {work.transformer}.", file=sys.stderr)
+    return 0
+
+
+def _run_images(args: argparse.Namespace) -> int:
+    from tqdm.auto import tqdm
+
+    from lssgen.mini.train_data import write_images
+
+    folder = Workdir(args.work).images
+    with tqdm(total=args.count, unit="image", desc="mini images") as bar:
+        written = write_images(
+            folder, count=args.count, size=args.size, on_image=lambda n: bar.update(n - bar.n)
+        )
+    print(f"{folder}: {written} new render(s), {args.count} in all.", file=sys.stderr)
+    return 0
+
+
+def _run_assemble(args: argparse.Namespace) -> int:
+    from lssgen.mini.train_assemble import SIZE_BUDGET_BYTES, assemble
+
+    work = Workdir(args.work)
+    upsampler = None
+    if args.upsampler and args.no_upsampler:
+        raise UsageError("--no-upsampler", "not allowed with --upsampler")
+    if args.upsampler:
+        upsampler = Path(args.upsampler)
+    elif not args.no_upsampler and (work.upsampler / "config.json").is_file():
+        upsampler = work.upsampler
+    dtype = torch.float16 if args.dtype == "fp16" else torch.float32
+    with blame("--work"):
+        sizes = assemble(work, args.output, upsampler=upsampler, shift=args.shift, dtype=dtype)
+    total = sum(sizes.values())
+    for name, size in sizes.items():
+        print(f"  {name:<16} {size / 2**20:7.2f} MiB", file=sys.stderr)
+    print(f"  {'total':<16} {total / 2**20:7.2f} MiB -> {args.output}", file=sys.stderr)
+    if upsampler is None:
+        print("  (no latent_upsampler: scaling_mode='resnet' needs one)", file=sys.stderr)
+    if total > SIZE_BUDGET_BYTES:
+        print(f"warning: over the {SIZE_BUDGET_BYTES / 2**20:.0f} MiB budget", file=sys.stderr)
+    return 0
+
+
+def _run_budget(args: argparse.Namespace) -> int:
+    from lssgen.mini.train_budget import markdown_table, measure, plan
+
+    measured = measure(args.measure_steps)
+    plans = plan(measured, speedup=args.speedup)
+    print(markdown_table(measured, plans, torch.get_num_threads(), args.speedup))
+    if args.json:
+        write_json_atomic(
+            args.json,
+            {
+                "threads": torch.get_num_threads(),
+                "speedup": args.speedup,
+                "measured": [attrs.asdict(m) for m in measured],
+                "plan": [attrs.asdict(p) for p in plans],
+            },
+        )
+    return 0
+
+
+def vars_of(args: argparse.Namespace) -> dict[str, Any]:
+    return {k: v for k, v in vars(args).items() if not k.startswith("_")}
+
+
+_RUNNERS = {
+    "text": _run_text,
+    "vae": _run_vae,
+    "latents": _run_latents,
+    "transformer": _run_transformer,
+    "images": _run_images,
+    "assemble": _run_assemble,
+    "budget": _run_budget,
+}

@@ -1,0 +1,149 @@
+"""The latent cache and the transformer stage: cached data, rectified-flow loss, exact resume."""
+
+import json
+
+import attrs
+import pytest
+import torch
+
+from lssgen.mini.train_latents import CacheConfig, build_cache, chunk_path, load_cache
+from lssgen.mini.train_loop import LoopConfig, run_loop, step_generator
+from lssgen.mini.train_text import FAST_T5_TOKENS, STOCK_T5_TOKENS, TextConfig, build_text
+from lssgen.mini.train_transformer import (
+    FlowTask,
+    FlowTrainConfig,
+    TransformerArch,
+    build_transformer,
+)
+from lssgen.mini.train_vae import VaeArch, build_vae
+from lssgen_core.upsample.train import ResumeError
+
+CACHE = CacheConfig(count=6, sizes=(64, 32), chunk_size=4, encode_batch=3)
+ARCH = TransformerArch(
+    num_layers=1, num_attention_heads=2, attention_head_dim=8, sample_size=8, pos_embed_max_size=16
+)
+FLOW = FlowTrainConfig(arch=ARCH, low_res_fraction=0.5, stock_t5_fraction=0.3)
+LOOP = LoopConfig(steps=4, batch_size=3, lr=1e-3, warmup_steps=1, ema_decay=0.9)
+
+
+@pytest.fixture(autouse=True, scope="module")
+def one_thread():
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+@pytest.fixture(scope="module")
+def codec():
+    from lssgen_diffusers.vae import VaeCodec
+
+    vae = build_vae(VaeArch(block_out_channels=(8, 8, 8, 8), norm_num_groups=4), 0).eval()
+    return VaeCodec.from_vae(vae)
+
+
+@pytest.fixture(scope="module")
+def cache_dir(codec, tmp_path_factory):
+    folder = tmp_path_factory.mktemp("latents")
+    assert build_cache(folder, CACHE, codec.encode, "vae-a") == 2
+    return folder
+
+
+@pytest.fixture(scope="module")
+def text():
+    return build_text(TextConfig(hidden_size=16, intermediate_size=32))
+
+
+def transformer(text, seed=0):
+    return build_transformer(
+        ARCH,
+        latent_channels=16,
+        joint_attention_dim=text.joint_attention_dim,
+        pooled_projection_dim=text.pooled_projection_dim,
+        seed=seed,
+    )
+
+
+def test_the_cache_holds_both_sizes_and_the_captions(cache_dir, codec):
+    from lssgen.mini.train_data import TRAIN_DATA_SEED, captions, render_batch
+
+    cache = load_cache(cache_dir)
+    assert len(cache) == 6 and cache.sizes == (64, 32)
+    assert cache.latents[64].shape == (6, 16, 8, 8) and cache.latents[32].shape == (6, 16, 4, 4)
+    assert cache.latents[64].dtype == torch.float16
+    assert list(cache.captions) == captions(TRAIN_DATA_SEED, range(6))
+    direct = codec.encode(render_batch(TRAIN_DATA_SEED, [5], 32))
+    assert torch.allclose(cache.latents[32][5:6].float(), direct, atol=1e-2, rtol=1e-2)
+
+
+def test_an_interrupted_cache_build_continues_and_other_settings_are_refused(
+    cache_dir, codec, tmp_path
+):
+    before = chunk_path(cache_dir, 1).read_bytes()
+    chunk_path(cache_dir, 1).unlink()  # as if the build had stopped before the last chunk
+    assert build_cache(cache_dir, CACHE, codec.encode, "vae-a") == 1
+    assert chunk_path(cache_dir, 1).read_bytes() == before
+    with pytest.raises(ValueError, match="other settings or another VAE"):
+        build_cache(cache_dir, CACHE, codec.encode, "vae-b")
+    with pytest.raises(FileNotFoundError, match="latents"):
+        load_cache(tmp_path)
+
+
+def test_a_step_draws_sizes_captions_dropout_and_t5_lengths_from_its_generator(cache_dir, text):
+    cache = load_cache(cache_dir)
+    task = FlowTask(attrs.evolve(FLOW, caption_dropout=0.5), 3, cache, text, "t")
+    draws = [task.batch(step_generator(0, step)) for step in range(40)]
+    assert {x0.shape[-1] for x0, *_ in draws} == {8, 4}
+    assert {t5 for *_, t5 in draws} == {FAST_T5_TOKENS, STOCK_T5_TOKENS}
+    prompts = [p for *_, ps, _ in draws for p in ps]
+    assert "" in prompts and set(prompts) - {""} <= set(cache.captions)
+    t = torch.cat([t for _, t, *_ in draws])
+    assert t.min() > 0 and t.max() < 1
+    again = task.batch(step_generator(0, 7))
+    assert all(torch.equal(a, b) for a, b in zip(again[:3], draws[7][:3]))
+
+
+def test_a_few_steps_lower_the_flow_loss_on_a_fixed_batch(cache_dir, text):
+    cache = load_cache(cache_dir)
+    task = FlowTask(FLOW, 3, cache, text, "t")
+    generator_state = step_generator(123, 0).get_state()
+
+    def loss(net):
+        generator = torch.Generator()
+        generator.set_state(generator_state)
+        with torch.no_grad():
+            return float(task.loss(net, 0, generator)[0])
+
+    before = loss(transformer(text))
+    result = run_loop(transformer(text), task, LOOP)
+    assert all(torch.isfinite(torch.tensor(result.losses)))
+    assert loss(result.trainee.net) < before
+
+
+def test_k_plus_k_steps_resume_to_the_weights_of_2k(cache_dir, text, tmp_path):
+    cache = load_cache(cache_dir)
+    task = FlowTask(FLOW, 3, cache, text, "t")
+    straight = run_loop(transformer(text), task, LOOP)
+    run_loop(transformer(text), task, attrs.evolve(LOOP, steps=2), checkpoint_dir=tmp_path)
+    resumed = run_loop(transformer(text, 5), task, LOOP, checkpoint_dir=tmp_path, resume=True)
+    assert resumed.losses == straight.losses[2:]
+    a, b = resumed.trainee.state_dict(), straight.trainee.state_dict()
+    assert all(torch.equal(a[k], b[k]) for k in a)
+    # Extending a finished run is allowed (constant LR); other data is not.
+    longer = run_loop(
+        transformer(text), task, attrs.evolve(LOOP, steps=5), checkpoint_dir=tmp_path, resume=True
+    )
+    assert (longer.start_step, longer.step) == (4, 5)
+    other_text = FlowTask(FLOW, 3, cache, text, "another text fingerprint")
+    with pytest.raises(ResumeError, match="text"):
+        run_loop(transformer(text), other_text, LOOP, checkpoint_dir=tmp_path, resume=True)
+    identity = json.loads((tmp_path / "training_state.json").read_text())["info"]["identity"]
+    assert identity["task"]["latents"] == cache.fingerprint
+
+
+def test_low_resolution_training_needs_two_cached_sizes(codec, text, tmp_path):
+    build_cache(tmp_path, attrs.evolve(CACHE, sizes=(64,), count=2), codec.encode, "v")
+    one_size = load_cache(tmp_path)
+    with pytest.raises(ValueError, match="two sizes"):
+        FlowTask(FLOW, 3, one_size, text, "t")
+    FlowTask(attrs.evolve(FLOW, low_res_fraction=0.0), 3, one_size, text, "t")
