@@ -21,6 +21,14 @@ COMMANDS: dict[str, tuple[str, str]] = {
         "lssgen_diffusers.eval_cli",
         "Compare an upsampler with interpolation and the pixel round trip on held-out images.",
     ),
+    "generate": (
+        "lssgen_diffusers.generate_cli",
+        "Generate images for a prompt list in GenEval's layout (resumable, multi-process).",
+    ),
+    "mini": (
+        "lssgen.mini.train_cli",
+        "Train and assemble lssgen-mini stage by stage (text, vae, latents, transformer, ...).",
+    ),
 }
 
 
