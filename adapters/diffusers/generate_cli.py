@@ -55,7 +55,15 @@ from lssgen_diffusers.geneval_layout import (
     write_metadata,
     write_png,
 )
-from lssgen_diffusers.options import LSSDefaults, resolve_options
+from lssgen_diffusers.options import (
+    COGVIEW4_DEFAULTS,
+    FLUX_DEFAULTS,
+    SD3_DEFAULTS,
+    SD_DEFAULTS,
+    SDXL_DEFAULTS,
+    LSSDefaults,
+    resolve_options,
+)
 from lssgen_diffusers.prompts import PromptFileError, load_prompt_file, prompt_from_text
 from lssgen_diffusers.train_cli import (
     TORCH_DTYPES,
@@ -86,24 +94,30 @@ LSS_OPTIONS = ("upsampler", "scaling_mode", "start_sigma", "min_size", "shorten"
 
 @dataclass(frozen=True)
 class PipelineKind:
-    """A model family: its pipeline classes and the original's step and guidance defaults.
-
-    The LSS defaults (min size, step shortening) live in `lssgen_diffusers.options`, and the
-    native size comes from the loaded pipeline.
-    """
+    """A model family: its pipeline classes and its defaults (`lssgen_diffusers.options`; the
+    native size comes from the loaded pipeline)."""
 
     lss_class: str
     stock_class: str
-    steps: int
-    guidance: float
+    defaults: LSSDefaults
+
+    @property
+    def steps(self) -> int:
+        return self.defaults.num_inference_steps
+
+    @property
+    def guidance(self) -> float:
+        return self.defaults.guidance_scale
 
 
 KINDS: dict[str, PipelineKind] = {
-    "flux": PipelineKind("LSSFluxPipeline", "FluxPipeline", 50, 3.5),
-    "sd3": PipelineKind("LSSStableDiffusion3Pipeline", "StableDiffusion3Pipeline", 28, 7.0),
-    "sdxl": PipelineKind("LSSStableDiffusionXLPipeline", "StableDiffusionXLPipeline", 50, 5.0),
-    "sd": PipelineKind("LSSStableDiffusionPipeline", "StableDiffusionPipeline", 50, 7.5),
-    "cogview4": PipelineKind("LSSCogView4Pipeline", "CogView4Pipeline", 50, 5.0),
+    "flux": PipelineKind("LSSFluxPipeline", "FluxPipeline", FLUX_DEFAULTS),
+    "sd3": PipelineKind("LSSStableDiffusion3Pipeline", "StableDiffusion3Pipeline", SD3_DEFAULTS),
+    "sdxl": PipelineKind(
+        "LSSStableDiffusionXLPipeline", "StableDiffusionXLPipeline", SDXL_DEFAULTS
+    ),
+    "sd": PipelineKind("LSSStableDiffusionPipeline", "StableDiffusionPipeline", SD_DEFAULTS),
+    "cogview4": PipelineKind("LSSCogView4Pipeline", "CogView4Pipeline", COGVIEW4_DEFAULTS),
 }
 
 
@@ -270,7 +284,7 @@ def _check_lss_values(args: argparse.Namespace) -> None:
     # The pipelines' own validation, run now so a bad value fails before minutes of loading.
     try:
         resolve_options(
-            LSSDefaults(min_size=1, shorten_intermediate_steps=False),
+            LSSDefaults(1, False, num_inference_steps=1, guidance_scale=1.0),
             start_sigma=args.start_sigma,
             min_size=args.min_size,
             min_resolution=None,

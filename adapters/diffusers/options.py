@@ -36,17 +36,21 @@ DEFAULT_ENTRY_RULE = "sigma"
 
 @attrs.frozen
 class LSSDefaults:
-    """A pipeline's defaults for the LSS arguments that differ between model families."""
+    """A model family's defaults in the original: the LSS arguments that differ between families,
+    and the steps and guidance its batch script used (the pipelines' own call keeps the stock
+    defaults for those; ``lssgen generate`` uses these)."""
 
     min_size: int
     shorten_intermediate_steps: bool
+    num_inference_steps: int
+    guidance_scale: float
 
 
-FLUX_DEFAULTS = LSSDefaults(min_size=512, shorten_intermediate_steps=True)
-SD3_DEFAULTS = LSSDefaults(min_size=512, shorten_intermediate_steps=False)
-SDXL_DEFAULTS = LSSDefaults(min_size=1024, shorten_intermediate_steps=False)
-SD_DEFAULTS = LSSDefaults(min_size=512, shorten_intermediate_steps=False)
-COGVIEW4_DEFAULTS = LSSDefaults(min_size=512, shorten_intermediate_steps=False)
+FLUX_DEFAULTS = LSSDefaults(512, True, num_inference_steps=50, guidance_scale=3.5)
+SD3_DEFAULTS = LSSDefaults(512, False, num_inference_steps=28, guidance_scale=7.0)
+SDXL_DEFAULTS = LSSDefaults(1024, False, num_inference_steps=50, guidance_scale=5.0)
+SD_DEFAULTS = LSSDefaults(512, False, num_inference_steps=50, guidance_scale=7.5)
+COGVIEW4_DEFAULTS = LSSDefaults(512, False, num_inference_steps=50, guidance_scale=5.0)
 
 
 @attrs.frozen
