@@ -3,7 +3,7 @@
 Needs only torch, numpy and attrs (safetensors for upsampler weights, imported when used).
 """
 
-from lssgen_core.cost import TransformerCost, UNetCost, plan_cost
+from lssgen_core.cost import CalibratedCost, TransformerCost, UNetCost, calibrate, plan_cost
 from lssgen_core.denoiser import Denoiser
 from lssgen_core.noise import randn
 from lssgen_core.parameterization import (
@@ -54,6 +54,7 @@ __all__ = [
     "SCALING_MODES",
     "VE",
     "VP",
+    "CalibratedCost",
     "Denoiser",
     "FlowSchedule",
     "LatentUpSampler",
@@ -65,6 +66,7 @@ __all__ = [
     "TransformerCost",
     "UNetCost",
     "UpsamplerConfig",
+    "calibrate",
     "cogview4_mu",
     "cogview4_schedule",
     "convert_latent",

@@ -4,11 +4,16 @@ A denoiser step costs ``linear * n + quadratic * n**2`` FLOPs for ``n`` image to
 term is every per-token layer (projections, MLPs, convolutions), the quadratic one is attention.
 Plain generation runs ``num_steps`` steps at the target's ``n``; LSS runs fewer steps at the target
 and the rest at a quarter (or less) of the tokens, where attention costs a sixteenth.
+
+Optional terms, all off by default: ``overhead_flops`` (work only LSS does: the upsampler or a
+pixel round trip), ``shared_flops`` (work both do once: prompt encoding, the final VAE decode)
+and :class:`CalibratedCost`, a fixed cost per denoiser call fitted to measured step times
+(:func:`calibrate`) for hardware that is not compute-bound at the small stage's size.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Protocol
 
 import attrs
@@ -76,6 +81,69 @@ class UNetCost:
 
 
 @attrs.frozen
+class CalibratedCost:
+    """``model`` plus a fixed cost per denoiser call, for hardware that is not compute-bound.
+
+    FLOP counts predict time only where the hardware runs at a steady FLOP rate. Small calls
+    (few tokens, small batches, or any call on a fast GPU) also pay a fixed price: kernel
+    launches, Python, memory-bound norms and activations. Modelled as ``seconds(n) =
+    overhead_seconds + model.flops(n) / flops_per_second``, and expressed to the rest of this
+    module as ``overhead_seconds * flops_per_second`` extra FLOP-equivalents per call, so
+    :func:`plan_cost` and ``StagePlan.describe`` work unchanged. The overhead favours plans with
+    fewer denoiser calls: a calibrated speed-up lies between the FLOP model's and the ratio of
+    call counts. Fit both numbers from measured step times with :func:`calibrate`.
+    """
+
+    model: StepCost
+    flops_per_second: float = attrs.field()
+    overhead_seconds: float = 0.0
+
+    @flops_per_second.validator
+    def _positive(self, _: attrs.Attribute[float], value: float) -> None:
+        if not value > 0:
+            raise ValueError(f"flops_per_second must be > 0, got {value!r}")
+
+    @property
+    def overhead_flops(self) -> float:
+        return self.overhead_seconds * self.flops_per_second
+
+    def flops(self, num_tokens: int) -> float:
+        return self.model.flops(num_tokens) + self.overhead_flops
+
+    def seconds(self, num_tokens: int) -> float:
+        """Predicted time of one denoiser call."""
+        return self.flops(num_tokens) / self.flops_per_second
+
+
+def calibrate(model: StepCost, seconds_per_call: Mapping[int, float]) -> CalibratedCost:
+    """Fit :class:`CalibratedCost` to measured times of one denoiser call at >= 2 token counts.
+
+    Least squares on ``seconds = overhead + flops / rate`` (exact for two token counts). The
+    overhead is not clamped: a negative one means the hardware got *more* efficient at the small
+    size, which the caller should see rather than have hidden.
+    """
+    if len(seconds_per_call) < 2:
+        raise ValueError(
+            f"calibrate needs times at >= 2 token counts, got {dict(seconds_per_call)}"
+        )
+    flops = [model.flops(n) for n in seconds_per_call]
+    times = list(seconds_per_call.values())
+    count = len(flops)
+    mean_f, mean_t = sum(flops) / count, sum(times) / count
+    spread = sum((f - mean_f) ** 2 for f in flops)
+    if spread <= 0:
+        raise ValueError("calibrate needs token counts with different FLOP costs")
+    seconds_per_flop = sum((f - mean_f) * (t - mean_t) for f, t in zip(flops, times)) / spread
+    if not seconds_per_flop > 0:
+        raise ValueError(
+            f"measured times {dict(seconds_per_call)} do not grow with the FLOP count; "
+            "they are too noisy to calibrate with"
+        )
+    overhead = mean_t - seconds_per_flop * mean_f
+    return CalibratedCost(model, flops_per_second=1 / seconds_per_flop, overhead_seconds=overhead)
+
+
+@attrs.frozen
 class StageCost:
     index: int
     num_tokens: int
@@ -90,6 +158,10 @@ class PlanCost:
     stages: tuple[StageCost, ...]
     plain_flops: float
     overhead_flops: float = 0.0
+    # Work plain and LSS generation both do once (prompt encoding, the final VAE decode): it
+    # dilutes the speed-up towards 1 without changing which is faster. 0 for a denoiser-only
+    # prediction.
+    shared_flops: float = 0.0
 
     @property
     def lss_flops(self) -> float:
@@ -97,7 +169,7 @@ class PlanCost:
 
     @property
     def speedup(self) -> float:
-        return self.plain_flops / self.lss_flops
+        return (self.plain_flops + self.shared_flops) / (self.lss_flops + self.shared_flops)
 
     def describe(self) -> str:
         lines = [
@@ -105,6 +177,8 @@ class PlanCost:
             f"= {s.flops / 1e12:.3f} TFLOP"
             for s in self.stages
         ]
+        if self.shared_flops:
+            lines.append(f"  shared by plain and LSS: {self.shared_flops / 1e12:.3f} TFLOP")
         return "\n".join(
             [
                 "predicted denoiser cost:",
@@ -115,8 +189,11 @@ class PlanCost:
         )
 
 
-def plan_cost(plan: StagePlan, model: StepCost, overhead_flops: float = 0.0) -> PlanCost:
-    """Predicted cost of ``plan`` for ``model``; ``overhead_flops`` adds e.g. the upsampler's."""
+def plan_cost(
+    plan: StagePlan, model: StepCost, overhead_flops: float = 0.0, shared_flops: float = 0.0
+) -> PlanCost:
+    """Predicted cost of ``plan`` for ``model``; ``overhead_flops`` adds what only LSS does (the
+    upsampler, a pixel round trip), ``shared_flops`` what both do (e.g. the final VAE decode)."""
     stages = tuple(
         StageCost(
             index=stage.index,
@@ -127,4 +204,6 @@ def plan_cost(plan: StagePlan, model: StepCost, overhead_flops: float = 0.0) -> 
         for stage in plan.stages
     )
     plain = plan.num_steps * model.flops(plan.target.num_tokens)
-    return PlanCost(stages=stages, plain_flops=plain, overhead_flops=overhead_flops)
+    return PlanCost(
+        stages=stages, plain_flops=plain, overhead_flops=overhead_flops, shared_flops=shared_flops
+    )

@@ -183,8 +183,10 @@ class LatentUpsampler(nn.Module):
             )
         # The weights' dtype decides the arithmetic (a bf16 checkpoint runs in bf16), while the
         # caller keeps its own dtype so the sampling loop never changes precision behind its back.
-        out = self.upsampler(latent.to(self.dtype))
-        return out.to(latent.dtype)
+        # channels_last: CPU convolutions otherwise spend a quarter of the time reordering memory
+        # (measured in benchmarks/test_upsampler_speed.py: 1.3-1.4x faster, same weights).
+        x = latent.to(self.dtype).contiguous(memory_format=torch.channels_last)
+        return self.upsampler(x).to(latent.dtype).contiguous()
 
     @classmethod
     def from_pretrained(
