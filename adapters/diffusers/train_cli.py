@@ -21,7 +21,7 @@ import warnings
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from types import FrameType
-from typing import Any, NoReturn
+from typing import Any, NoReturn, Protocol
 
 import torch
 
@@ -34,7 +34,6 @@ from lssgen_core.upsample.train import (
     CHECKPOINT_DIRNAME,
     DTYPES,
     ResumeError,
-    StepReport,
     TrainConfig,
     default_upsampler_config,
     init_upsampler,
@@ -235,14 +234,22 @@ class DeferredInterrupt:
         self._restore()
 
 
+class StepLike(Protocol):
+    step: int
+    total_steps: int
+    loss_ema: float
+    lr: float
+
+
 class Progress:
     """tqdm bar created at the first step, so a resumed run starts at its step."""
 
-    def __init__(self, enabled: bool) -> None:
+    def __init__(self, enabled: bool = True, desc: str = "train-upsampler") -> None:
         self.enabled = enabled
+        self.desc = desc
         self.bar: Any = None
 
-    def update(self, report: StepReport) -> None:
+    def update(self, report: StepLike) -> None:
         if not self.enabled:
             return
         if self.bar is None:
@@ -252,7 +259,7 @@ class Progress:
                 total=report.total_steps,
                 initial=report.step - 1,
                 unit="step",
-                desc="train-upsampler",
+                desc=self.desc,
                 dynamic_ncols=True,
             )
         self.bar.set_postfix(loss=f"{report.loss_ema:.4g}", lr=f"{report.lr:.2e}", refresh=False)

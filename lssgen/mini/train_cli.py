@@ -25,7 +25,7 @@ from typing import Any
 import attrs
 import torch
 
-from lssgen.mini.train_loop import DTYPES, LoopConfig, LoopResult, StepReport, run_loop
+from lssgen.mini.train_loop import DTYPES, LoopConfig, LoopResult, run_loop
 from lssgen.mini.train_work import SUMMARY_NAME, Workdir, fingerprint, publish_folder
 from lssgen_core.upsample.atomic import write_json_atomic
 from lssgen_core.upsample.checkpoint import has_training_state, read_training_info
@@ -34,6 +34,7 @@ from lssgen_diffusers.train_cli import (
     EXIT_INTERRUPTED,
     DeferredInterrupt,
     HelpFormatter,
+    Progress,
     UsageError,
     blame,
     blame_field,
@@ -227,45 +228,13 @@ def _check_checkpoints(checkpoints: Path, resume: bool) -> None:
         )
 
 
-class Progress:
-    """tqdm bar made at the first step, so a resumed run starts at its step."""
-
-    def __init__(self, desc: str) -> None:
-        self.desc = desc
-        self.bar: Any = None
-
-    def update(self, report: StepReport) -> None:
-        if self.bar is None:
-            from tqdm.auto import tqdm
-
-            self.bar = tqdm(
-                total=report.total_steps,
-                initial=report.step - 1,
-                unit="step",
-                desc=self.desc,
-                dynamic_ncols=True,
-            )
-        self.bar.set_postfix(loss=f"{report.loss_ema:.4g}", lr=f"{report.lr:.2e}", refresh=False)
-        self.bar.update(1)
-
-    def write(self, message: str) -> None:
-        if self.bar is not None:
-            self.bar.write(message)
-        else:
-            print(message, file=sys.stderr)
-
-    def close(self) -> None:
-        if self.bar is not None:
-            self.bar.close()
-
-
 def _train(
     stage: str, net: torch.nn.Module, task: Any, args: argparse.Namespace, checkpoints: Path
 ) -> LoopResult | None:
     """Run the loop with progress, Ctrl-C handling and resume errors as usage errors; None when
     interrupted (the checkpoint is written)."""
     config = _loop_config(args)
-    progress = Progress(f"mini {stage}")
+    progress = Progress(desc=f"mini {stage}")
     with DeferredInterrupt(progress.write) as interrupt:
         try:
             result = run_loop(
