@@ -478,7 +478,9 @@ class LSSPipelineMixin:
         # One noise tensor per image (batch x num_images_per_prompt), drawn from the image's own
         # generator when a list is given, so an image does not depend on its batch.
         noise = randn(shape, generator, device=spatial.device, dtype=spatial.dtype)
-        entered = enter_stage(spatial, stage, scaler, noise, plan.parameterization)
+        # Named so the LSS machinery shows up in any profiler trace (free when none runs).
+        with torch.profiler.record_function(f"lss.enter_stage[{stage.index}]"):
+            entered = enter_stage(spatial, stage, scaler, noise, plan.parameterization)
         return self._lss_from_spatial(entered, stage)
 
     def _lss_run_stage(
@@ -499,7 +501,10 @@ class LSSPipelineMixin:
             stage_call.update(dict.fromkeys(self.lss_final_stage_arguments))
             stage_call.update(output_type="latent", return_dict=False)
         check = functools.partial(_check_stage_schedule, stage, plan.parameterization)
-        with entered_scheduler(self, stage.start_index, check):
+        with (
+            torch.profiler.record_function(f"lss.stage[{stage.index}]"),
+            entered_scheduler(self, stage.start_index, check),
+        ):
             return super().__call__(**stage_call)  # type: ignore[misc]
 
 
