@@ -12,7 +12,7 @@ import argparse
 import sys
 import warnings
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import Any
 
 import torch
 
@@ -129,14 +129,3 @@ def _run(args: argparse.Namespace) -> int:
         written.append(write_bytes_atomic(output / GRID_NAME, png_bytes(grid)))
     print("Wrote " + ", ".join(str(p) for p in written), file=sys.stderr)
     return 0
-
-
-def main(argv: list[str] | None = None) -> NoReturn:
-    """`python -m lssgen_diffusers.eval_cli ...` without the `lssgen` dispatcher."""
-    parser = argparse.ArgumentParser(prog="lssgen eval-upsampler", description=__doc__)
-    add_arguments(parser)
-    sys.exit(run(parser.parse_args(argv)))
-
-
-if __name__ == "__main__":
-    main()

@@ -35,7 +35,7 @@ import warnings
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import Any
 
 import torch
 
@@ -753,14 +753,3 @@ def _report_end(result: dict[str, Any], outdir: Path) -> None:
     )
     if result["missing"]:
         print(f"{PROG}: {result['missing']} images are missing; run again", file=sys.stderr)
-
-
-def main(argv: list[str] | None = None) -> NoReturn:
-    """`python -m lssgen_diffusers.generate_cli ...` without the `lssgen` dispatcher."""
-    parser = argparse.ArgumentParser(prog=PROG, description=__doc__)
-    add_arguments(parser)
-    sys.exit(run(parser.parse_args(argv)))
-
-
-if __name__ == "__main__":
-    main()

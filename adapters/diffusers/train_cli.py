@@ -21,7 +21,7 @@ import warnings
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from types import FrameType
-from typing import Any, NoReturn, Protocol
+from typing import Any, Protocol
 
 import torch
 
@@ -276,25 +276,33 @@ class Progress:
             self.bar.close()
 
 
-def _check_output(output: Path, resume: bool) -> Path:
-    if output.exists() and not output.is_dir():
-        raise UsageError("--output", f"{output} is a file, not a folder")
-    checkpoints = output / CHECKPOINT_DIRNAME
+def check_checkpoints(checkpoints: Path, resume: bool, *, folder_argument: str) -> None:
+    """`--resume` needs a readable checkpoint; without it, an existing one must not be overwritten.
+
+    `folder_argument` is the option that chose the folder (`--output`, `--work`), named in the
+    error so the user knows what to change.
+    """
     if resume:
         if not has_training_state(checkpoints):
             raise UsageError("--resume", f"no training checkpoint in {checkpoints} to resume")
         with blame("--resume"):
             read_training_info(checkpoints)
-        return checkpoints
-    if has_training_state(checkpoints):
-        with blame("--output"):
+    elif has_training_state(checkpoints):
+        with blame(folder_argument):
             step = read_training_info(checkpoints)["step"]
         raise UsageError(
-            "--output",
+            folder_argument,
             f"{checkpoints} holds a checkpoint at step {step}; pass --resume to continue it, "
-            "or choose another --output",
+            f"or choose another {folder_argument}",
         )
-    if (output / "config.json").exists():
+
+
+def _check_output(output: Path, resume: bool) -> Path:
+    if output.exists() and not output.is_dir():
+        raise UsageError("--output", f"{output} is a file, not a folder")
+    checkpoints = output / CHECKPOINT_DIRNAME
+    check_checkpoints(checkpoints, resume, folder_argument="--output")
+    if not resume and (output / "config.json").exists():
         raise UsageError("--output", f"{output} already holds an upsampler; choose another folder")
     return checkpoints
 
@@ -422,14 +430,3 @@ def _run(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
     return 0
-
-
-def main(argv: list[str] | None = None) -> NoReturn:
-    """`python -m lssgen_diffusers.train_cli ...` without the `lssgen` dispatcher."""
-    parser = argparse.ArgumentParser(prog="lssgen train-upsampler", description=__doc__)
-    add_arguments(parser)
-    sys.exit(run(parser.parse_args(argv)))
-
-
-if __name__ == "__main__":
-    main()

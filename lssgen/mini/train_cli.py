@@ -28,7 +28,6 @@ import torch
 from lssgen.mini.train_loop import DTYPES, LoopConfig, LoopResult, run_loop
 from lssgen.mini.train_work import SUMMARY_NAME, Workdir, fingerprint, publish_folder
 from lssgen_core.upsample.atomic import write_json_atomic
-from lssgen_core.upsample.checkpoint import has_training_state, read_training_info
 from lssgen_core.upsample.train import ResumeError, SingleProcess
 from lssgen_diffusers.train_cli import (
     EXIT_INTERRUPTED,
@@ -38,6 +37,7 @@ from lssgen_diffusers.train_cli import (
     UsageError,
     blame,
     blame_field,
+    check_checkpoints,
     fail,
     non_negative_int,
     positive_int,
@@ -212,22 +212,6 @@ def _loop_config(args: argparse.Namespace) -> LoopConfig:
         )
 
 
-def _check_checkpoints(checkpoints: Path, resume: bool) -> None:
-    if resume:
-        if not has_training_state(checkpoints):
-            raise UsageError("--resume", f"no training checkpoint in {checkpoints} to resume")
-        with blame("--resume"):
-            read_training_info(checkpoints)
-    elif has_training_state(checkpoints):
-        with blame("--work"):
-            step = read_training_info(checkpoints)["step"]
-        raise UsageError(
-            "--work",
-            f"{checkpoints} holds a checkpoint at step {step}; pass --resume to continue it "
-            "(or delete it to start over)",
-        )
-
-
 def _train(
     stage: str, net: torch.nn.Module, task: Any, args: argparse.Namespace, checkpoints: Path
 ) -> LoopResult | None:
@@ -310,7 +294,7 @@ def _run_vae(args: argparse.Namespace) -> int:
 
     work = Workdir(args.work)
     checkpoints = work.checkpoints("vae")
-    _check_checkpoints(checkpoints, args.resume)
+    check_checkpoints(checkpoints, args.resume, folder_argument="--work")
     with blame_field():
         config = VaeTrainConfig(
             arch=VaeArch(block_out_channels=args.channels),
@@ -374,7 +358,7 @@ def _run_transformer(args: argparse.Namespace) -> int:
 
     work = Workdir(args.work)
     checkpoints = work.checkpoints("transformer")
-    _check_checkpoints(checkpoints, args.resume)
+    check_checkpoints(checkpoints, args.resume, folder_argument="--work")
     with blame("--work"):
         text = load_text(work.text)
         cache = load_cache(work.latents)

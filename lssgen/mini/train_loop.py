@@ -25,7 +25,7 @@ import json
 import math
 import os
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -39,24 +39,10 @@ from lssgen_core.upsample.checkpoint import (
     load_training_state,
     save_training_state,
 )
-from lssgen_core.upsample.train import Backend, ResumeError, SingleProcess
+from lssgen_core.upsample.train import Backend, ResumeError, SingleProcess, StepReport
+from lssgen_core.validation import fraction, non_negative, positive
 
 DTYPES = ("fp32", "bf16")
-
-
-def positive(_instance: object, attribute: attrs.Attribute[Any], value: Any) -> None:
-    if isinstance(value, bool) or not value > 0:  # rejects NaN too
-        raise ValueError(f"{attribute.name} must be > 0, got {value!r}")
-
-
-def non_negative(_instance: object, attribute: attrs.Attribute[Any], value: Any) -> None:
-    if isinstance(value, bool) or not value >= 0:
-        raise ValueError(f"{attribute.name} must be >= 0, got {value!r}")
-
-
-def fraction(_instance: object, attribute: attrs.Attribute[Any], value: Any) -> None:
-    if not 0.0 <= value <= 1.0:
-        raise ValueError(f"{attribute.name} must be in [0, 1], got {value!r}")
 
 
 @attrs.frozen
@@ -110,17 +96,6 @@ class Trainee(nn.Module):
             average.lerp_(param.detach().to(average.dtype), rate)
         for kept, buffer in zip(self.ema.buffers(), self.net.buffers()):
             kept.copy_(buffer)
-
-
-@attrs.frozen
-class StepReport:
-    step: int
-    total_steps: int
-    loss: float
-    loss_ema: float
-    lr: float
-    parts: Mapping[str, float]
-    seconds: float
 
 
 @attrs.frozen(eq=False)
@@ -224,7 +199,7 @@ def run_loop(
             loss, parts = task.loss(model, step, generator)
         optimizer.zero_grad(set_to_none=True)
         backend.backward(loss)
-        backend.clip_grad_norm_(model.parameters(), config.max_grad_norm)
+        grad_norm = float(backend.clip_grad_norm_(model.parameters(), config.max_grad_norm))
         optimizer.step()
         scheduler.step()
         trainee.update_ema(config.ema_decay, step)
@@ -236,7 +211,11 @@ def run_loop(
         step_seconds.append(now - tick)
         tick = now
         if on_step is not None and backend.is_main_process:
-            on_step(StepReport(step, config.steps, value, loss_ema, lr, parts, step_seconds[-1]))
+            on_step(
+                StepReport(
+                    step, config.steps, value, loss_ema, lr, grad_norm, parts, step_seconds[-1]
+                )
+            )
         interrupted = bool(should_stop and should_stop())
         due = checkpoint_every > 0 and step % checkpoint_every == 0
         if due or interrupted or step == config.steps:

@@ -13,6 +13,8 @@ import attrs
 import torch.nn.functional as F
 from torch import Tensor
 
+from lssgen_core.validation import non_negative
+
 Decode = Callable[[Tensor], Tensor]
 # (image_a, image_b) in [-1, 1] -> per-sample distance (B,) or a scalar.
 Perceptual = Callable[[Tensor, Tensor], Tensor]
@@ -26,11 +28,6 @@ class LossTerms:
     parts: dict[str, float]
 
 
-def _non_negative(_instance: object, attribute: attrs.Attribute[float], value: float) -> None:
-    if not value >= 0:  # also rejects NaN
-        raise ValueError(f"{attribute.name} must be >= 0, got {value!r}")
-
-
 @attrs.frozen(eq=False)
 class UpsamplerLoss:
     """latent_weight * MSE(latent) + pixel_weight * L1(decoded, image) + lpips_weight * LPIPS.
@@ -39,9 +36,9 @@ class UpsamplerLoss:
     (no `torch.no_grad` inside); `lpips` is any perceptual distance, e.g. `lpips.LPIPS`.
     """
 
-    latent_weight: float = attrs.field(default=1.0, validator=_non_negative)
-    pixel_weight: float = attrs.field(default=0.0, validator=_non_negative)
-    lpips_weight: float = attrs.field(default=0.0, validator=_non_negative)
+    latent_weight: float = attrs.field(default=1.0, validator=non_negative)
+    pixel_weight: float = attrs.field(default=0.0, validator=non_negative)
+    lpips_weight: float = attrs.field(default=0.0, validator=non_negative)
     decode: Decode | None = None
     lpips: Perceptual | None = None
 

@@ -36,49 +36,32 @@ from lssgen_core.upsample.config import UpsamplerConfig
 from lssgen_core.upsample.losses import Decode, LossTerms, Perceptual, UpsamplerLoss
 from lssgen_core.upsample.network import LatentUpsampler
 from lssgen_core.upsample.pairs import DOWNSAMPLE_MODES, SCALE_FACTOR, ImageSource
+from lssgen_core.validation import non_negative, one_of, positive
 
 Encode = Callable[[Tensor], Tensor]
 DTYPES = ("fp32", "bf16")
 CHECKPOINT_DIRNAME = "checkpoints"
 
 
-def _positive(_instance: object, attribute: attrs.Attribute[Any], value: Any) -> None:
-    if isinstance(value, bool) or not value > 0:  # rejects NaN too
-        raise ValueError(f"{attribute.name} must be > 0, got {value!r}")
-
-
-def _non_negative(_instance: object, attribute: attrs.Attribute[Any], value: Any) -> None:
-    if isinstance(value, bool) or not value >= 0:
-        raise ValueError(f"{attribute.name} must be >= 0, got {value!r}")
-
-
-def _one_of(options: tuple[str, ...]) -> Callable[[object, attrs.Attribute[str], str], None]:
-    def check(_instance: object, attribute: attrs.Attribute[str], value: str) -> None:
-        if value not in options:
-            raise ValueError(f"{attribute.name} must be one of {options}, got {value!r}")
-
-    return check
-
-
 @attrs.frozen
 class TrainConfig:
     """Everything that determines the trained weights (so a resume must not change it)."""
 
-    size: int = attrs.field(default=256, validator=_positive)  # low-res crop side, pixels
-    steps: int = attrs.field(default=10_000, validator=_positive)
-    batch_size: int = attrs.field(default=16, validator=_positive)  # per process
-    lr: float = attrs.field(default=1e-4, validator=_positive)
-    weight_decay: float = attrs.field(default=1e-4, validator=_non_negative)
-    max_grad_norm: float = attrs.field(default=1.0, validator=_positive)
+    size: int = attrs.field(default=256, validator=positive)  # low-res crop side, pixels
+    steps: int = attrs.field(default=10_000, validator=positive)
+    batch_size: int = attrs.field(default=16, validator=positive)  # per process
+    lr: float = attrs.field(default=1e-4, validator=positive)
+    weight_decay: float = attrs.field(default=1e-4, validator=non_negative)
+    max_grad_norm: float = attrs.field(default=1.0, validator=positive)
     pct_start: float = 0.3  # OneCycle warm-up fraction (torch's default)
-    seed: int = attrs.field(default=0, validator=_non_negative)
-    downsample: str = attrs.field(default="nearest", validator=_one_of(DOWNSAMPLE_MODES))
-    pixel_loss_weight: float = attrs.field(default=0.0, validator=_non_negative)
-    lpips_loss_weight: float = attrs.field(default=0.0, validator=_non_negative)
-    dtype: str = attrs.field(default="fp32", validator=_one_of(DTYPES))
+    seed: int = attrs.field(default=0, validator=non_negative)
+    downsample: str = attrs.field(default="nearest", validator=one_of(DOWNSAMPLE_MODES))
+    pixel_loss_weight: float = attrs.field(default=0.0, validator=non_negative)
+    lpips_loss_weight: float = attrs.field(default=0.0, validator=non_negative)
+    dtype: str = attrs.field(default="fp32", validator=one_of(DTYPES))
     cache_latents: bool = False
-    pool_size: int = attrs.field(default=512, validator=_positive)
-    pool_reuse: int = attrs.field(default=4, validator=_positive)
+    pool_size: int = attrs.field(default=512, validator=positive)
+    pool_reuse: int = attrs.field(default=4, validator=positive)
 
     def __attrs_post_init__(self) -> None:
         if not 0 < self.pct_start < 1:

@@ -1,4 +1,5 @@
 import pytest
+from cost_strategies import plans
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -22,22 +23,6 @@ image_only_models = st.one_of(
         ),
     ),
 )
-
-
-@st.composite
-def plans(draw):
-    extra = draw(st.integers(0, 2))
-    size = 64 * 2**extra * draw(st.integers(1, 4))
-    return plan_stages(
-        size,
-        size,
-        num_steps=draw(st.integers(1, 60)),
-        min_size=size // 2**extra,
-        start_sigma=draw(st.floats(0.05, 1.0)),
-        shorten_steps=draw(st.booleans()),
-        patch_size=2,
-        schedule=flux_schedule(),
-    )
 
 
 models = st.one_of(

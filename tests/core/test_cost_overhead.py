@@ -3,12 +3,11 @@
 import math
 
 import pytest
+from cost_strategies import plans
 from hypothesis import given
 from hypothesis import strategies as st
 
 from lssgen_core.cost import CalibratedCost, TransformerCost, UNetCost, calibrate, plan_cost
-from lssgen_core.plan import plan_stages
-from lssgen_core.schedules import flux_schedule
 
 models = st.one_of(
     st.builds(
@@ -21,22 +20,6 @@ models = st.one_of(
 )
 rates = st.floats(1e9, 1e15)
 overheads = st.floats(0.0, 1.0)
-
-
-@st.composite
-def plans(draw):
-    extra = draw(st.integers(1, 2))
-    size = 64 * 2**extra * draw(st.integers(1, 4))
-    return plan_stages(
-        size,
-        size,
-        num_steps=draw(st.integers(1, 60)),
-        min_size=size // 2**extra,
-        start_sigma=draw(st.floats(0.05, 0.99)),
-        shorten_steps=draw(st.booleans()),
-        patch_size=2,
-        schedule=flux_schedule(),
-    )
 
 
 def _speedup(plan, model, overhead_seconds, rate=1e12):
@@ -59,13 +42,18 @@ def test_calibrate_recovers_the_rate_and_overhead_it_was_measured_with(
     )
 
 
-@given(plans(), models, rates)
+@given(plans(min_extra_stages=1, max_start_sigma=0.99), models, rates)
 def test_no_overhead_predicts_what_the_flop_model_predicts(plan, model, rate):
     calibrated = CalibratedCost(model, rate, 0.0)
     assert plan_cost(plan, calibrated).speedup == pytest.approx(plan_cost(plan, model).speedup)
 
 
-@given(plans(), models, st.floats(1e-6, 1e3), st.floats(1e-6, 1e3))
+@given(
+    plans(min_extra_stages=1, max_start_sigma=0.99),
+    models,
+    st.floats(1e-6, 1e3),
+    st.floats(1e-6, 1e3),
+)
 def test_overhead_moves_the_speedup_monotonically_towards_the_call_count_ratio(
     plan, model, overhead_a, overhead_b
 ):
@@ -97,7 +85,12 @@ def test_a_rate_must_be_positive(rate):
         CalibratedCost(UNetCost(conv_flops_per_pixel=1.0), rate)
 
 
-@given(plans(), models, st.floats(0.0, 1e18), st.floats(0.0, 1e18))
+@given(
+    plans(min_extra_stages=1, max_start_sigma=0.99),
+    models,
+    st.floats(0.0, 1e18),
+    st.floats(0.0, 1e18),
+)
 def test_shared_work_moves_the_speedup_monotonically_towards_one(plan, model, shared_a, shared_b):
     low, high = sorted((shared_a, shared_b))
     alone = plan_cost(plan, model).speedup
