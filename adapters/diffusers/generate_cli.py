@@ -40,7 +40,7 @@ from typing import Any
 import torch
 
 from lssgen_core.upsample import SCALING_MODES, LatentUpsampler
-from lssgen_core.upsample.atomic import write_json_atomic
+from lssgen_core.upsample.atomic import write_bytes_atomic, write_json_atomic
 from lssgen_diffusers.geneval_layout import (
     CONFIG_NAME,
     WorkItem,
@@ -53,7 +53,6 @@ from lssgen_diffusers.geneval_layout import (
     utc_stamp,
     work_items,
     write_metadata,
-    write_png,
 )
 from lssgen_diffusers.options import (
     COGVIEW4_DEFAULTS,
@@ -684,7 +683,7 @@ def _generate(job: _Job, mine: Sequence[WorkItem]) -> None:
             images = job.pipe(**_call_arguments(batch, job.prompts, job.config)).images
             seconds = time.perf_counter() - start
             for item, image in zip(batch, images, strict=True):
-                write_png(sample_path(job.outdir, item), png_bytes(image))
+                write_bytes_atomic(sample_path(job.outdir, item), png_bytes(image))
             timings.record(batch, seconds)
             bar.update(len(batch))
 

@@ -128,10 +128,6 @@ def remove_stale_temp_files(outdir: Path, items: Iterable[WorkItem]) -> int:
     return removed
 
 
-def write_png(path: Path, png: bytes) -> None:
-    write_bytes_atomic(path, png)
-
-
 # --- timings -----------------------------------------------------------------------------------
 
 

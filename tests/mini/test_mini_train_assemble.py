@@ -21,12 +21,8 @@ NATIVE, LOW = 64, 32  # pixels: 8x8 latents, 4x4 at the first LSS stage
 PROMPT = "a red circle to the left of a blue star"
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+# Tiny tensors: one intra-op thread is faster and keeps kernels the same in every run.
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def mini(*args):

@@ -18,12 +18,8 @@ TINY = TextConfig(hidden_size=16, intermediate_size=32)
 BYTE_TOKENS = 512  # ids below this are CLIP's byte-level symbols
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+# Tiny tensors: one intra-op thread is faster and keeps kernels the same in every run.
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 @pytest.fixture(scope="module")

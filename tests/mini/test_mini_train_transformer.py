@@ -26,12 +26,8 @@ FLOW = FlowTrainConfig(arch=ARCH, low_res_fraction=0.5, stock_t5_fraction=0.3)
 LOOP = LoopConfig(steps=4, batch_size=3, lr=1e-3, warmup_steps=1, ema_decay=0.9)
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+# Tiny tensors: one intra-op thread is faster and keeps kernels the same in every run.
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 @pytest.fixture(scope="module")

@@ -24,12 +24,8 @@ TINY = VaeTrainConfig(
 LOOP = LoopConfig(steps=4, batch_size=2, lr=1e-3, warmup_steps=1, ema_decay=0.9)
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+# Tiny tensors: one intra-op thread is faster and keeps kernels the same in every run.
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def task(config=TINY, batch_size=LOOP.batch_size):
