@@ -1,5 +1,6 @@
 # One place for the commands a developer and CI run. Everything goes into ./.venv.
 #   make install   create .venv and install lssgen (editable) with every extra, test and benchmark tools
+#   make demo      the shipped lssgen-mini model, plain and with LSS, on the CPU: times and a PNG grid
 #   make test      lint, format check, type check of lssgen_core, then the test suite
 #   make bench     the pytest-benchmark suite (not part of `make test`)
 #
@@ -14,7 +15,7 @@ KDIFFUSION_SPEC ?= k-diffusion==0.1.1.post1
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.lssgen-installed
 
-.PHONY: install test lint typecheck pytest bench clean
+.PHONY: install demo test lint typecheck pytest bench clean
 
 install: $(STAMP)
 
@@ -28,6 +29,9 @@ $(STAMP): pyproject.toml Makefile
 	$(BIN)/python -m pip install -q --no-deps "$(KDIFFUSION_SPEC)"
 	$(BIN)/python -c "import torch; print('torch', torch.__version__)"
 	touch $(STAMP)
+
+demo: install
+	$(BIN)/lssgen demo --output lssgen-demo.png
 
 lint: install
 	$(BIN)/ruff check .

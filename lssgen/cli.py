@@ -25,6 +25,14 @@ COMMANDS: dict[str, tuple[str, str]] = {
         "lssgen_diffusers.generate_cli",
         "Generate images for a prompt list in GenEval's layout (resumable, multi-process).",
     ),
+    "demo": (
+        "lssgen.mini.demo",
+        "Run the shipped lssgen-mini model plain and with LSS; print times, write a PNG grid.",
+    ),
+    "evaluate": (
+        "lssgen.mini.quality",
+        "Score lssgen-mini plain vs LSS (scaling modes, start_sigma sweep): accuracy and speed.",
+    ),
     "mini": (
         "lssgen.mini.train_cli",
         "Train and assemble lssgen-mini stage by stage (text, vae, latents, transformer, ...).",

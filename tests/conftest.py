@@ -1,7 +1,6 @@
 import os
 
 import pytest
-import torch
 
 # Tests never reach the hub: every model is built from a config or saved by the test itself.
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -12,7 +11,7 @@ os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
 @pytest.fixture(scope="module")
 def one_thread():
     """One intra-op thread for a test module (use with ``pytest.mark.usefixtures``)."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+    from lssgen_diffusers.testing import single_thread
+
+    with single_thread():
+        yield

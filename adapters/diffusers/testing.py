@@ -117,6 +117,18 @@ _SD_BETAS: dict[str, Any] = {
 
 
 @contextmanager
+def single_thread() -> Iterator[None]:
+    """One intra-op thread: tiny test tensors gain nothing from more, kernels stay the same in
+    every run, and on a shared 2-core machine spinning OpenMP threads slow ~10 ms steps to ~2 s."""
+    previous = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(previous)
+
+
+@contextmanager
 def _seeded(seed: int, component: str) -> Iterator[None]:
     """Seed torch's CPU RNG for one component without leaking into the caller's RNG state."""
     with torch.random.fork_rng(devices=[]):

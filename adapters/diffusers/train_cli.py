@@ -25,6 +25,7 @@ from typing import Any, Protocol
 
 import torch
 
+from lssgen_core.parameterization import check_start_sigma
 from lssgen_core.upsample.atomic import write_json_atomic
 from lssgen_core.upsample.checkpoint import has_training_state, read_training_info
 from lssgen_core.upsample.lpips import load_lpips
@@ -97,6 +98,16 @@ def non_negative_int(text: str) -> int:
     value = int(text)
     if value < 0:
         raise argparse.ArgumentTypeError(f"must be >= 0, got {text}")
+    return value
+
+
+def start_sigma_value(text: str) -> float:
+    """An argparse type for ``--start-sigma``: a float in (0, 1]."""
+    value = float(text)
+    try:
+        check_start_sigma(value)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from exc
     return value
 
 

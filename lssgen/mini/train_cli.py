@@ -161,6 +161,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     _common(images)
     images.add_argument("--count", type=positive_int, default=2048, help="renders")
     images.add_argument("--size", type=positive_int, default=256, help="pixels")
+    images.add_argument(
+        "--data-seed",
+        type=non_negative_int,
+        default=None,
+        help="scenes of this dataset seed (default: the training data's)",
+    )
+    images.add_argument("--output", default=None, help="folder (default: WORK/images)")
 
     assemble = stages.add_parser("assemble", help="write the pipeline folder")
     _common(assemble)
@@ -400,10 +407,15 @@ def _run_images(args: argparse.Namespace) -> int:
 
     from lssgen.mini.train_data import write_images
 
-    folder = Workdir(args.work).images
+    folder = Path(args.output) if args.output else Workdir(args.work).images
+    seed = {} if args.data_seed is None else {"seed": args.data_seed}
     with tqdm(total=args.count, unit="image", desc="mini images") as bar:
         written = write_images(
-            folder, count=args.count, size=args.size, on_image=lambda n: bar.update(n - bar.n)
+            folder,
+            count=args.count,
+            size=args.size,
+            on_image=lambda n: bar.update(n - bar.n),
+            **seed,
         )
     print(f"{folder}: {written} new render(s), {args.count} in all.", file=sys.stderr)
     return 0

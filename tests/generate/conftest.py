@@ -9,10 +9,10 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from generate_support import LSS, PROMPTS, generate, single_thread, write_jsonl
+from generate_support import LSS, PROMPTS, generate, write_jsonl
 
 from lssgen_core.upsample.train import default_upsampler_config, init_upsampler
-from lssgen_diffusers.testing import save_tiny_pipeline, tiny_pipeline
+from lssgen_diffusers.testing import save_tiny_pipeline, single_thread, tiny_pipeline
 
 
 @pytest.fixture(autouse=True)

@@ -4,11 +4,8 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Sequence
 from pathlib import Path
-
-import torch
 
 from lssgen.cli import main
 
@@ -21,16 +18,6 @@ SIZE = ["--height", "64", "--width", "64"]
 LSS = [*SIZE, "--min-size", "32", "--steps", "4"]
 # One intra-op thread everywhere: the subprocess runs must see the same kernels as in-process ones.
 ENV = {**os.environ, "OMP_NUM_THREADS": "1", "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1"}
-
-
-@contextmanager
-def single_thread() -> Iterator[None]:
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(previous)
 
 
 def generate(*args: str | Path) -> int:

@@ -6,8 +6,8 @@ import json
 
 import pytest
 import torch
+from mini_support import LOW, NATIVE, mini
 
-from lssgen.cli import main
 from lssgen.mini.train_assemble import MANIFEST_NAME, SIZE_BUDGET_BYTES
 from lssgen.mini.train_text import (
     CALL_KWARGS,
@@ -17,7 +17,6 @@ from lssgen.mini.train_text import (
     load_text,
 )
 
-NATIVE, LOW = 64, 32  # pixels: 8x8 latents, 4x4 at the first LSS stage
 PROMPT = "a red circle to the left of a blue star"
 
 
@@ -25,47 +24,14 @@ PROMPT = "a red circle to the left of a blue star"
 pytestmark = pytest.mark.usefixtures("one_thread")
 
 
-def mini(*args):
-    return main(["mini", *map(str, args)])
+@pytest.fixture(scope="module")
+def folder(tiny_folder):
+    return tiny_folder
 
 
 @pytest.fixture(scope="module")
-def work(tmp_path_factory):
-    """A work folder after every stage, through the CLI, with the smallest sizes."""
-    work = tmp_path_factory.mktemp("work")
-    loop = ["--steps", 2, "--batch-size", 2, "--warmup-steps", 1, "--checkpoint-every", 1]
-    assert mini("text", "--work", work, "--hidden-size", 16) == 0
-    vae = ["--crop", LOW, "--size", NATIVE, "--channels", "8,8,8,8", "--stats-count", 4]
-    assert mini("vae", "--work", work, *loop, *vae) == 0
-    cache = ["--count", 4, "--size", NATIVE, "--low-size", LOW, "--chunk-size", 2]
-    assert mini("latents", "--work", work, *cache) == 0
-    net = ["--layers", 1, "--heads", 2, "--head-dim", 8]
-    assert mini("transformer", "--work", work, *loop, *net) == 0
-    assert mini("images", "--work", work, "--count", 2, "--size", NATIVE) == 0
-    upsampler = ["--size", LOW, "--steps", 2, "--batch-size", 2, "--num-workers", 0]
-    assert (
-        main(
-            [
-                "train-upsampler",
-                "--vae",
-                str(work / "vae"),
-                "--images",
-                str(work / "images"),
-                "--output",
-                str(work / "upsampler"),
-                *map(str, upsampler),
-            ]
-        )
-        == 0
-    )
-    return work
-
-
-@pytest.fixture(scope="module")
-def folder(work, tmp_path_factory):
-    output = tmp_path_factory.mktemp("pipeline") / "lssgen-mini"
-    assert mini("assemble", "--work", work, "--output", output) == 0
-    return output
+def work(tiny_work, folder):
+    return tiny_work  # after `folder`: a test here extends the transformer's training
 
 
 @pytest.fixture(scope="module")
@@ -170,3 +136,12 @@ def test_the_shipped_configuration_fits_the_size_budget():
         count(e) for e in (text.text_encoder, text.text_encoder_2, text.text_encoder_3)
     )
     assert 2 * half + 4 * single < SIZE_BUDGET_BYTES
+
+
+def test_held_out_renders_come_from_another_data_seed_into_another_folder(work, tmp_path):
+    held_out = tmp_path / "held-out"
+    args = ["--count", 2, "--size", NATIVE, "--data-seed", 5, "--output", held_out]
+    assert mini("images", "--work", work, *args) == 0
+    names = sorted(p.name for p in held_out.glob("*.png"))
+    assert names == sorted(p.name for p in (work / "images").glob("*.png"))
+    assert all((held_out / n).read_bytes() != (work / "images" / n).read_bytes() for n in names)

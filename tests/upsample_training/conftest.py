@@ -12,11 +12,11 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from upsample_training_support import SIZE, TRAINED_CONFIG, single_thread, write_images
+from upsample_training_support import SIZE, TRAINED_CONFIG, write_images
 
 from lssgen_core.upsample.train import default_upsampler_config, init_upsampler, train_upsampler
 from lssgen_diffusers.images import ImageFolder
-from lssgen_diffusers.testing import tiny_vae
+from lssgen_diffusers.testing import single_thread, tiny_vae
 from lssgen_diffusers.vae import VaeCodec
 
 

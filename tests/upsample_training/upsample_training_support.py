@@ -6,29 +6,14 @@ own conftest.py, and only one module can be called `conftest` in sys.modules.
 
 from __future__ import annotations
 
-import contextlib
-from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
-import torch
 from PIL import Image
 
 from lssgen_core.upsample.train import TrainConfig
 
 SIZE = 32  # low-resolution training size; crops are 64 px
-
-
-@contextlib.contextmanager
-def single_thread() -> Iterator[None]:
-    """One intra-op thread: these tensors are too small to gain from more, and on a shared
-    machine two spinning OpenMP threads per process slow steps from ~10 ms to ~2 s."""
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(previous)
 
 
 def draw_image(rng: np.random.Generator, height: int, width: int) -> np.ndarray:

@@ -1,0 +1,191 @@
+"""``lssgen demo``: the shipped lssgen-mini model, plain and with LSS, from the same seeds.
+
+Offline and on the CPU: loads `lssgen/mini/model/`, prints both plans, generates every prompt once
+with the stock call and once with LSS (resnet upsampler), times each call (after an untimed
+warm-up, so one-time set-up is not billed to whichever mode runs first), judges each image with
+the rule-based evaluator and writes a side-by-side grid with the prompts, verdicts and timings.
+"""
+
+from __future__ import annotations
+
+import argparse
+import textwrap
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import attrs
+import torch
+from PIL import Image, ImageDraw, ImageFont
+
+from lssgen.mini.model import (
+    MINI_SETTINGS,
+    SHIPPED_MODEL,
+    MiniSettings,
+    check_model_folder,
+    load_shipped_pipeline,
+)
+from lssgen_diffusers.train_cli import (
+    UsageError,
+    blame,
+    fail,
+    non_negative_int,
+    positive_int,
+    start_sigma_value,
+)
+
+# One prompt per GenEval category, in the grammar the model was trained on.
+DEMO_PROMPTS = (
+    "a photo of a triangle",
+    "a photo of a circle and a square",
+    "a photo of three stars",
+    "a photo of a green square",
+    "a photo of a red circle to the left of a blue triangle",
+    "a photo of a yellow star and a purple circle",
+)
+
+
+@attrs.frozen
+class ModeRun:
+    """One mode's call over every prompt: its images, wall time and per-image verdicts."""
+
+    name: str
+    images: tuple[Image.Image, ...]
+    seconds: float
+    verdicts: tuple[bool | None, ...]  # None: the prompt is outside the evaluator's grammar
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--output", default="lssgen-demo.png", help="grid PNG to write")
+    parser.add_argument(
+        "--model", default=str(SHIPPED_MODEL), help="lssgen-mini pipeline folder (default: shipped)"
+    )
+    parser.add_argument("--prompt", action="append", help="a prompt (repeatable); default: 6")
+    parser.add_argument("--seed", type=non_negative_int, default=0, help="prompt i uses seed + i")
+    parser.add_argument(
+        "--steps",
+        type=positive_int,
+        default=MINI_SETTINGS.num_inference_steps,
+        help="inference steps",
+    )
+    parser.add_argument("--start-sigma", type=start_sigma_value, default=MINI_SETTINGS.start_sigma)
+    parser.add_argument("--threads", type=positive_int, default=None, help="torch CPU threads")
+
+
+def run(args: argparse.Namespace) -> int:
+    try:
+        with blame("--model"):
+            check_model_folder(args.model)
+    except UsageError as error:
+        return fail("lssgen demo", error)
+    if args.threads is not None:
+        torch.set_num_threads(args.threads)
+    settings = attrs.evolve(
+        MINI_SETTINGS, num_inference_steps=args.steps, start_sigma=args.start_sigma
+    )
+    prompts = tuple(args.prompt or DEMO_PROMPTS)
+    runs = demo(Path(args.model), prompts, settings, seed=args.seed, report=print)
+    grid = demo_grid(prompts, runs)
+    from lssgen_core.upsample.atomic import write_bytes_atomic
+    from lssgen_diffusers.images import png_bytes
+
+    write_bytes_atomic(args.output, png_bytes(grid))
+    print(f"wrote {args.output}")
+    return 0
+
+
+def demo(
+    folder: Path,
+    prompts: Sequence[str],
+    settings: MiniSettings = MINI_SETTINGS,
+    *,
+    seed: int = 0,
+    report: Any = print,
+) -> tuple[ModeRun, ModeRun]:
+    """Plain and LSS runs of `prompts` (prompt i from seed + i in both)."""
+    from lssgen_core.cost import TransformerCost
+
+    pipe = load_shipped_pipeline(folder)
+    pipe.set_progress_bar_config(disable=True)
+    transformer = pipe.transformer.config
+    text_tokens = pipe.tokenizer.model_max_length + settings.max_sequence_length
+    cost = TransformerCost(
+        width=transformer.num_attention_heads * transformer.attention_head_dim,
+        depth=transformer.num_layers,
+        text_tokens=text_tokens,
+    )
+    plain_call, lss_call = settings.plain(), settings.lss()
+    report(pipe.lss_plan_for(**{**plain_call, "min_size": settings.size}).describe(cost))
+    report(pipe.lss_plan_for(**_plan_arguments(lss_call)).describe(cost))
+    # Untimed warm-up of both modes: first calls pay for allocator and kernel set-up.
+    for call in (plain_call, lss_call):
+        pipe(prompts[0], **{**call, "num_inference_steps": 2})
+    runs = []
+    for name, call in (("plain", plain_call), ("LSS (resnet)", lss_call)):
+        generators = [torch.Generator().manual_seed(seed + i) for i in range(len(prompts))]
+        start = time.perf_counter()
+        images = pipe(list(prompts), generator=generators, **call).images
+        seconds = time.perf_counter() - start
+        runs.append(ModeRun(name, tuple(images), seconds, verdicts(images, prompts)))
+        passed = sum(v is True for v in runs[-1].verdicts)
+        report(f"{name}: {seconds:.2f} s for {len(prompts)} images; {passed} pass the evaluator")
+    plain, lss = runs
+    report(f"speed-up: {plain.seconds / lss.seconds:.2f}x")
+    return plain, lss
+
+
+def _plan_arguments(call: dict[str, Any]) -> dict[str, Any]:
+    # `lss_plan_for` takes the planning arguments only (the scaler does not change the plan).
+    return {k: v for k, v in call.items() if k != "scaling_mode"}
+
+
+def verdicts(images: Sequence[Image.Image], prompts: Sequence[str]) -> tuple[bool | None, ...]:
+    """The evaluator's verdict per image; None where the prompt is not in its grammar."""
+    from lssgen.mini.captions import parse_caption
+    from lssgen.mini.evaluate import check
+
+    results: list[bool | None] = []
+    for image, prompt in zip(images, prompts):
+        try:
+            caption = parse_caption(prompt)
+        except ValueError:
+            results.append(None)
+            continue
+        results.append(check(image, caption).passed)
+    return tuple(results)
+
+
+def demo_grid(prompts: Sequence[str], runs: Sequence[ModeRun], pad: int = 6) -> Image.Image:
+    """Rows of prompts; per mode a column of images, each with its verdict; times in the header."""
+    font = ImageFont.load_default()
+    side = runs[0].images[0].width
+    height = runs[0].images[0].height
+    text_width, line = 200, 14
+    baseline = runs[0].seconds
+    headers = [
+        f"{r.name}: {r.seconds:.1f} s" + ("" if r is runs[0] else f" ({baseline / r.seconds:.2f}x)")
+        for r in runs
+    ]
+    header_height = 2 * line
+    cell_height = height + line + pad
+    grid = Image.new(
+        "RGB",
+        (pad + text_width + len(runs) * (side + pad), header_height + len(prompts) * cell_height),
+        "white",
+    )
+    draw = ImageDraw.Draw(grid)
+    for c, header in enumerate(headers):
+        draw.text((pad + text_width + c * (side + pad), 4), header, fill="black", font=font)
+    for r, prompt in enumerate(prompts):
+        y = header_height + r * cell_height
+        for k, text in enumerate(textwrap.wrap(prompt, width=30)):
+            draw.text((pad, y + k * line), text, fill="black", font=font)
+        for c, mode in enumerate(runs):
+            x = pad + text_width + c * (side + pad)
+            grid.paste(mode.images[r].convert("RGB"), (x, y))
+            verdict = mode.verdicts[r]
+            label = {True: "evaluator: pass", False: "evaluator: fail", None: ""}[verdict]
+            colour = "darkgreen" if verdict else "darkred"
+            draw.text((x, y + height + 1), label, fill=colour, font=font)
+    return grid

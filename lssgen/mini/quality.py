@@ -1,0 +1,299 @@
+"""``lssgen evaluate``: lssgen-mini's prompt-following, sharpness and speed, plain versus LSS.
+
+    lssgen evaluate --output runs/quality [--count 240] [--steps 20] [--batch-size 8]
+
+Prompts are held-out captions (`scene_for_index(EVAL_DATA_SEED, i)`: a seed training never uses,
+categories in turn, so `--count 240` is 40 per GenEval category). Every configuration generates
+every prompt from the same per-image seed; the rule-based evaluator (`lssgen.mini.evaluate`) judges
+each image against its caption. Configurations: plain (the stock call), LSS with each scaling mode
+(resnet, latent, pixel) at the default `start_sigma`, and resnet over a `start_sigma` sweep; the
+renders of the prompts' own scenes are scored too, as the evaluator's ceiling.
+
+Timing is fair by construction: batches run configuration after configuration, so a change in the
+machine's load falls on all of them, and an untimed warm-up call of each comes first. The speed-up
+is plain's total seconds over the configuration's.
+
+Resumable: each batch's PNGs are written atomically, then its seconds
+(`OUTPUT/<config>/times.json`); a batch with recorded seconds is skipped on the next run.
+Results: `OUTPUT/results.json`, the markdown table `OUTPUT/results.md`, the chart
+`OUTPUT/chart.png` and a sample grid `OUTPUT/samples.png`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+import attrs
+import torch
+from PIL import Image
+
+from lssgen.mini.captions import CATEGORIES, Caption
+from lssgen.mini.model import (
+    MINI_SETTINGS,
+    SHIPPED_MODEL,
+    MiniSettings,
+    check_model_folder,
+    load_shipped_pipeline,
+)
+from lssgen.mini.render import render
+from lssgen.mini.scenes import scene_for_index
+from lssgen_core.upsample.atomic import write_bytes_atomic, write_json_atomic
+from lssgen_diffusers.train_cli import (
+    UsageError,
+    blame,
+    fail,
+    non_negative_int,
+    positive_int,
+    start_sigma_value,
+)
+
+EVAL_DATA_SEED = 7_000_003  # training uses TRAIN_DATA_SEED = 1000; never this one
+SWEEP = (0.5, 0.6, 0.7, 0.8, 0.9, 1.0)
+LSS_MODES = ("resnet", "latent", "pixel")
+
+
+@attrs.frozen
+class Config:
+    """One way of generating: plain (`mode=None`) or LSS with a scaling mode and start_sigma."""
+
+    mode: str | None
+    start_sigma: float | None = None
+
+    @property
+    def name(self) -> str:
+        return "plain" if self.mode is None else f"{self.mode}@{self.start_sigma:g}"
+
+    def call(self, settings: MiniSettings) -> dict[str, Any]:
+        if self.mode is None:
+            return settings.plain()
+        return settings.lss(scaling_mode=self.mode, start_sigma=self.start_sigma)
+
+
+def default_configs(
+    start_sigma: float = MINI_SETTINGS.start_sigma, sweep: Sequence[float] = SWEEP
+) -> tuple[Config, ...]:
+    """Plain, every scaling mode at `start_sigma`, and resnet over `sweep` (no duplicates)."""
+    configs = [Config(None), *(Config(mode, start_sigma) for mode in LSS_MODES)]
+    configs += [Config("resnet", s) for s in sweep if s != start_sigma]
+    return tuple(configs)
+
+
+def eval_captions(count: int, seed: int = EVAL_DATA_SEED) -> list[Caption]:
+    return [scene_for_index(seed, i)[1] for i in range(count)]
+
+
+def batches(count: int, size: int) -> list[range]:
+    return [range(start, min(start + size, count)) for start in range(0, count, size)]
+
+
+def image_path(output: Path, config: Config, index: int) -> Path:
+    return output / config.name / f"{index:05d}.png"
+
+
+def _times_path(output: Path, config: Config) -> Path:
+    return output / config.name / "times.json"
+
+
+def read_times(output: Path, config: Config) -> dict[str, float]:
+    path = _times_path(output, config)
+    return json.loads(path.read_text(encoding="utf-8")) if path.is_file() else {}
+
+
+def generate_all(
+    pipe: Any,
+    output: Path,
+    configs: Sequence[Config],
+    captions: Sequence[Caption],
+    settings: MiniSettings,
+    *,
+    batch_size: int,
+    seed: int,
+    on_batch: Callable[[], None] = lambda: None,
+) -> None:
+    """Generate every (batch, config) not yet done, batch-major; records seconds per batch."""
+    from lssgen_diffusers.images import png_bytes
+
+    times = {config: read_times(output, config) for config in configs}
+    pending = [
+        (batch, config)
+        for batch in batches(len(captions), batch_size)
+        for config in configs
+        if str(batch.start) not in times[config]
+    ]
+    if not pending:
+        return
+    for config in configs:  # untimed warm-up: first calls pay for one-time set-up
+        pipe(captions[0].text, **{**config.call(settings), "num_inference_steps": 2})
+    for batch, config in pending:
+        prompts = [captions[i].text for i in batch]
+        generators = [torch.Generator().manual_seed(seed + i) for i in batch]
+        start = time.perf_counter()
+        images = pipe(prompts, generator=generators, **config.call(settings)).images
+        seconds = time.perf_counter() - start
+        for i, image in zip(batch, images):
+            write_bytes_atomic(image_path(output, config, i), png_bytes(image))
+        times[config][str(batch.start)] = seconds
+        write_json_atomic(_times_path(output, config), times[config])
+        on_batch()
+
+
+def _load(path: Path) -> Image.Image:
+    with Image.open(path) as image:
+        return image.convert("RGB")
+
+
+def score_config(
+    output: Path, config: Config, captions: Sequence[Caption], plan_ratio: float | None
+) -> dict[str, Any]:
+    from lssgen.mini.evaluate import score
+
+    images = [_load(image_path(output, config, i)) for i in range(len(captions))]
+    result = score(images, captions)
+    result["seconds"] = sum(read_times(output, config).values())
+    result["token_steps_ratio"] = plan_ratio
+    return {"name": config.name, "mode": config.mode, "start_sigma": config.start_sigma, **result}
+
+
+def score_renders(captions: Sequence[Caption], size: int, seed: int) -> dict[str, Any]:
+    """The evaluator on the prompts' own scenes: the ceiling any model can reach."""
+    from lssgen.mini.evaluate import score
+
+    images = [render(scene_for_index(seed, i)[0], size) for i in range(len(captions))]
+    return {"name": "renders", "mode": None, "start_sigma": None, **score(images, captions)}
+
+
+def evaluate(
+    folder: Path,
+    output: Path,
+    *,
+    count: int,
+    settings: MiniSettings = MINI_SETTINGS,
+    configs: Sequence[Config] | None = None,
+    batch_size: int = 8,
+    seed: int = 0,
+    data_seed: int = EVAL_DATA_SEED,
+    progress: bool = True,
+) -> dict[str, Any]:
+    """Generate (resuming), score and write results; returns the results dictionary."""
+    from tqdm.auto import tqdm
+
+    configs = tuple(configs or default_configs(settings.start_sigma))
+    captions = eval_captions(count, data_seed)
+    pipe = load_shipped_pipeline(folder)
+    pipe.set_progress_bar_config(disable=True)
+    total = len(batches(count, batch_size)) * len(configs)
+    done = sum(len(read_times(output, c)) for c in configs)
+    with tqdm(
+        total=total, initial=done, unit="batch", desc="evaluate", disable=not progress
+    ) as bar:
+        generate_all(
+            pipe,
+            output,
+            configs,
+            captions,
+            settings,
+            batch_size=batch_size,
+            seed=seed,
+            on_batch=lambda: bar.update(1),
+        )
+    rows = []
+    for config in configs:
+        plan = pipe.lss_plan_for(**_plan_arguments(config, settings))
+        rows.append(score_config(output, config, captions, plan.token_steps_ratio()))
+    plain_seconds = next(r["seconds"] for r in rows if r["mode"] is None)
+    for row in rows:
+        row["speedup"] = plain_seconds / row["seconds"]
+    results = {
+        "model": str(folder),
+        "settings": attrs.asdict(settings),
+        "count": count,
+        "batch_size": batch_size,
+        "seed": seed,
+        "data_seed": data_seed,
+        "threads": torch.get_num_threads(),
+        "configs": rows,
+        "renders": score_renders(captions, settings.size, data_seed),
+    }
+    write_json_atomic(output / "results.json", results)
+    write_bytes_atomic(output / "results.md", (markdown(results) + "\n").encode())
+    from lssgen.mini.quality_report import chart, sample_grid
+
+    chart(results, output / "chart.png")
+    sample_grid(
+        output,
+        [c for c in configs if c.start_sigma in (None, settings.start_sigma)],
+        captions[: len(CATEGORIES)],
+        output / "samples.png",
+    )
+    return results
+
+
+def _plan_arguments(config: Config, settings: MiniSettings) -> dict[str, Any]:
+    call = {k: v for k, v in config.call(settings).items() if k != "scaling_mode"}
+    if config.mode is None:
+        call["min_size"] = settings.size
+    return call
+
+
+def markdown(results: dict[str, Any]) -> str:
+    """The results as a markdown table: accuracy per category, overall, sharpness, speed."""
+    categories = [c for c in CATEGORIES if c in results["renders"]["per_category"]]
+    header = ["config", *categories, "overall", "sharpness", "speed-up", "token-steps"]
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    for row in [*results["configs"], results["renders"]]:
+        cells = [row["name"]]
+        cells += [f"{row['per_category'].get(c, float('nan')):.1%}" for c in categories]
+        cells += [f"**{row['overall']:.1%}**", f"{row['sharpness'] * 1000:.2f}"]
+        speedup, ratio = row.get("speedup"), row.get("token_steps_ratio")
+        cells += [f"{speedup:.2f}x" if speedup else "-", f"{ratio:.1%}" if ratio else "-"]
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--output", required=True, help="folder for images, times and results")
+    parser.add_argument("--model", default=str(SHIPPED_MODEL), help="pipeline folder")
+    parser.add_argument(
+        "--count", type=positive_int, default=240, help="prompts (6 categories in turn)"
+    )
+    parser.add_argument("--steps", type=positive_int, default=MINI_SETTINGS.num_inference_steps)
+    parser.add_argument("--start-sigma", type=start_sigma_value, default=MINI_SETTINGS.start_sigma)
+    parser.add_argument(
+        "--sweep",
+        type=start_sigma_value,
+        nargs="*",
+        default=list(SWEEP),
+        help="resnet start_sigma values",
+    )
+    parser.add_argument("--batch-size", type=positive_int, default=8, help="prompts per call")
+    parser.add_argument("--seed", type=non_negative_int, default=0, help="image i uses seed + i")
+    parser.add_argument("--threads", type=positive_int, default=None, help="torch CPU threads")
+
+
+def run(args: argparse.Namespace) -> int:
+    try:
+        with blame("--model"):
+            check_model_folder(args.model)
+    except UsageError as error:
+        return fail("lssgen evaluate", error)
+    if args.threads is not None:
+        torch.set_num_threads(args.threads)
+    settings = attrs.evolve(
+        MINI_SETTINGS, num_inference_steps=args.steps, start_sigma=args.start_sigma
+    )
+    results = evaluate(
+        Path(args.model),
+        Path(args.output),
+        count=args.count,
+        settings=settings,
+        configs=default_configs(args.start_sigma, args.sweep),
+        batch_size=args.batch_size,
+        seed=args.seed,
+    )
+    print(markdown(results))
+    return 0

@@ -1,0 +1,115 @@
+"""Pictures of an `lssgen evaluate` run: the accuracy / speed chart and a sample grid (Pillow)."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+from PIL import Image, ImageDraw, ImageFont
+
+MODE_COLOURS = {
+    None: (60, 60, 60),
+    "resnet": (230, 140, 40),
+    "latent": (70, 110, 180),
+    "pixel": (110, 170, 90),
+}
+_SIZE, _MARGIN = (900, 560), 70
+
+
+def chart(results: Mapping[str, Any], path: Path) -> None:
+    """Overall accuracy against measured speed-up, one labelled point per configuration; the
+    resnet start_sigma sweep joined by a line; plain's accuracy and the 1.5x target as guides."""
+    rows = results["configs"]
+    image = Image.new("RGB", _SIZE, "white")
+    draw = ImageDraw.Draw(image)
+    font = ImageFont.load_default(size=13)
+    width, height = _SIZE
+    left, right, top, bottom = _MARGIN, width - 30, 50, height - 50
+    speeds = [r["speedup"] for r in rows]
+    x_low, x_high = min(0.8, *speeds) - 0.05, max(2.0, *speeds) + 0.1
+    accuracies = [r["overall"] for r in rows] + [results["renders"]["overall"]]
+    y_low = max(0.0, min(accuracies) - 0.1)
+
+    def point(speed: float, accuracy: float) -> tuple[float, float]:
+        x = left + (right - left) * (speed - x_low) / (x_high - x_low)
+        y = bottom - (bottom - top) * (accuracy - y_low) / (1.0 - y_low)
+        return x, y
+
+    settings = results["settings"]
+    draw.text(
+        (left, 12),
+        f"lssgen-mini, {results['count']} prompts, {settings['num_inference_steps']} steps: "
+        "overall accuracy (rule-based evaluator) vs speed-up over plain",
+        fill=0,
+        font=font,
+    )
+    draw.rectangle((left, top, right, bottom), outline=(0, 0, 0))
+    for tenth in range(int(y_low * 10), 11):
+        y = point(x_low, tenth / 10)[1]
+        draw.line((left, y, right, y), fill=(235, 235, 235))
+        draw.text((left - 40, y - 7), f"{tenth * 10}%", fill=0, font=font)
+    tick = x_low + 0.05
+    while tick <= x_high:
+        x = point(round(tick, 1), y_low)[0]
+        draw.text((x - 12, bottom + 5), f"{round(tick, 1):g}x", fill=0, font=font)
+        tick += 0.2
+    plain = next(r for r in rows if r["mode"] is None)
+    _, y_plain = point(1.0, plain["overall"])
+    draw.line((left, y_plain, right, y_plain), fill=(150, 150, 150))
+    draw.text((left + 4, y_plain - 16), "plain", fill=(100, 100, 100), font=font)
+    x_target = point(1.5, y_low)[0]
+    draw.line((x_target, top, x_target, bottom), fill=(200, 60, 60))
+    draw.text((x_target + 4, top + 4), "1.5x", fill=(200, 60, 60), font=font)
+    sweep = sorted((r for r in rows if r["mode"] == "resnet"), key=lambda r: r["start_sigma"])
+    if len(sweep) > 1:
+        draw.line(
+            [point(r["speedup"], r["overall"]) for r in sweep], fill=MODE_COLOURS["resnet"], width=2
+        )
+    for row in rows:
+        x, y = point(row["speedup"], row["overall"])
+        colour = MODE_COLOURS.get(row["mode"], (0, 0, 0))
+        draw.ellipse((x - 5, y - 5, x + 5, y + 5), fill=colour)
+        draw.text((x + 7, y - 7), row["name"], fill=colour, font=font)
+    legend = "orange: resnet upsampler (line: start_sigma sweep), blue: latent, green: pixel"
+    draw.text((left, height - 22), legend, fill=0, font=font)
+    _save(image, path)
+
+
+def sample_grid(output: Path, configs: Sequence[Any], captions: Sequence[Any], path: Path) -> None:
+    """The first prompts (one per category) under each configuration, side by side."""
+    from lssgen.mini.quality import image_path
+
+    font = ImageFont.load_default(size=13)
+    images = [[Image.open(image_path(output, c, i)) for c in configs] for i in range(len(captions))]
+    side = images[0][0].width
+    text, pad, header = 220, 4, 20
+    grid = Image.new(
+        "RGB",
+        (text + len(configs) * (side + pad), header + len(captions) * (side + pad)),
+        "white",
+    )
+    draw = ImageDraw.Draw(grid)
+    for c, config in enumerate(configs):
+        draw.text((text + c * (side + pad), 3), config.name, fill=0, font=font)
+    for r, (caption, row) in enumerate(zip(captions, images)):
+        y = header + r * (side + pad)
+        for k, line in enumerate(_wrap(caption.text, 30)):
+            draw.text((4, y + k * 16), line, fill=0, font=font)
+        for c, picture in enumerate(row):
+            grid.paste(picture.convert("RGB"), (text + c * (side + pad), y))
+            picture.close()
+    _save(grid, path)
+
+
+def _wrap(text: str, width: int) -> list[str]:
+    import textwrap
+
+    return textwrap.wrap(text, width=width)
+
+
+def _save(image: Image.Image, path: Path) -> None:
+    from lssgen_core.upsample.atomic import write_bytes_atomic
+    from lssgen_diffusers.images import png_bytes
+
+    write_bytes_atomic(path, png_bytes(image))

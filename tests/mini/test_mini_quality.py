@@ -1,0 +1,136 @@
+"""`lssgen evaluate` on the tiny assembled lssgen-mini: what it generates, scores, writes and
+resumes (the model is untrained, so the numbers say nothing about quality; the shipped model's
+are in benchmarks/README.md)."""
+
+import json
+
+import attrs
+import numpy as np
+import pytest
+from mini_support import LOW, NATIVE
+from PIL import Image
+
+from lssgen.cli import main
+from lssgen.mini.captions import CATEGORIES
+from lssgen.mini.model import MINI_SETTINGS
+from lssgen.mini.quality import (
+    EVAL_DATA_SEED,
+    Config,
+    default_configs,
+    eval_captions,
+    evaluate,
+    image_path,
+    read_times,
+)
+from lssgen.mini.scenes import scene_for_index
+
+pytestmark = pytest.mark.usefixtures("one_thread")
+
+SETTINGS = attrs.evolve(MINI_SETTINGS, size=NATIVE, min_size=LOW, num_inference_steps=4)
+CONFIGS = (Config(None), Config("resnet", 0.6), Config("latent", 0.6), Config("resnet", 1.0))
+COUNT, BATCH = 7, 4  # two batches, the second one short
+
+
+@pytest.fixture(scope="module")
+def run(tiny_folder, tmp_path_factory):
+    output = tmp_path_factory.mktemp("quality")
+    results = evaluate(
+        tiny_folder,
+        output,
+        count=COUNT,
+        settings=SETTINGS,
+        configs=CONFIGS,
+        batch_size=BATCH,
+        progress=False,
+    )
+    return output, results
+
+
+def test_default_configs_cover_plain_every_mode_and_the_sweep_once():
+    configs = default_configs(0.6, (0.5, 0.6, 1.0))
+    names = [c.name for c in configs]
+    assert names == ["plain", "resnet@0.6", "latent@0.6", "pixel@0.6", "resnet@0.5", "resnet@1"]
+
+
+def test_eval_captions_are_held_out_and_take_the_categories_in_turn():
+    from lssgen.mini.train_data import TRAIN_DATA_SEED
+
+    captions = eval_captions(12)
+    assert [c.category for c in captions] == list(CATEGORIES) * 2
+    assert EVAL_DATA_SEED != TRAIN_DATA_SEED
+    held_out = [scene_for_index(EVAL_DATA_SEED, i)[0] for i in range(12)]
+    assert all(scene != scene_for_index(TRAIN_DATA_SEED, i)[0] for i, scene in enumerate(held_out))
+
+
+def test_every_config_wrote_every_image_and_each_batch_time(run):
+    output, results = run
+    for config in CONFIGS:
+        for i in range(COUNT):
+            with Image.open(image_path(output, config, i)) as image:
+                assert image.size == (NATIVE, NATIVE)
+        assert set(read_times(output, config)) == {"0", "4"}
+    names = [row["name"] for row in results["configs"]]
+    assert names == [c.name for c in CONFIGS]
+    for name in ("results.json", "results.md", "chart.png", "samples.png"):
+        assert (output / name).is_file()
+    assert json.loads((output / "results.json").read_text())["count"] == COUNT
+
+
+def test_the_scores_are_the_evaluators_and_the_ratios_are_the_times(run):
+    output, results = run
+    rows = {row["name"]: row for row in results["configs"]}
+    plain = rows["plain"]
+    assert plain["speedup"] == 1.0 and plain["token_steps_ratio"] == 1.0
+    for row in rows.values():
+        seconds = sum(read_times(output, Config(row["mode"], row["start_sigma"])).values())
+        assert row["seconds"] == pytest.approx(seconds)
+        assert row["speedup"] == pytest.approx(plain["seconds"] / seconds)
+        assert 0.0 <= row["overall"] <= 1.0 and sum(row["count"].values()) == COUNT
+    assert rows["resnet@0.6"]["token_steps_ratio"] < 1.0
+    # The evaluator's ceiling: the prompts' own scenes pass.
+    assert results["renders"]["overall"] == 1.0
+    table = (output / "results.md").read_text()
+    assert all(f"| {name} |" in table for name in [*rows, "renders"])
+
+
+def test_start_sigma_one_is_the_stock_call_and_lss_differs(run):
+    output, _ = run
+
+    def pixels(config, i):
+        return np.asarray(Image.open(image_path(output, config, i)))
+
+    for i in range(COUNT):
+        assert np.array_equal(pixels(Config("resnet", 1.0), i), pixels(Config(None), i))
+    assert not np.array_equal(pixels(Config("resnet", 0.6), 0), pixels(Config(None), 0))
+
+
+def test_a_rerun_resumes_and_redoes_only_the_missing_batch(run, tiny_folder):
+    output, _ = run
+    config = Config("latent", 0.6)
+    times = read_times(output, config)
+    del times["4"]  # as if killed after the images of batch 4, before its time was recorded
+    (output / config.name / "times.json").write_text(json.dumps(times))
+    stamps = {
+        (c, i): image_path(output, c, i).stat().st_mtime_ns for c in CONFIGS for i in range(COUNT)
+    }
+    evaluate(
+        tiny_folder,
+        output,
+        count=COUNT,
+        settings=SETTINGS,
+        configs=CONFIGS,
+        batch_size=BATCH,
+        progress=False,
+    )
+    redone = {
+        key for key, stamp in stamps.items() if image_path(output, *key).stat().st_mtime_ns != stamp
+    }
+    assert redone == {(config, i) for i in range(4, COUNT)}
+    assert set(read_times(output, config)) == {"0", "4"}
+
+
+def test_bad_arguments_are_refused_before_any_model_loads(capsys, tmp_path):
+    for argument in (["--start-sigma", "0"], ["--sweep", "1.5"], ["--count", "0"]):
+        with pytest.raises(SystemExit):
+            main(["evaluate", "--output", str(tmp_path), "--model", str(tmp_path), *argument])
+        assert argument[0] in capsys.readouterr().err
