@@ -174,13 +174,15 @@ class LSSPipelineMixin:
     ) -> Any:
         """The stock ``from_pretrained``; also loads a saved ``latent_upsampler/`` subfolder.
 
-        ``latent_upsampler=`` (a ``LatentUpsampler``) takes precedence over the subfolder.
+        ``latent_upsampler=`` (a ``LatentUpsampler``) takes precedence over the subfolder. The
+        subfolder is cast like the other models: ``dtype`` (or the deprecated ``torch_dtype``).
         """
         if COMPONENT_NAME not in kwargs and pretrained_model_name_or_path is not None:
+            dtype = kwargs.get("dtype")
             saved = load_saved_upsampler(
                 pretrained_model_name_or_path,
                 subfolder=kwargs.get("subfolder"),
-                torch_dtype=kwargs.get("torch_dtype"),
+                torch_dtype=kwargs.get("torch_dtype") if dtype is None else dtype,
             )
             if saved is not None:
                 kwargs[COMPONENT_NAME] = saved

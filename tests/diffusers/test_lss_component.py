@@ -103,6 +103,8 @@ def test_save_and_load_round_trip(saved_flux: Path, tmp_path: Path) -> None:
     )
     # The stock class still reads the folder (it ignores the upsampler).
     assert isinstance(FluxPipeline.from_pretrained(tmp_path), FluxPipeline)
-    # torch_dtype applies to the upsampler too.
-    half = LSSFluxPipeline.from_pretrained(tmp_path, torch_dtype=torch.bfloat16)
-    assert half.latent_upsampler.dtype == torch.bfloat16
+    # dtype (and the deprecated torch_dtype) applies to the upsampler too.
+    for argument in ("dtype", "torch_dtype"):
+        half = LSSFluxPipeline.from_pretrained(tmp_path, **{argument: torch.bfloat16})
+        assert half.latent_upsampler.dtype == torch.bfloat16, argument
+        assert half.transformer.dtype == torch.bfloat16, argument
