@@ -116,7 +116,8 @@ def demo(
         text_tokens=text_tokens,
     )
     plain_call, lss_call = settings.plain(), settings.lss()
-    report(pipe.lss_plan_for(**{**plain_call, "min_size": settings.size}).describe(cost))
+    plain_plan = {**plain_call, "min_size": settings.size, "start_sigma": 1.0}
+    report(pipe.lss_plan_for(**plain_plan).describe(cost))
     report(pipe.lss_plan_for(**_plan_arguments(lss_call)).describe(cost))
     # Untimed warm-up of both modes: first calls pay for allocator and kernel set-up.
     for call in (plain_call, lss_call):

@@ -243,12 +243,12 @@ def _plan_arguments(config: Config, settings: MiniSettings) -> dict[str, Any]:
 def markdown(results: dict[str, Any]) -> str:
     """The results as a markdown table: accuracy per category, overall, sharpness, speed."""
     categories = [c for c in CATEGORIES if c in results["renders"]["per_category"]]
-    header = ["config", *categories, "overall", "sharpness", "speed-up", "token-steps"]
+    header = ["config", *categories, "overall", "sharpness ×10³", "speed-up", "token-steps"]
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     for row in [*results["configs"], results["renders"]]:
         cells = [row["name"]]
         cells += [f"{row['per_category'].get(c, float('nan')):.1%}" for c in categories]
-        cells += [f"**{row['overall']:.1%}**", f"{row['sharpness'] * 1000:.2f}"]
+        cells += [f"**{row['overall']:.1%}**", f"{row['sharpness'] * 1000:.3f}"]
         speedup, ratio = row.get("speedup"), row.get("token_steps_ratio")
         cells += [f"{speedup:.2f}x" if speedup else "-", f"{ratio:.1%}" if ratio else "-"]
         lines.append("| " + " | ".join(cells) + " |")

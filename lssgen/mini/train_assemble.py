@@ -143,12 +143,9 @@ def assemble(
     return component_sizes(publish_folder(output, write))
 
 
-def load_mini_pipeline(
-    folder: str | os.PathLike[str], *, torch_dtype: torch.dtype = torch.float32, **kwargs: Any
-) -> Any:
-    """`LSSStableDiffusion3Pipeline.from_pretrained(folder)`, offline, float32 by default."""
+def load_mini_pipeline(folder: str | os.PathLike[str], **kwargs: Any) -> Any:
+    """`LSSStableDiffusion3Pipeline.from_pretrained(folder)`, offline: float32 unless `kwargs`
+    name a dtype (Diffusers loads models as float32 by default, whatever their stored dtype)."""
     from lssgen_diffusers import LSSStableDiffusion3Pipeline
 
-    return LSSStableDiffusion3Pipeline.from_pretrained(
-        folder, torch_dtype=torch_dtype, local_files_only=True, **kwargs
-    )
+    return LSSStableDiffusion3Pipeline.from_pretrained(folder, local_files_only=True, **kwargs)

@@ -1,0 +1,76 @@
+"""The lssgen-mini folder shipped in the package: complete, within budget, loads offline,
+generates at its native size with and without LSS, follows prompts; and `lssgen demo` over it."""
+
+import json
+
+import pytest
+import torch
+from PIL import Image
+
+from lssgen.cli import main
+from lssgen.mini.demo import DEMO_PROMPTS
+from lssgen.mini.model import (
+    MINI_SETTINGS,
+    SHIPPED_MODEL,
+    check_model_folder,
+    load_shipped_pipeline,
+    manifest,
+)
+from lssgen.mini.train_assemble import SIZE_BUDGET_BYTES
+
+SIZE = MINI_SETTINGS.size
+
+
+@pytest.fixture(scope="module")
+def shipped():
+    pipe = load_shipped_pipeline()
+    pipe.set_progress_bar_config(disable=True)
+    return pipe
+
+
+def test_the_shipped_folder_is_complete_and_within_the_size_budget():
+    files = [p for p in SHIPPED_MODEL.rglob("*") if p.is_file()]
+    assert sum(p.stat().st_size for p in files) <= SIZE_BUDGET_BYTES
+    record = manifest()
+    assert set(record["fingerprints"]) == {"text", "vae", "transformer", "upsampler"}
+    # Every weight file the manifest lists is there (and nothing is a Git LFS pointer).
+    for component, size in record["sizes_bytes"].items():
+        weights = list((SHIPPED_MODEL / component).glob("*.safetensors"))
+        assert sum(p.stat().st_size for p in weights) == size
+
+
+def test_a_folder_that_is_not_a_pipeline_is_named_with_the_fix(tmp_path, capsys):
+    with pytest.raises(FileNotFoundError, match="lssgen mini assemble"):
+        check_model_folder(tmp_path)
+    assert main(["demo", "--model", str(tmp_path)]) == 2
+    assert "--model" in capsys.readouterr().err
+
+
+def test_it_generates_at_the_native_size_offline_with_and_without_lss(shipped):
+    assert shipped.latent_upsampler is not None
+    assert shipped.transformer.dtype == torch.float32
+    lss = MINI_SETTINGS.lss(num_inference_steps=4)
+    plan = shipped.lss_plan_for(**{k: v for k, v in lss.items() if k != "scaling_mode"})
+    assert [stage.width for stage in plan.stages] == [SIZE // 2, SIZE]
+    for call in (MINI_SETTINGS.plain(num_inference_steps=4), lss):
+        generator = torch.Generator().manual_seed(0)
+        images = shipped(DEMO_PROMPTS[0], generator=generator, output_type="np", **call).images
+        assert images.shape == (1, SIZE, SIZE, 3)
+        assert torch.isfinite(torch.from_numpy(images)).all()
+
+
+def test_the_demo_command_runs_at_a_reduced_step_count(tmp_path, capsys):
+    output = tmp_path / "demo.png"
+    assert main(["demo", "--steps", "4", "--output", str(output)]) == 0
+    printed = capsys.readouterr().out
+    assert printed.count("LSS plan:") == 2 and "speed-up:" in printed
+    assert "128x128" in printed  # the LSS plan's first stage
+    with Image.open(output) as grid:
+        # A row per prompt, a column per mode, each cell at the native size.
+        assert grid.width > 2 * SIZE and grid.height > len(DEMO_PROMPTS) * SIZE
+
+
+def test_the_manifest_records_the_training_runs():
+    record = json.loads((SHIPPED_MODEL / "lssgen_mini.json").read_text())
+    transformer = record["training"]["transformer"]
+    assert transformer["steps_done"] > 0 and record["dtype"] == "float16"
