@@ -19,21 +19,8 @@ import attrs
 import torch
 from PIL import Image, ImageDraw, ImageFont
 
-from lssgen.mini.model import (
-    MINI_SETTINGS,
-    SHIPPED_MODEL,
-    MiniSettings,
-    check_model_folder,
-    load_shipped_pipeline,
-)
-from lssgen_diffusers.train_cli import (
-    UsageError,
-    blame,
-    fail,
-    non_negative_int,
-    positive_int,
-    start_sigma_value,
-)
+from lssgen.mini.cli_common import add_model_arguments, model_settings
+from lssgen.mini.model import MINI_SETTINGS, MiniSettings, load_shipped_pipeline
 
 # One prompt per GenEval category, in the grammar the model was trained on.
 DEMO_PROMPTS = (
@@ -58,32 +45,14 @@ class ModeRun:
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--output", default="lssgen-demo.png", help="grid PNG to write")
-    parser.add_argument(
-        "--model", default=str(SHIPPED_MODEL), help="lssgen-mini pipeline folder (default: shipped)"
-    )
     parser.add_argument("--prompt", action="append", help="a prompt (repeatable); default: 6")
-    parser.add_argument("--seed", type=non_negative_int, default=0, help="prompt i uses seed + i")
-    parser.add_argument(
-        "--steps",
-        type=positive_int,
-        default=MINI_SETTINGS.num_inference_steps,
-        help="inference steps",
-    )
-    parser.add_argument("--start-sigma", type=start_sigma_value, default=MINI_SETTINGS.start_sigma)
-    parser.add_argument("--threads", type=positive_int, default=None, help="torch CPU threads")
+    add_model_arguments(parser, seed_help="prompt i uses seed + i")
 
 
 def run(args: argparse.Namespace) -> int:
-    try:
-        with blame("--model"):
-            check_model_folder(args.model)
-    except UsageError as error:
-        return fail("lssgen demo", error)
-    if args.threads is not None:
-        torch.set_num_threads(args.threads)
-    settings = attrs.evolve(
-        MINI_SETTINGS, num_inference_steps=args.steps, start_sigma=args.start_sigma
-    )
+    settings = model_settings(args, "lssgen demo")
+    if isinstance(settings, int):
+        return settings
     prompts = tuple(args.prompt or DEMO_PROMPTS)
     runs = demo(Path(args.model), prompts, settings, seed=args.seed, report=print)
     grid = demo_grid(prompts, runs)

@@ -33,24 +33,12 @@ import torch
 from PIL import Image
 
 from lssgen.mini.captions import CATEGORIES, Caption
-from lssgen.mini.model import (
-    MINI_SETTINGS,
-    SHIPPED_MODEL,
-    MiniSettings,
-    check_model_folder,
-    load_shipped_pipeline,
-)
+from lssgen.mini.cli_common import add_model_arguments, model_settings
+from lssgen.mini.model import MINI_SETTINGS, MiniSettings, load_shipped_pipeline
 from lssgen.mini.render import render
 from lssgen.mini.scenes import scene_for_index
 from lssgen_core.upsample.atomic import write_bytes_atomic, write_json_atomic
-from lssgen_diffusers.train_cli import (
-    UsageError,
-    blame,
-    fail,
-    non_negative_int,
-    positive_int,
-    start_sigma_value,
-)
+from lssgen_diffusers.train_cli import positive_int, start_sigma_value
 
 EVAL_DATA_SEED = 7_000_003  # training uses TRAIN_DATA_SEED = 1000; never this one
 SWEEP = (0.5, 0.6, 0.7, 0.8, 0.9, 1.0)
@@ -257,12 +245,9 @@ def markdown(results: dict[str, Any]) -> str:
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--output", required=True, help="folder for images, times and results")
-    parser.add_argument("--model", default=str(SHIPPED_MODEL), help="pipeline folder")
     parser.add_argument(
         "--count", type=positive_int, default=240, help="prompts (6 categories in turn)"
     )
-    parser.add_argument("--steps", type=positive_int, default=MINI_SETTINGS.num_inference_steps)
-    parser.add_argument("--start-sigma", type=start_sigma_value, default=MINI_SETTINGS.start_sigma)
     parser.add_argument(
         "--sweep",
         type=start_sigma_value,
@@ -271,21 +256,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="resnet start_sigma values",
     )
     parser.add_argument("--batch-size", type=positive_int, default=8, help="prompts per call")
-    parser.add_argument("--seed", type=non_negative_int, default=0, help="image i uses seed + i")
-    parser.add_argument("--threads", type=positive_int, default=None, help="torch CPU threads")
+    add_model_arguments(parser, seed_help="image i uses seed + i")
 
 
 def run(args: argparse.Namespace) -> int:
-    try:
-        with blame("--model"):
-            check_model_folder(args.model)
-    except UsageError as error:
-        return fail("lssgen evaluate", error)
-    if args.threads is not None:
-        torch.set_num_threads(args.threads)
-    settings = attrs.evolve(
-        MINI_SETTINGS, num_inference_steps=args.steps, start_sigma=args.start_sigma
-    )
+    settings = model_settings(args, "lssgen evaluate")
+    if isinstance(settings, int):
+        return settings
     results = evaluate(
         Path(args.model),
         Path(args.output),

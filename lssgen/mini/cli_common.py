@@ -1,0 +1,43 @@
+"""The arguments `lssgen demo` and `lssgen evaluate` share: which model, and how to call it."""
+
+from __future__ import annotations
+
+import argparse
+
+import attrs
+import torch
+
+from lssgen.mini.model import MINI_SETTINGS, SHIPPED_MODEL, MiniSettings, check_model_folder
+from lssgen_diffusers.train_cli import (
+    UsageError,
+    blame,
+    fail,
+    non_negative_int,
+    positive_int,
+    start_sigma_value,
+)
+
+
+def add_model_arguments(parser: argparse.ArgumentParser, *, seed_help: str) -> None:
+    parser.add_argument(
+        "--model", default=str(SHIPPED_MODEL), help="lssgen-mini pipeline folder (default: shipped)"
+    )
+    parser.add_argument(
+        "--steps", type=positive_int, default=MINI_SETTINGS.num_inference_steps, help="steps"
+    )
+    parser.add_argument("--start-sigma", type=start_sigma_value, default=MINI_SETTINGS.start_sigma)
+    parser.add_argument("--seed", type=non_negative_int, default=0, help=seed_help)
+    parser.add_argument("--threads", type=positive_int, default=None, help="torch CPU threads")
+
+
+def model_settings(args: argparse.Namespace, prog: str) -> MiniSettings | int:
+    """The call settings the arguments ask for (threads applied), or the usage error's exit
+    status when `--model` is not a pipeline folder (checked before anything loads)."""
+    try:
+        with blame("--model"):
+            check_model_folder(args.model)
+    except UsageError as error:
+        return fail(prog, error)
+    if args.threads is not None:
+        torch.set_num_threads(args.threads)
+    return attrs.evolve(MINI_SETTINGS, num_inference_steps=args.steps, start_sigma=args.start_sigma)
