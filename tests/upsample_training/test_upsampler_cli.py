@@ -90,12 +90,14 @@ def test_ctrl_c_checkpoints_and_resume_matches_an_uninterrupted_run(
         if report.step == 3:
             os.kill(os.getpid(), signal.SIGINT)
 
+    # The handler in place before (Python's default, or SIG_IGN under `nohup ... &`) comes back.
+    previous_int = signal.getsignal(signal.SIGINT)
     with monkeypatch.context() as patch:
         patch.setattr(train_cli.Progress, "update", press_ctrl_c_at_step_3)
         assert main(_train_args(vae4_dir, train_dir, stopped, "--steps", "8")) == 130
     assert "Interrupted at step 3/8" in capsys.readouterr().err
     assert not (stopped / "config.json").exists()
-    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+    assert signal.getsignal(signal.SIGINT) == previous_int
 
     assert main(_train_args(vae4_dir, train_dir, stopped, "--steps", "8")) == 2
     assert "pass --resume" in capsys.readouterr().err
@@ -108,14 +110,14 @@ def test_ctrl_c_checkpoints_and_resume_matches_an_uninterrupted_run(
 
 @pytest.mark.parametrize("first", [signal.SIGINT, signal.SIGTERM], ids=["ctrl-c", "sigterm"])
 def test_second_signal_aborts_at_once(first: signal.Signals) -> None:
-    previous_term = signal.getsignal(signal.SIGTERM)
+    previous_int, previous_term = signal.getsignal(signal.SIGINT), signal.getsignal(signal.SIGTERM)
     interrupt = train_cli.DeferredInterrupt(lambda message: None)
     with interrupt:
         os.kill(os.getpid(), first)
         assert interrupt.requested
         with pytest.raises(KeyboardInterrupt):
             os.kill(os.getpid(), signal.SIGINT)
-    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+    assert signal.getsignal(signal.SIGINT) == previous_int
     assert signal.getsignal(signal.SIGTERM) == previous_term
 
 
