@@ -295,13 +295,15 @@ class LSSPipelineMixin:
         min_size: int | None = None,
         min_resolution: int | None = None,
         shorten_intermediate_steps: bool | None = None,
+        scaling_mode: str | None = None,
         entry_rule: str | None = None,
         **kwargs: Any,
     ) -> StagePlan:
         """The plan a call with these arguments would run, without running anything.
 
-        ``kwargs`` are stock ``__call__`` arguments (``height``, ``width``,
-        ``num_inference_steps``, ``mu`` ...); unset ones take the stock defaults.
+        Takes a call's own arguments: ``kwargs`` are stock ``__call__`` arguments (``height``,
+        ``width``, ``num_inference_steps``, ``mu`` ...; unset ones take the stock defaults), and
+        ``scaling_mode`` is checked but does not change the plan.
         """
         request = self._lss_request(
             (),
@@ -310,7 +312,7 @@ class LSSPipelineMixin:
             min_size=min_size,
             min_resolution=min_resolution,
             shorten_intermediate_steps=shorten_intermediate_steps,
-            scaling_mode=None,
+            scaling_mode=scaling_mode,
             entry_rule=entry_rule,
         )
         return self._lss_plan(request, check=not request.single_stage)

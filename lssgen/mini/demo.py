@@ -86,9 +86,8 @@ def demo(
         text_tokens=text_tokens,
     )
     plain_call, lss_call = settings.plain(), settings.lss()
-    plain_plan = {**plain_call, "min_size": settings.size, "start_sigma": 1.0}
-    report(pipe.lss_plan_for(**plain_plan).describe(cost))
-    report(pipe.lss_plan_for(**_plan_arguments(lss_call)).describe(cost))
+    report(pipe.lss_plan_for(**plain_call, start_sigma=1.0).describe(cost))
+    report(pipe.lss_plan_for(**lss_call).describe(cost))
     # Untimed warm-up of both modes: first calls pay for allocator and kernel set-up.
     for call in (plain_call, lss_call):
         pipe(prompts[0], **{**call, "num_inference_steps": 2})
@@ -113,11 +112,6 @@ def demo(
     plain, lss = runs
     report(f"speed-up: {plain.seconds / lss.seconds:.2f}x")
     return plain, lss
-
-
-def _plan_arguments(call: dict[str, Any]) -> dict[str, Any]:
-    # `lss_plan_for` takes the planning arguments only (the scaler does not change the plan).
-    return {k: v for k, v in call.items() if k != "scaling_mode"}
 
 
 def verdicts(images: Sequence[Image.Image], prompts: Sequence[str]) -> tuple[bool | None, ...]:

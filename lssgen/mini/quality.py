@@ -191,7 +191,7 @@ def evaluate(
         )
     rows = []
     for config in configs:
-        plan = pipe.lss_plan_for(**_plan_arguments(config, settings))
+        plan = pipe.lss_plan_for(**config.call(settings))
         rows.append(score_config(output, config, captions, plan.token_steps_ratio()))
     plain_seconds = next(r["seconds"] for r in rows if r["mode"] is None)
     for row in rows:
@@ -219,13 +219,6 @@ def evaluate(
         output / "samples.png",
     )
     return results
-
-
-def _plan_arguments(config: Config, settings: MiniSettings) -> dict[str, Any]:
-    call = {k: v for k, v in config.call(settings).items() if k != "scaling_mode"}
-    if config.mode is None:
-        call["min_size"] = settings.size
-    return call
 
 
 def markdown(results: dict[str, Any]) -> str:

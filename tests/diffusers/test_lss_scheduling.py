@@ -148,6 +148,14 @@ def test_flux_worked_example_plan(lss_pair: Any) -> None:
     assert plan.parameterization is FLOW
 
 
+def test_plan_for_takes_a_calls_scaling_mode_and_checks_it(lss_pair: Any) -> None:
+    pipe = lss_pair("flux").lss
+    call = {"height": 1024, "width": 1024, "num_inference_steps": 50}
+    assert pipe.lss_plan_for(**call, scaling_mode="latent") == pipe.lss_plan_for(**call)
+    with pytest.raises(ValueError, match="scaling_mode"):
+        pipe.lss_plan_for(**call, scaling_mode="lanczos")
+
+
 def test_view_enters_and_restores() -> None:
     class Owner:
         pass

@@ -50,7 +50,7 @@ def test_it_generates_at_the_native_size_offline_with_and_without_lss(shipped):
     assert shipped.latent_upsampler is not None
     assert shipped.transformer.dtype == torch.float32
     lss = MINI_SETTINGS.lss(num_inference_steps=4)
-    plan = shipped.lss_plan_for(**{k: v for k, v in lss.items() if k != "scaling_mode"})
+    plan = shipped.lss_plan_for(**lss)
     assert [stage.width for stage in plan.stages] == [SIZE // 2, SIZE]
     for call in (MINI_SETTINGS.plain(num_inference_steps=4), lss):
         generator = torch.Generator().manual_seed(0)
