@@ -10,7 +10,6 @@ and a side-by-side grid with the prompts, verdicts and mean times is written.
 from __future__ import annotations
 
 import argparse
-import textwrap
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -18,9 +17,10 @@ from typing import Any
 
 import attrs
 import torch
-from PIL import Image, ImageDraw, ImageFont
+from PIL import Image
 
 from lssgen.mini.cli_common import add_model_arguments, model_settings
+from lssgen.mini.grid import prompt_grid, save_png
 from lssgen.mini.model import MINI_SETTINGS, MiniSettings, load_shipped_pipeline
 
 # One prompt per GenEval category, in the grammar the model was trained on.
@@ -56,11 +56,7 @@ def run(args: argparse.Namespace) -> int:
         return settings
     prompts = tuple(args.prompt or DEMO_PROMPTS)
     runs = demo(Path(args.model), prompts, settings, seed=args.seed, report=print)
-    grid = demo_grid(prompts, runs)
-    from lssgen_core.upsample.atomic import write_bytes_atomic
-    from lssgen_diffusers.images import png_bytes
-
-    write_bytes_atomic(args.output, png_bytes(grid))
+    save_png(demo_grid(prompts, runs), args.output)
     print(f"wrote {args.output}")
     return 0
 
@@ -130,36 +126,16 @@ def verdicts(images: Sequence[Image.Image], prompts: Sequence[str]) -> tuple[boo
     return tuple(results)
 
 
-def demo_grid(prompts: Sequence[str], runs: Sequence[ModeRun], pad: int = 6) -> Image.Image:
-    """Rows of prompts; per mode a column of images, each with its verdict; times in the header."""
-    font = ImageFont.load_default()
-    side = runs[0].images[0].width
-    height = runs[0].images[0].height
-    text_width, line = 200, 14
-    baseline = runs[0].seconds
-    headers = [
-        f"{r.name}: {r.seconds:.1f} s" + ("" if r is runs[0] else f" ({baseline / r.seconds:.2f}x)")
+def demo_grid(prompts: Sequence[str], runs: Sequence[ModeRun]) -> Image.Image:
+    """Rows of prompts; per mode a column of images with verdicts; mean times in the headers."""
+    plain = runs[0]
+    columns = [
+        (
+            f"{r.name}: {r.seconds:.1f} s"
+            + ("" if r is plain else f" ({plain.seconds / r.seconds:.2f}x)"),
+            r.images,
+            r.verdicts,
+        )
         for r in runs
     ]
-    header_height = 2 * line
-    cell_height = height + line + pad
-    grid = Image.new(
-        "RGB",
-        (pad + text_width + len(runs) * (side + pad), header_height + len(prompts) * cell_height),
-        "white",
-    )
-    draw = ImageDraw.Draw(grid)
-    for c, header in enumerate(headers):
-        draw.text((pad + text_width + c * (side + pad), 4), header, fill="black", font=font)
-    for r, prompt in enumerate(prompts):
-        y = header_height + r * cell_height
-        for k, text in enumerate(textwrap.wrap(prompt, width=30)):
-            draw.text((pad, y + k * line), text, fill="black", font=font)
-        for c, mode in enumerate(runs):
-            x = pad + text_width + c * (side + pad)
-            grid.paste(mode.images[r].convert("RGB"), (x, y))
-            verdict = mode.verdicts[r]
-            label = {True: "evaluator: pass", False: "evaluator: fail", None: ""}[verdict]
-            colour = "darkgreen" if verdict else "darkred"
-            draw.text((x, y + height + 1), label, fill=colour, font=font)
-    return grid
+    return prompt_grid(prompts, columns)

@@ -8,6 +8,8 @@ from typing import Any
 
 from PIL import Image, ImageDraw, ImageFont
 
+from lssgen.mini.grid import prompt_grid, save_png
+
 MODE_COLOURS = {
     None: (60, 60, 60),
     "resnet": (230, 140, 40),
@@ -73,43 +75,20 @@ def chart(results: Mapping[str, Any], path: Path) -> None:
         draw.text((x + 7, y - 7), row["name"], fill=colour, font=font)
     legend = "orange: resnet upsampler (line: start_sigma sweep), blue: latent, green: pixel"
     draw.text((left, height - 22), legend, fill=0, font=font)
-    _save(image, path)
+    save_png(image, path)
 
 
 def sample_grid(output: Path, configs: Sequence[Any], captions: Sequence[Any], path: Path) -> None:
-    """The first prompts (one per category) under each configuration, side by side."""
+    """The first prompts (one per category) under each configuration, side by side, judged."""
+    from lssgen.mini.evaluate import check
     from lssgen.mini.quality import image_path
 
-    font = ImageFont.load_default(size=13)
-    images = [[Image.open(image_path(output, c, i)) for c in configs] for i in range(len(captions))]
-    side = images[0][0].width
-    text, pad, header = 220, 4, 20
-    grid = Image.new(
-        "RGB",
-        (text + len(configs) * (side + pad), header + len(captions) * (side + pad)),
-        "white",
-    )
-    draw = ImageDraw.Draw(grid)
-    for c, config in enumerate(configs):
-        draw.text((text + c * (side + pad), 3), config.name, fill=0, font=font)
-    for r, (caption, row) in enumerate(zip(captions, images)):
-        y = header + r * (side + pad)
-        for k, line in enumerate(_wrap(caption.text, 30)):
-            draw.text((4, y + k * 16), line, fill=0, font=font)
-        for c, picture in enumerate(row):
-            grid.paste(picture.convert("RGB"), (text + c * (side + pad), y))
-            picture.close()
-    _save(grid, path)
-
-
-def _wrap(text: str, width: int) -> list[str]:
-    import textwrap
-
-    return textwrap.wrap(text, width=width)
-
-
-def _save(image: Image.Image, path: Path) -> None:
-    from lssgen_core.upsample.atomic import write_bytes_atomic
-    from lssgen_diffusers.images import png_bytes
-
-    write_bytes_atomic(path, png_bytes(image))
+    columns = []
+    for config in configs:
+        images = []
+        for i in range(len(captions)):
+            with Image.open(image_path(output, config, i)) as image:
+                images.append(image.convert("RGB"))
+        verdicts = [check(image, caption).passed for image, caption in zip(images, captions)]
+        columns.append((config.name, images, verdicts))
+    save_png(prompt_grid([c.text for c in captions], columns), path)
