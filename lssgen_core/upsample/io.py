@@ -141,6 +141,109 @@ def check_state_dict(
         )
 
 
+def read_header_shapes(path: Path) -> dict[str, tuple[int, ...]]:
+    """Tensor name -> shape from a safetensors header, without reading the tensors."""
+    from safetensors import safe_open
+
+    try:
+        with safe_open(str(path), framework="pt") as handle:
+            names = handle.keys()  # safe_open handles are not iterable
+            return {key: tuple(handle.get_slice(key).get_shape()) for key in names}
+    except Exception as exc:  # safetensors raises its own error types for damaged headers
+        raise ValueError(f"{path} is not a valid safetensors file: {exc}") from exc
+
+
+_PREFIX = "upsampler."
+
+
+def _header_fields(shapes: dict[str, tuple[int, ...]]) -> dict[str, tuple[object, str]]:
+    """The config fields the tensor shapes determine: field -> (value, the tensor it is read
+    from). Fields whose tensors are absent are left out (the key check reports those)."""
+    found: dict[str, tuple[object, str]] = {}
+
+    def dim(key: str, index: int) -> int | None:
+        shape = shapes.get(_PREFIX + key)
+        return shape[index] if shape is not None and len(shape) > abs(index) else None
+
+    if (value := dim("conv_in.weight", 1)) is not None:
+        found["in_channels"] = (value, _PREFIX + "conv_in.weight")
+    if (value := dim("conv_out.weight", 0)) is not None:
+        found["out_channels"] = (value, _PREFIX + "conv_out.weight")
+    indices = {
+        int(key.split(".")[2])
+        for key in shapes
+        if key.startswith(_PREFIX + "up_blocks.") and key.split(".")[2].isdigit()
+    }
+    blocks = range(max(indices) + 1) if indices else range(0)
+    channels = [dim(f"up_blocks.{i}.conv2.weight", 0) for i in blocks]
+    # ConvTranspose2d(k=4) makes an upsampling block; Conv2d(k=3) a same-size one.
+    kernels = [dim(f"up_blocks.{i}.conv1.weight", -1) for i in blocks]
+    if indices and None not in channels:
+        found["block_out_channels"] = (channels, _PREFIX + "up_blocks.*.conv2.weight")
+    if indices and None not in kernels:
+        found["is_up_samples"] = ([k == 4 for k in kernels], _PREFIX + "up_blocks.*.conv1.weight")
+    return found
+
+
+def _expected_shapes(config: UpsamplerConfig, cls: type[LatentUpsampler]) -> dict[str, Tensor]:
+    # On the meta device a network of any size costs nothing: shapes only, no storage.
+    with torch.device("meta"):
+        return cls(config).state_dict()
+
+
+def check_config_matches_header(
+    config: UpsamplerConfig,
+    shapes: dict[str, tuple[int, ...]],
+    *,
+    config_path: Path,
+    source: Path,
+    cls: type[LatentUpsampler] = LatentUpsampler,
+) -> None:
+    """Refuse a config that does not describe the weights, from the header's shapes alone and
+    before any network is allocated: each disagreeing config field is named with both values,
+    then every missing, unexpected and misshapen tensor."""
+    problems = []
+    for field, (value, tensor) in _header_fields(shapes).items():
+        stated = getattr(config, field)
+        stated = list(stated) if isinstance(stated, tuple) else stated
+        if stated != value:
+            problems.append(f"{field} is {stated} there but {value} in the weights (from {tensor})")
+    expected = {key: tuple(t.shape) for key, t in _expected_shapes(config, cls).items()}
+    missing = sorted(expected.keys() - shapes.keys())
+    unexpected = sorted(shapes.keys() - expected.keys())
+    mismatched = [
+        f"{key}: checkpoint {list(shapes[key])} vs expected {list(expected[key])}"
+        for key in sorted(expected.keys() & shapes.keys())
+        if shapes[key] != expected[key]
+    ]
+    if missing:
+        problems.append(f"missing keys: {missing}")
+    if unexpected:
+        problems.append(f"unexpected keys: {unexpected}")
+    if mismatched:
+        problems.append(f"shape mismatches: {mismatched}")
+    if problems:
+        raise ValueError(
+            f"{source} does not match the upsampler described by {config_path}; "
+            + "; ".join(problems)
+        )
+
+
+def check_finite(tensors: dict[str, Tensor], *, source: Path) -> None:
+    """Refuse weights holding NaN or inf, naming every such tensor: they make black images."""
+    bad = [
+        f"{key} ({int(torch.isnan(t).sum())} NaN, {int(torch.isinf(t).sum())} inf)"
+        for key, t in sorted(tensors.items())
+        if t.is_floating_point() and not bool(torch.isfinite(t).all())
+    ]
+    if bad:
+        raise ValueError(
+            f"{source} holds non-finite values (NaN or inf) in {', '.join(bad)}; an upsampler "
+            "with them makes black images. Use an undamaged checkpoint (retrain or download it "
+            "again)"
+        )
+
+
 def _stored_dtype(tensors: dict[str, Tensor]) -> torch.dtype:
     dtypes = {tensor.dtype for tensor in tensors.values()}
     # One dtype (fp32, or bf16 for CogView4's) is kept; a mixed file has no single answer.
@@ -163,7 +266,14 @@ def load_upsampler(
     dtype = None if torch_dtype is None else resolve_dtype(torch_dtype)
     config_path, weights_path = _find_files(path, subfolder)
     config = read_config(config_path)
+    # The header alone (a few kB) shows whether config.json describes these weights, so a
+    # hostile or mistaken config fails before a network of its size is allocated.
+    shapes = read_header_shapes(weights_path)
+    check_config_matches_header(
+        config, shapes, config_path=config_path, source=weights_path, cls=cls
+    )
     tensors = read_weights(weights_path)
+    check_finite(tensors, source=weights_path)
     model = cls(config)
     check_state_dict(tensors, model.state_dict(), source=weights_path)
     model.to(dtype or _stored_dtype(tensors))

@@ -587,3 +587,61 @@ def test_scaler_argument_errors() -> None:
         make_latent_scaler("pixel", decode=_decode)
     with pytest.raises(ValueError, match=r"mode must be one of"):
         InterpolationScaler("area")
+
+
+@pytest.mark.parametrize("bad", [float("nan"), float("inf"), float("-inf")])
+def test_non_finite_weights_are_refused_naming_file_and_tensor(tmp_path: Path, bad: float) -> None:
+    # Issue 12: NaN weights loaded without complaint and turned every image black.
+    folder = saved(tmp_path, preset_model(4))
+    weight = load_file(str(folder / WEIGHTS))["upsampler.up_blocks.1.conv2.weight"].clone()
+    weight[0, 0, 1, 1] = bad
+    _rewrite(folder, {"upsampler.up_blocks.1.conv2.weight": weight})
+    with pytest.raises(ValueError, match=r"non-finite") as info:
+        LatentUpsampler.from_pretrained(folder)
+    assert str(folder / WEIGHTS) in str(info.value)
+    assert "upsampler.up_blocks.1.conv2.weight" in str(info.value)
+    assert "upsampler.conv_in.weight" not in str(info.value)  # only the damaged tensor is named
+
+
+def test_hostile_config_is_refused_from_the_header_before_building(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Issue 12: `block_out_channels: [8000, 64]` beside real weights built a 4.4 GB network
+    # before the shapes were compared. The header's shapes are enough to refuse it.
+    folder = saved(tmp_path, preset_model(16))
+    (folder / "config.json").write_text(
+        json.dumps(dict(RELEASED_16CH_CONFIG, block_out_channels=[8000, 64]))
+    )
+
+    built_on: list[torch.device] = []
+    init = LatentUpsampler.__init__
+
+    def record_device(self: LatentUpsampler, config: UpsamplerConfig) -> None:
+        built_on.append(torch.empty(0).device)  # the default device the network lands on
+        init(self, config)
+
+    monkeypatch.setattr(LatentUpsampler, "__init__", record_device)
+    with pytest.raises(ValueError, match=r"block_out_channels") as info:
+        LatentUpsampler.from_pretrained(folder)
+    message = str(info.value)
+    assert "[8000, 64]" in message and "[128, 64]" in message
+    assert str(folder / "config.json") in message
+    assert all(device.type == "meta" for device in built_on)  # shapes only, no storage
+
+
+@pytest.mark.parametrize(
+    ("changes", "field"),
+    [
+        ({"in_channels": 4, "out_channels": 4}, "in_channels"),
+        ({"block_out_channels": [128, 64, 64], "is_up_samples": [True, False, False],
+          "strides": [2, 1, 1]}, "block_out_channels"),
+        ({"is_up_samples": [False, False], "strides": [1, 1]}, "is_up_samples"),
+    ],
+)  # fmt: skip
+def test_config_fields_disagreeing_with_the_header_are_named(
+    tmp_path: Path, changes: dict[str, object], field: str
+) -> None:
+    folder = saved(tmp_path, preset_model(16))
+    (folder / "config.json").write_text(json.dumps(dict(RELEASED_16CH_CONFIG, **changes)))
+    with pytest.raises(ValueError, match=field):
+        LatentUpsampler.from_pretrained(folder)
