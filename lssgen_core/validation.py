@@ -5,6 +5,7 @@ Each names the field and the allowed range in its message, so a bad config fails
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from typing import Any
 
@@ -12,13 +13,14 @@ import attrs
 
 
 def positive(_instance: object, attribute: attrs.Attribute[Any], value: Any) -> None:
-    if isinstance(value, bool) or not value > 0:  # rejects NaN too
-        raise ValueError(f"{attribute.name} must be > 0, got {value!r}")
+    # `not value > 0` rejects NaN; inf is refused too (an lr of inf trains straight to NaN).
+    if isinstance(value, bool) or not value > 0 or value == math.inf:
+        raise ValueError(f"{attribute.name} must be a finite number > 0, got {value!r}")
 
 
 def non_negative(_instance: object, attribute: attrs.Attribute[Any], value: Any) -> None:
-    if isinstance(value, bool) or not value >= 0:  # rejects NaN too
-        raise ValueError(f"{attribute.name} must be >= 0, got {value!r}")
+    if isinstance(value, bool) or not value >= 0 or value == math.inf:
+        raise ValueError(f"{attribute.name} must be a finite number >= 0, got {value!r}")
 
 
 def fraction(_instance: object, attribute: attrs.Attribute[Any], value: Any) -> None:

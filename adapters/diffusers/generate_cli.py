@@ -70,6 +70,7 @@ from lssgen_diffusers.train_cli import (
     UsageError,
     blame,
     fail,
+    finite_float,
     non_negative_int,
     positive_int,
 )
@@ -184,7 +185,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--scaling-mode", choices=SCALING_MODES, help="how latents are doubled (default: resnet)"
     )
     lss.add_argument(
-        "--start-sigma", type=float, help="noise level later stages start at (default: 0.75)"
+        "--start-sigma", type=finite_float, help="noise level later stages start at (default: 0.75)"
     )
     lss.add_argument(
         "--min-size",
@@ -198,7 +199,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     gen = parser.add_argument_group("generation")
     gen.add_argument("--steps", type=positive_int, help="denoising steps (default: per pipeline)")
-    gen.add_argument("--guidance", type=float, help="guidance scale (default: per pipeline)")
+    gen.add_argument("--guidance", type=finite_float, help="guidance scale (default: per pipeline)")
     gen.add_argument("--height", type=positive_int, help="pixels (default: the model's native)")
     gen.add_argument("--width", type=positive_int, help="pixels (default: the model's native)")
     gen.add_argument("--negative-prompt", metavar="TEXT", help="one negative prompt for all")

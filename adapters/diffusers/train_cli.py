@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import math
 import signal
 import sys
 import threading
@@ -34,6 +35,7 @@ from lssgen_core.upsample.pairs import DOWNSAMPLE_MODES
 from lssgen_core.upsample.train import (
     CHECKPOINT_DIRNAME,
     DTYPES,
+    NonFiniteLossError,
     ResumeError,
     TrainConfig,
     default_upsampler_config,
@@ -44,6 +46,7 @@ from lssgen_core.upsample.train import (
 SUMMARY_NAME = "lssgen_training.json"
 EXIT_USAGE = 2
 EXIT_INTERRUPTED = 130
+EXIT_DIVERGED = 1
 TORCH_DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16}
 
 
@@ -74,6 +77,34 @@ def blame_field() -> Iterator[None]:
         raise UsageError("--" + field.replace("_", "-"), str(exc)) from exc
 
 
+class TrainingDiverged(Exception):
+    """Training stopped on a non-finite loss; printed as one line, exit `EXIT_DIVERGED`.
+
+    Nothing is published: the output folder keeps only the checkpoints written before the step
+    that diverged, all of them finite.
+    """
+
+    def __init__(
+        self,
+        error: NonFiniteLossError,
+        lr: float,
+        max_grad_norm: float,
+        checkpoints: Path,
+        product: str = "upsampler",
+    ) -> None:
+        kept = (
+            "no checkpoint was written"
+            if error.last_checkpoint is None
+            else f"the checkpoint of step {error.last_checkpoint} in {checkpoints} is kept"
+        )
+        super().__init__(
+            f"training diverged at step {error.step}: the loss is {error.loss:.4g} and the "
+            f"gradient norm {error.grad_norm:.4g}, not finite numbers; stopped before that "
+            f"update and saved no {product} ({kept}). Lower --lr (now {lr:g}) or "
+            f"--max-grad-norm (now {max_grad_norm:g}) and start again in a new folder"
+        )
+
+
 def fail(prog: str, error: UsageError) -> int:
     print(f"{prog}: error: {error}", file=sys.stderr)
     return EXIT_USAGE
@@ -101,9 +132,21 @@ def non_negative_int(text: str) -> int:
     return value
 
 
+def finite_float(text: str) -> float:
+    """An argparse type for every float flag: NaN and inf are refused while parsing, naming the
+    flag (``--guidance nan`` used to turn guidance off without a word)."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be a number, got {text}") from None
+    if not math.isfinite(value):
+        raise argparse.ArgumentTypeError(f"must be a finite number, got {text}")
+    return value
+
+
 def start_sigma_value(text: str) -> float:
     """An argparse type for ``--start-sigma``: a float in (0, 1]."""
-    value = float(text)
+    value = finite_float(text)
     try:
         check_start_sigma(value)
     except ValueError as exc:
@@ -143,10 +186,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--batch-size", type=positive_int, default=16, help="crops per step (per process)"
     )
     parser.add_argument(
-        "--lr", type=float, default=1e-4, help="OneCycle peak learning rate (AdamW)"
+        "--lr", type=finite_float, default=1e-4, help="OneCycle peak learning rate (AdamW)"
     )
-    parser.add_argument("--weight-decay", type=float, default=1e-4, help="AdamW weight decay")
-    parser.add_argument("--max-grad-norm", type=float, default=1.0, help="gradient clipping")
+    parser.add_argument(
+        "--weight-decay", type=finite_float, default=1e-4, help="AdamW weight decay"
+    )
+    parser.add_argument("--max-grad-norm", type=finite_float, default=1.0, help="gradient clipping")
     parser.add_argument(
         "--seed", type=non_negative_int, default=0, help="initial weights and crop draws"
     )
@@ -164,7 +209,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--pixel-loss-weight",
-        type=float,
+        type=finite_float,
         default=0.0,
         help="weight of L1 between decoded prediction and image (decoder in the graph)",
     )
@@ -175,7 +220,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--lpips-loss-weight",
-        type=float,
+        type=finite_float,
         default=1.0,
         help="LPIPS weight when --lpips-weights is given (the original used 1)",
     )
@@ -339,6 +384,9 @@ def run(args: argparse.Namespace) -> int:
         return _run(args)
     except UsageError as error:
         return fail(prog, error)
+    except TrainingDiverged as error:
+        print(f"{prog}: error: {error}", file=sys.stderr)
+        return EXIT_DIVERGED
 
 
 def _run(args: argparse.Namespace) -> int:
@@ -408,6 +456,8 @@ def _run(args: argparse.Namespace) -> int:
                 )
             except ResumeError as exc:
                 raise UsageError("--resume", str(exc)) from exc
+            except NonFiniteLossError as exc:
+                raise TrainingDiverged(exc, args.lr, args.max_grad_norm, checkpoints) from exc
         finally:
             progress.close()
     if result.interrupted:

@@ -28,17 +28,20 @@ import torch
 from lssgen.mini.train_loop import DTYPES, LoopConfig, LoopResult, run_loop
 from lssgen.mini.train_work import SUMMARY_NAME, Workdir, fingerprint, publish_folder
 from lssgen_core.upsample.atomic import write_json_atomic
-from lssgen_core.upsample.train import ResumeError, SingleProcess
+from lssgen_core.upsample.train import NonFiniteLossError, ResumeError, SingleProcess
 from lssgen_diffusers.train_cli import (
+    EXIT_DIVERGED,
     EXIT_INTERRUPTED,
     DeferredInterrupt,
     HelpFormatter,
     Progress,
+    TrainingDiverged,
     UsageError,
     blame,
     blame_field,
     check_checkpoints,
     fail,
+    finite_float,
     non_negative_int,
     positive_int,
 )
@@ -61,16 +64,24 @@ def _loop_arguments(parser: argparse.ArgumentParser, defaults: LoopConfig) -> No
     parser.add_argument(
         "--batch-size", type=positive_int, default=defaults.batch_size, help="samples per step"
     )
-    parser.add_argument("--lr", type=float, default=defaults.lr, help="AdamW learning rate")
+    parser.add_argument("--lr", type=finite_float, default=defaults.lr, help="AdamW learning rate")
     parser.add_argument(
         "--warmup-steps", type=non_negative_int, default=defaults.warmup_steps, help="linear LR"
     )
-    parser.add_argument("--weight-decay", type=float, default=defaults.weight_decay, help="AdamW")
     parser.add_argument(
-        "--max-grad-norm", type=float, default=defaults.max_grad_norm, help="gradient clipping"
+        "--weight-decay", type=finite_float, default=defaults.weight_decay, help="AdamW"
     )
     parser.add_argument(
-        "--ema-decay", type=float, default=defaults.ema_decay, help="EMA of the exported weights"
+        "--max-grad-norm",
+        type=finite_float,
+        default=defaults.max_grad_norm,
+        help="gradient clipping",
+    )
+    parser.add_argument(
+        "--ema-decay",
+        type=finite_float,
+        default=defaults.ema_decay,
+        help="EMA of the exported weights",
     )
     parser.add_argument("--seed", type=non_negative_int, default=defaults.seed, help="init + data")
     parser.add_argument("--dtype", choices=DTYPES, default=defaults.dtype, help="bf16: autocast")
@@ -120,7 +131,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     vae.add_argument(
         "--channels", type=_channels, default=(16, 32, 64, 128), help="block widths, e.g. 16,32"
     )
-    vae.add_argument("--kl-weight", type=float, default=1e-6, help="KL term (summed per image)")
+    vae.add_argument(
+        "--kl-weight", type=finite_float, default=1e-6, help="KL term (summed per image)"
+    )
     vae.add_argument(
         "--stats-count", type=positive_int, default=128, help="renders for the latent statistics"
     )
@@ -139,10 +152,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     flow.add_argument("--heads", type=positive_int, default=3, help="attention heads")
     flow.add_argument("--head-dim", type=positive_int, default=64, help="width per head")
     flow.add_argument(
-        "--low-res-fraction", type=float, default=0.25, help="steps at the LSS first-stage size"
+        "--low-res-fraction",
+        type=finite_float,
+        default=0.25,
+        help="steps at the LSS first-stage size",
     )
     flow.add_argument(
-        "--caption-dropout", type=float, default=0.1, help="empty captions (for guidance)"
+        "--caption-dropout", type=finite_float, default=0.1, help="empty captions (for guidance)"
     )
     flow.add_argument(
         "--timesteps",
@@ -152,7 +168,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     flow.add_argument(
         "--stock-t5-fraction",
-        type=float,
+        type=finite_float,
         default=0.05,
         help="steps with the pipeline's default 256 T5 tokens instead of 1",
     )
@@ -172,7 +188,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     assemble = stages.add_parser("assemble", help="write the pipeline folder")
     _common(assemble)
     assemble.add_argument("--output", required=True, help="pipeline folder to write")
-    assemble.add_argument("--shift", type=float, default=1.0, help="scheduler shift")
+    assemble.add_argument("--shift", type=finite_float, default=1.0, help="scheduler shift")
     assemble.add_argument("--dtype", choices=("fp16", "fp32"), default="fp16")
     assemble.add_argument(
         "--upsampler", help="LatentUpsampler folder (default: WORK/upsampler if it exists)"
@@ -185,7 +201,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--measure-steps", type=positive_int, default=2, help="timed steps per measurement"
     )
     budget.add_argument(
-        "--speedup", type=float, default=1.7, help="assumed speed-up of the training threads"
+        "--speedup", type=finite_float, default=1.7, help="assumed speed-up of the training threads"
     )
     budget.add_argument("--json", help="also write the measurements here")
 
@@ -197,6 +213,9 @@ def run(args: argparse.Namespace) -> int:
         return int(_RUNNERS[args.stage](args))
     except UsageError as error:
         return fail(f"lssgen mini {args.stage}", error)
+    except TrainingDiverged as error:
+        print(f"lssgen mini {args.stage}: error: {error}", file=sys.stderr)
+        return EXIT_DIVERGED
 
 
 # ------------------------------------------------------------------------------------------
@@ -241,6 +260,10 @@ def _train(
             )
         except ResumeError as exc:
             raise UsageError("--resume", str(exc)) from exc
+        except NonFiniteLossError as exc:
+            raise TrainingDiverged(
+                exc, args.lr, args.max_grad_norm, checkpoints, product=stage
+            ) from exc
         finally:
             progress.close()
     if result.interrupted:

@@ -39,7 +39,13 @@ from lssgen_core.upsample.checkpoint import (
     load_training_state,
     save_training_state,
 )
-from lssgen_core.upsample.train import Backend, ResumeError, SingleProcess, StepReport
+from lssgen_core.upsample.train import (
+    Backend,
+    ResumeError,
+    SingleProcess,
+    StepReport,
+    check_step_finite,
+)
 from lssgen_core.validation import fraction, non_negative, positive
 
 DTYPES = ("fp32", "bf16")
@@ -150,7 +156,8 @@ def run_loop(
     """Train `net` with `task`'s loss up to `config.steps`; see the module docstring.
 
     Checkpoints go to `checkpoint_dir` every `checkpoint_every` steps (0: only at the end), when
-    `should_stop()` turns true (the loop then returns with `interrupted=True`) and at the end.
+    `should_stop()` turns true (the loop then returns with `interrupted=True`) and at the end. A
+    NaN or inf loss or gradient norm raises `NonFiniteLossError` before that step's update.
     """
     if checkpoint_every < 0:
         raise ValueError(f"checkpoint_every must be >= 0, got {checkpoint_every}")
@@ -170,8 +177,12 @@ def run_loop(
         assert checkpoint_dir is not None
         start, loss_ema = _restore(checkpoint_dir, trainee, optimizer, scheduler, identity)
     model, optimizer = backend.prepare(trainee.net, optimizer)
+    last_saved: int | None = start if resume else None
 
     def save(step: int) -> None:
+        nonlocal last_saved
+        if checkpoint_dir is not None:
+            last_saved = step
         if checkpoint_dir is not None and backend.is_main_process:
             save_training_state(
                 checkpoint_dir,
@@ -200,6 +211,8 @@ def run_loop(
         optimizer.zero_grad(set_to_none=True)
         backend.backward(loss)
         grad_norm = float(backend.clip_grad_norm_(model.parameters(), config.max_grad_norm))
+        # Before the update: the weights, their EMA and every checkpoint stay finite.
+        check_step_finite(step + 1, float(loss.detach()), grad_norm, lr, last_saved)
         optimizer.step()
         scheduler.step()
         trainee.update_ema(config.ema_decay, step)

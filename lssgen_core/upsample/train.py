@@ -195,6 +195,47 @@ def make_loss(
     )
 
 
+class NonFiniteLossError(RuntimeError):
+    """Training diverged: the loss or the gradient norm of `step` is NaN or inf.
+
+    Raised before that step's optimizer update, so the weights in memory and every checkpoint
+    written so far hold finite values; `last_checkpoint` is the step of the last one written
+    (None if none was).
+    """
+
+    def __init__(
+        self, step: int, loss: float, grad_norm: float, lr: float, last_checkpoint: int | None
+    ) -> None:
+        kept = (
+            "no checkpoint was written"
+            if last_checkpoint is None
+            else f"the checkpoint of step {last_checkpoint} is kept"
+        )
+        super().__init__(
+            f"training diverged at step {step}: the loss is {loss:.4g} and the gradient norm "
+            f"{grad_norm:.4g}, not finite numbers (learning rate {lr:.4g}); stopped before the "
+            f"update, {kept}. Lower the learning rate (or the gradient clipping norm) and start "
+            "again"
+        )
+        self.step = step
+        self.loss = loss
+        self.grad_norm = grad_norm
+        self.lr = lr
+        self.last_checkpoint = last_checkpoint
+
+
+def check_step_finite(
+    step: int, loss: float, grad_norm: float, lr: float, last_checkpoint: int | None
+) -> None:
+    """Raise `NonFiniteLossError` unless both the loss and the gradient norm are finite.
+
+    Checked after the backward pass, where data-parallel ranks have all-reduced their gradients:
+    a NaN on one rank is then a NaN gradient norm on every rank, so all of them stop together.
+    """
+    if not (math.isfinite(loss) and math.isfinite(grad_norm)):
+        raise NonFiniteLossError(step, loss, grad_norm, lr, last_checkpoint)
+
+
 def training_step(
     model: nn.Module,
     optimizer: torch.optim.Optimizer,
@@ -205,8 +246,12 @@ def training_step(
     backend: Backend,
     max_grad_norm: float,
     autocast_dtype: torch.dtype | None = None,
+    check_finite: Callable[[float, float], None] | None = None,
 ) -> tuple[LossTerms, float]:
-    """One optimizer step; returns the loss terms and the gradient norm before clipping."""
+    """One optimizer step; returns the loss terms and the gradient norm before clipping.
+
+    `check_finite(loss, grad_norm)` runs before the update and may raise to skip it.
+    """
     model.train()
     device_type = batch.low_latent.device.type
     with torch.autocast(device_type, dtype=autocast_dtype, enabled=autocast_dtype is not None):
@@ -215,6 +260,8 @@ def training_step(
     optimizer.zero_grad(set_to_none=True)
     backend.backward(terms.total)
     grad_norm = backend.clip_grad_norm_(model.parameters(), max_grad_norm)
+    if check_finite is not None:
+        check_finite(float(terms.total.detach()), float(grad_norm))
     optimizer.step()
     scheduler.step()
     return terms, float(grad_norm)
@@ -344,10 +391,12 @@ def train_upsampler(
         check_resumable(state["info"], identity, Path(checkpoint_dir))
         start, loss_ema = int(state["step"]), state["info"].get("loss_ema")
     net, opt = backend.prepare(model, optimizer)
+    saved_step: list[int] = [start] if resume else []
 
     def save(step: int) -> None:
         if checkpoint_dir is None:
             return
+        saved_step[:] = [step]
         if backend.is_main_process:
             save_training_state(
                 checkpoint_dir,
@@ -376,6 +425,13 @@ def train_upsampler(
     try:
         for batch in batches:
             lr = float(optimizer.param_groups[0]["lr"])
+
+            def check_finite(
+                loss: float, grad_norm: float, lr: float = lr, step: int = step
+            ) -> None:
+                last = saved_step[0] if saved_step else None
+                check_step_finite(step + 1, loss, grad_norm, lr, last)
+
             terms, grad_norm = training_step(
                 net,
                 opt,
@@ -385,6 +441,7 @@ def train_upsampler(
                 backend=backend,
                 max_grad_norm=config.max_grad_norm,
                 autocast_dtype=config.autocast_dtype,
+                check_finite=check_finite,
             )
             step += 1
             loss = terms.parts["loss"]

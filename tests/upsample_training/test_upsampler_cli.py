@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 import torch
 from PIL import Image
+from safetensors.torch import load_file
 from upsample_training_support import SIZE, write_images
 
 from lssgen.cli import main
@@ -183,3 +184,21 @@ def test_eval_refuses_an_upsampler_for_other_channels(
     shutil.rmtree(up16)
     err = _error(capsys, args)
     assert "argument --upsampler" in err and "not found" in err
+
+
+def test_a_diverging_run_exits_non_zero_and_saves_nothing(
+    vae4_dir: Path, train_dir: Path, tmp_path: Path, capsys
+) -> None:
+    # Issue 12: `--lr 1e6` trained to NaN, saved the NaN weights as the upsampler and exited 0.
+    out = tmp_path / "out"
+    args = _train_args(vae4_dir, train_dir, out, "--steps", "8", "--checkpoint-every", "1")
+    args[args.index("--lr") + 1] = "1e6"
+    assert main([*args, "--seed", "3"]) == 1
+    err = capsys.readouterr().err
+    assert "lssgen train-upsampler: error:" in err and "Traceback" not in err
+    assert "not finite" in err and "--lr" in err and "1e+06" in err
+    assert not (out / "config.json").exists()  # no upsampler is published
+    state = json.loads((out / "checkpoints" / "training_state.json").read_text())
+    assert f"step {state['step']}" in err  # names the checkpoint it kept
+    tensors = load_file(str(out / "checkpoints" / state["tensors"]))
+    assert all(bool(torch.isfinite(t).all()) for k, t in tensors.items() if k.startswith("model/"))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 from pathlib import Path
 
 import attrs
@@ -17,6 +18,7 @@ from lssgen_core.upsample.evaluate import evaluate_scalers, standard_scalers
 from lssgen_core.upsample.lpips import LPIPS, load_lpips, lpips_key_map
 from lssgen_core.upsample.pairs import STREAM_EVAL, CropBatches
 from lssgen_core.upsample.train import (
+    NonFiniteLossError,
     ResumeError,
     TrainConfig,
     default_upsampler_config,
@@ -196,3 +198,37 @@ def test_lpips_refuses_pickles_and_foreign_files(tmp_path: Path) -> None:
     save_file({"x": torch.zeros(1)}, tmp_path / "other.safetensors")
     with pytest.raises(ValueError, match="LPIPS"):
         load_lpips(tmp_path / "other.safetensors")
+
+
+def _checkpointed_weights(folder: Path) -> dict[str, torch.Tensor]:
+    from safetensors.torch import load_file
+
+    info = json.loads((folder / STATE_NAME).read_text())
+    tensors = load_file(str(folder / info["tensors"]))
+    return {k: v for k, v in tensors.items() if k.startswith("model/")}
+
+
+def test_a_non_finite_loss_stops_training_and_keeps_the_last_good_checkpoint(
+    train_images, codec4, tmp_path: Path
+) -> None:
+    # Issue 12: lr 1e6 trained on to NaN weights and saved them. With this seed the loss is
+    # finite at steps 1 and 2 (5e21 at step 2) and NaN at step 3.
+    config = attrs.evolve(SHORT, lr=1e6)
+    with pytest.raises(NonFiniteLossError) as info:
+        train_upsampler(
+            _fresh(), train_images, codec4.encode, config, checkpoint_dir=tmp_path,
+            checkpoint_every=1,
+        )  # fmt: skip
+    error = info.value
+    assert error.step == 3 and not math.isfinite(error.loss)
+    assert "step 3" in str(error) and "Lower the learning rate" in str(error)
+    saved = json.loads((tmp_path / STATE_NAME).read_text())
+    assert saved["step"] == 2  # the checkpoint of the last finite step is kept
+    assert all(bool(torch.isfinite(t).all()) for t in _checkpointed_weights(tmp_path).values())
+
+
+@pytest.mark.parametrize("field", ["lr", "weight_decay", "max_grad_norm", "pixel_loss_weight"])
+@pytest.mark.parametrize("value", [math.inf, math.nan])
+def test_non_finite_settings_are_refused(field: str, value: float) -> None:
+    with pytest.raises(ValueError, match=rf"{field} must be a finite number"):
+        attrs.evolve(SHORT, **{field: value})
