@@ -14,9 +14,13 @@ Deterministic: image (i, k) is generated from its own CPU `torch.Generator`, see
 `image_seed(seed, i, k)` (SHA-256 of "seed/i/k"), so it does not depend on the batch size or the
 number of processes; on CPU even the arithmetic is made batch-independent
 (`lssgen_diffusers.batch_invariance`). Resumable: a run skips every image whose PNG is complete
-and redoes the rest; PNGs are written to a temp file and renamed, so a kill never leaves a
-truncated one. Several processes share the pending images round-robin (accelerate's process
-index), without duplicates or gaps.
+(every chunk's CRC checks) and redoes the rest; PNGs are written to a temp file and renamed, so a
+kill never leaves a truncated one. Several processes share the pending images round-robin
+(accelerate's process index), without duplicates or gaps.
+
+Failures end the run with one line and exit status 1, keeping every finished image: an image
+with NaN or inf pixels is never written (nor counted as done), and a write that fails (a full
+disk) names the file. Running the same command again continues.
 """
 
 from __future__ import annotations
@@ -43,7 +47,9 @@ from lssgen_core.upsample import SCALING_MODES, LatentUpsampler
 from lssgen_core.upsample.atomic import write_bytes_atomic, write_json_atomic
 from lssgen_diffusers.geneval_layout import (
     CONFIG_NAME,
+    RESULT_NAME,
     WorkItem,
+    item_key,
     merge_results,
     metadata_text,
     pending_items,
@@ -587,7 +593,9 @@ def _call_arguments(
         "width": settings["width"],
         "num_inference_steps": settings["steps"],
         "guidance_scale": settings["guidance"],
-        "output_type": "pil",
+        # Float arrays, not PIL images: NaN turns into black pixels in the uint8 conversion, so
+        # only the arrays show it. `to_pil` converts as output_type="pil" does, byte for byte.
+        "output_type": "np",
     }
     if settings["negative_prompt"] is not None:
         call["negative_prompt"] = [settings["negative_prompt"]] * len(batch)
@@ -645,14 +653,46 @@ def _prepare(args: argparse.Namespace) -> _Job:
     return _Job(state, device, pipe, prompts, outdir, config, time.perf_counter() - start)
 
 
+class OutputError(Exception):
+    """Writing into the output folder failed (a full disk, a removed folder); printed as one line.
+
+    Every file is written atomically, so what was finished before stays complete.
+    """
+
+    def __init__(self, path: Path, error: OSError) -> None:
+        super().__init__(f"cannot write {path}: {error.strerror or error}")
+        self.path = path
+
+
+class NonFiniteImage(Exception):
+    """The pipeline returned an image with NaN or inf pixels; it is neither saved nor counted."""
+
+    def __init__(self, item: WorkItem, prompt: str) -> None:
+        super().__init__(
+            f"image {item_key(item)} (prompt {item[0]}: {prompt!r}) came out with NaN or inf "
+            "pixels, so it was not saved (as a PNG it would be black). The model produces "
+            "non-finite numbers: check its weights, or try --dtype fp32"
+        )
+
+
+@contextlib.contextmanager
+def _writing(path: Path) -> Iterator[None]:
+    try:
+        yield
+    except OSError as exc:
+        raise OutputError(path, exc) from exc
+
+
 def _pending_work(job: _Job, items: Sequence[WorkItem]) -> list[WorkItem]:
     """The images still to make; the main process also writes the run's settings and prompts."""
     width, height = job.config["width"], job.config["height"]
     pending = pending_items(job.outdir, items, width, height)
     if job.is_main:
-        write_json_atomic(job.outdir / CONFIG_NAME, job.config)
+        with _writing(job.outdir / CONFIG_NAME):
+            write_json_atomic(job.outdir / CONFIG_NAME, job.config)
         for index, metadata in enumerate(job.prompts):
-            write_metadata(job.outdir, index, metadata)
+            with _writing(job.outdir / f"{index:05}"):
+                write_metadata(job.outdir, index, metadata)
         remove_stale_temp_files(job.outdir, pending)
         _report_start(job.config, len(items), len(pending))
     # Every process lists the pending images before any process writes one, so all of them
@@ -661,7 +701,16 @@ def _pending_work(job: _Job, items: Sequence[WorkItem]) -> list[WorkItem]:
     return pending
 
 
-def _generate(job: _Job, mine: Sequence[WorkItem]) -> None:
+def to_pil(image: Any) -> Any:
+    """One float (H, W, C) array in [0, 1] as the PIL image output_type="pil" gives."""
+    from diffusers.image_processor import VaeImageProcessor
+
+    return VaeImageProcessor.numpy_to_pil(image)[0]
+
+
+def _generate(job: _Job, mine: Sequence[WorkItem], written: list[WorkItem]) -> None:
+    """Generate `mine`, appending each image to `written` once its PNG is on disk."""
+    import numpy as np
     from tqdm.auto import tqdm
 
     from lssgen_diffusers.batch_invariance import make_batch_invariant
@@ -683,10 +732,22 @@ def _generate(job: _Job, mine: Sequence[WorkItem]) -> None:
             start = time.perf_counter()
             images = job.pipe(**_call_arguments(batch, job.prompts, job.config)).images
             seconds = time.perf_counter() - start
+            done, bad = [], None
             for item, image in zip(batch, images, strict=True):
-                write_bytes_atomic(sample_path(job.outdir, item), png_bytes(image))
-            timings.record(batch, seconds)
-            bar.update(len(batch))
+                if not np.isfinite(image).all():
+                    bad = bad or item
+                    continue
+                path = sample_path(job.outdir, item)
+                with _writing(path):
+                    write_bytes_atomic(path, png_bytes(to_pil(image)))
+                done.append(item)
+                written.append(item)
+            if done:
+                with _writing(timings.path):
+                    timings.record(done, seconds * len(done) / len(batch))
+            bar.update(len(done))
+            if bad is not None:
+                raise NonFiniteImage(bad, job.prompts[bad[0]]["prompt"])
 
 
 def _finish(
@@ -703,9 +764,13 @@ def _finish(
         "images_per_second": generated / wall if wall > 0 else None,
     }
     width, height = job.config["width"], job.config["height"]
-    result = merge_results(job.outdir, items, width, height, last_run)
+    with _writing(job.outdir / RESULT_NAME):
+        result = merge_results(job.outdir, items, width, height, last_run)
     _report_end(result, job.outdir)
     return 0 if result["missing"] == 0 else 1
+
+
+EXIT_FAILED = 1
 
 
 def run(args: argparse.Namespace) -> int:
@@ -719,8 +784,19 @@ def _run(args: argparse.Namespace) -> int:
     started, start = utc_stamp(), time.perf_counter()
     job = _prepare(args)
     items = work_items(len(job.prompts), args.n_samples)
-    pending = _pending_work(job, items)
-    _generate(job, shard(pending, job.state.process_index, job.state.num_processes))
+    written: list[WorkItem] = []
+    try:
+        pending = _pending_work(job, items)
+        before = len(items) - len(pending)
+        _generate(job, shard(pending, job.state.process_index, job.state.num_processes), written)
+    except (OutputError, NonFiniteImage) as error:
+        # One line, no traceback: nothing is half-written, and a rerun continues from here.
+        print(
+            f"{PROG}: error: {error}; {before + len(written)} of {len(items)} images are done "
+            "and kept; fix that and run the same command again to finish",
+            file=sys.stderr,
+        )
+        return EXIT_FAILED
     job.state.wait_for_everyone()
     if not job.is_main:
         return 0
