@@ -19,9 +19,16 @@ import attrs
 import torch
 from PIL import Image
 
-from lssgen.mini.cli_common import add_model_arguments, model_settings
+from lssgen.mini.cli_common import (
+    add_model_arguments,
+    check_output_file,
+    model_settings,
+    timing_threads,
+    torch_threads,
+)
 from lssgen.mini.grid import prompt_grid, save_png
 from lssgen.mini.model import MINI_SETTINGS, MiniSettings, load_shipped_pipeline
+from lssgen_diffusers.train_cli import UsageError, fail
 
 # One prompt per GenEval category, in the grammar the model was trained on.
 DEMO_PROMPTS = (
@@ -54,10 +61,15 @@ def run(args: argparse.Namespace) -> int:
     settings = model_settings(args, "lssgen demo")
     if isinstance(settings, int):
         return settings
+    try:
+        output = check_output_file(args.output)
+    except UsageError as error:
+        return fail("lssgen demo", error)
     prompts = tuple(args.prompt or DEMO_PROMPTS)
-    runs = demo(Path(args.model), prompts, settings, seed=args.seed, report=print)
-    save_png(demo_grid(prompts, runs), args.output)
-    print(f"wrote {args.output}")
+    with torch_threads(timing_threads(args.threads)):
+        runs = demo(Path(args.model), prompts, settings, seed=args.seed, report=print)
+    save_png(demo_grid(prompts, runs), output)
+    print(f"wrote {output}")
     return 0
 
 

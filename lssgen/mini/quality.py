@@ -33,7 +33,12 @@ import torch
 from PIL import Image
 
 from lssgen.mini.captions import CATEGORIES, Caption
-from lssgen.mini.cli_common import add_model_arguments, model_settings
+from lssgen.mini.cli_common import (
+    add_model_arguments,
+    model_settings,
+    timing_threads,
+    torch_threads,
+)
 from lssgen.mini.model import MINI_SETTINGS, MiniSettings, load_shipped_pipeline
 from lssgen.mini.render import render
 from lssgen.mini.scenes import scene_for_index
@@ -256,14 +261,15 @@ def run(args: argparse.Namespace) -> int:
     settings = model_settings(args, "lssgen evaluate")
     if isinstance(settings, int):
         return settings
-    results = evaluate(
-        Path(args.model),
-        Path(args.output),
-        count=args.count,
-        settings=settings,
-        configs=default_configs(args.start_sigma, args.sweep),
-        batch_size=args.batch_size,
-        seed=args.seed,
-    )
+    with torch_threads(timing_threads(args.threads)):
+        results = evaluate(
+            Path(args.model),
+            Path(args.output),
+            count=args.count,
+            settings=settings,
+            configs=default_configs(args.start_sigma, args.sweep),
+            batch_size=args.batch_size,
+            seed=args.seed,
+        )
     print(markdown(results))
     return 0
