@@ -45,6 +45,7 @@ import torch
 
 from lssgen_core.upsample import SCALING_MODES, LatentUpsampler
 from lssgen_core.upsample.atomic import write_bytes_atomic, write_json_atomic
+from lssgen_diffusers.call_defaults import CALL_DEFAULTS_NAME, LSS_KEYS, read_call_defaults
 from lssgen_diffusers.geneval_layout import (
     CONFIG_NAME,
     RESULT_NAME,
@@ -93,9 +94,22 @@ UPSAMPLER_SUBFOLDER = "latent_upsampler"
 RESUME_KEYS = (
     "model", "pipeline", "plain", "upsampler", "scaling_mode", "start_sigma", "min_size",
     "shorten", "steps", "guidance", "height", "width", "negative_prompt", "seed", "seeding",
-    "dtype", "prompts_sha256",
+    "dtype", "prompts_sha256", "call_extra",
 )  # fmt: skip
 LSS_OPTIONS = ("upsampler", "scaling_mode", "start_sigma", "min_size", "shorten")
+# Call arguments each image's call sets itself; a folder's settings must not replace them.
+GENERATE_SETS = ("generator", "num_images_per_prompt", "output_type", "return_dict", "latents")
+# `lssgen_call_defaults.json` keys (call argument names) -> the flags that override them.
+CALL_DEFAULT_FLAGS = {
+    "num_inference_steps": "steps",
+    "guidance_scale": "guidance",
+    "height": "height",
+    "width": "width",
+    "start_sigma": "start_sigma",
+    "min_size": "min_size",
+    "shorten_intermediate_steps": "shorten",
+    "scaling_mode": "scaling_mode",
+}
 
 
 @dataclass(frozen=True)
@@ -261,6 +275,53 @@ def _pipeline_kind(model: Path, override: str | None) -> str:
         f"{model / 'model_index.json'} names the pipeline class {class_name!r}, which is not one "
         f"lssgen knows; if it is one of these families, pass --pipeline {{{','.join(KINDS)}}}",
     )
+
+
+def _call_defaults(model: Path) -> dict[str, Any] | None:
+    with blame("--model"):
+        return read_call_defaults(model)
+
+
+def _with_call_defaults(
+    args: argparse.Namespace, defaults: dict[str, Any] | None
+) -> argparse.Namespace:
+    """`args` with each flag the user left out taken from the folder's recommended settings
+    (`lssgen_diffusers.call_defaults`); `--plain` takes no LSS setting from there."""
+    if not defaults:
+        return args
+    filled = argparse.Namespace(**vars(args))
+    for key, value in defaults.items():
+        name = CALL_DEFAULT_FLAGS.get(key)
+        if name is None or (args.plain and key in LSS_KEYS):
+            continue
+        if getattr(filled, name) is None:
+            setattr(filled, name, value)
+    return filled
+
+
+def _call_extra(defaults: dict[str, Any] | None, pipe: Any, model: Path) -> dict[str, Any] | None:
+    """The folder's recommended call arguments that no flag covers (passed to every call),
+    each checked against the pipeline's signature."""
+    extra = {k: v for k, v in (defaults or {}).items() if k not in CALL_DEFAULT_FLAGS}
+    # The LSS classes take the stock arguments through **kwargs: collect every class's names.
+    accepted = {
+        name
+        for cls in type(pipe).__mro__
+        if "__call__" in vars(cls)
+        for name, parameter in inspect.signature(vars(cls)["__call__"]).parameters.items()
+        if parameter.kind in (parameter.POSITIONAL_OR_KEYWORD, parameter.KEYWORD_ONLY)
+    }
+    for key in extra:
+        if key in GENERATE_SETS or key.startswith(("prompt", "negative_prompt")):
+            raise UsageError(
+                "--model", f"{model / CALL_DEFAULTS_NAME}: {key} is set by {PROG} itself"
+            )
+        if key not in accepted or key == "self":
+            raise UsageError(
+                "--model",
+                f"{model / CALL_DEFAULTS_NAME}: {key} is not an argument of {type(pipe).__name__}",
+            )
+    return extra or None
 
 
 def _flag(name: str) -> str:
@@ -496,6 +557,7 @@ def _settings(
     dtype_name: str,
 ) -> dict[str, Any]:
     spec = KINDS[kind]
+    defaults = _call_defaults(model)
     native_height, native_width = _family_value(kind, pipe, "_lss_default_size")
     prompt_lines = "\n".join(metadata_text(p) for p in prompts)
     settings: dict[str, Any] = {
@@ -521,6 +583,8 @@ def _settings(
         "num_prompts": len(prompts),
         "prompts_sha256": hashlib.sha256(prompt_lines.encode("utf-8")).hexdigest(),
         "lss_plan": None,
+        "call_defaults": None if defaults is None else str((model / CALL_DEFAULTS_NAME).resolve()),
+        "call_extra": _call_extra(defaults, pipe, model),
     }
     _check_size(kind, pipe, settings["height"], settings["width"])
     if not args.plain:
@@ -599,6 +663,7 @@ def _call_arguments(
     }
     if settings["negative_prompt"] is not None:
         call["negative_prompt"] = [settings["negative_prompt"]] * len(batch)
+    call.update(settings.get("call_extra") or {})
     if not settings["plain"]:
         call.update(
             start_sigma=settings["start_sigma"],
@@ -637,6 +702,7 @@ def _prepare(args: argparse.Namespace) -> _Job:
     prompts = _load_prompts(args)
     model = Path(args.model)
     kind = _pipeline_kind(model, args.pipeline)
+    args = _with_call_defaults(args, _call_defaults(model))
     _check_option_combinations(args, kind)
     outdir = _prepare_outdir(args.outdir)
     state, device = _process_state(args.device)

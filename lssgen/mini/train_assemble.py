@@ -13,6 +13,8 @@ base (also 16 x 16 = 256 tokens) without a shift and only shifts for larger imag
 
 `lssgen_mini.json` records what the folder was made from (fingerprints of each work folder), the
 component sizes and the call arguments the model was trained for (`CALL_KWARGS`).
+`lssgen_call_defaults.json` holds the settings to call it with (`lssgen_diffusers.call_defaults`,
+read by `lssgen generate`): the demo's LSS call.
 """
 
 from __future__ import annotations
@@ -126,6 +128,7 @@ def assemble(
     def write(folder: Path) -> None:
         pipe.save_pretrained(folder)
         align_safetensors(folder)  # bit-exact reloads on CPU (see its docstring)
+        write_mini_call_defaults(folder)
         write_json_atomic(
             folder / MANIFEST_NAME,
             {
@@ -141,6 +144,16 @@ def assemble(
         )
 
     return component_sizes(publish_folder(output, write))
+
+
+def write_mini_call_defaults(folder: str | os.PathLike[str]) -> Path:
+    """lssgen-mini's own call settings (`lssgen.mini.model.MINI_SETTINGS`, its LSS call) as the
+    folder's `lssgen_call_defaults.json`, so `lssgen generate --model FOLDER` and any tool that
+    reads that convention (`lssgen_diffusers.call_defaults`) run it as the demo does."""
+    from lssgen.mini.model import MINI_SETTINGS
+    from lssgen_diffusers.call_defaults import write_call_defaults
+
+    return write_call_defaults(folder, MINI_SETTINGS.lss())
 
 
 def load_mini_pipeline(folder: str | os.PathLike[str], **kwargs: Any) -> Any:
