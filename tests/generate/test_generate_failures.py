@@ -121,3 +121,30 @@ def test_resume_regenerates_a_png_damaged_in_the_middle(
     assert pngs(outdir) == pngs(flux_reference)
     result = json.loads((outdir / "result.json").read_text())
     assert result["last_run"]["images_generated"] == 1
+
+
+def test_an_upsampler_with_nan_weights_is_refused_before_the_model_loads(
+    flux_dir: Path,
+    upsampler16: Path,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    # Issue 12: it loaded, every image came out black, and a rerun skipped them as done.
+    folder = tmp_path / "upsampler"
+    shutil.copytree(upsampler16, folder)
+    weights = folder / "diffusion_pytorch_model.safetensors"
+    tensors = load_file(str(weights))
+    tensors["upsampler.conv_out.bias"] = tensors["upsampler.conv_out.bias"] * float("nan")
+    save_file(tensors, str(weights), metadata={"format": "pt"})
+
+    def refuse(*_args: object) -> None:
+        raise AssertionError("the model was loaded before the upsampler was checked")
+
+    monkeypatch.setattr(generate_cli, "_load_pipeline", refuse)
+    args = ["--model", flux_dir, "--upsampler", folder, "--prompt", "a", "--outdir", tmp_path]
+    assert generate(*args, "--height", "64", "--width", "64", "--min-size", "32") == 2
+    err = capsys.readouterr().err
+    assert "lssgen generate: error: argument --upsampler:" in err
+    assert "non-finite" in err and "upsampler.conv_out.bias" in err and str(weights) in err
+    assert pngs(tmp_path) == {}
