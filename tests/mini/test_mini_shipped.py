@@ -64,6 +64,7 @@ def test_the_demo_command_runs_at_a_reduced_step_count(tmp_path, capsys):
     assert main(["demo", "--steps", "4", "--output", str(output)]) == 0
     printed = capsys.readouterr().out
     assert printed.count("LSS plan:") == 2 and "speed-up:" in printed
+    assert "x in CPU time" in printed and "thread" in printed  # issue 12: timings under load
     assert "128x128" in printed  # the LSS plan's first stage
     with Image.open(output) as grid:
         # A row per prompt, a column per mode, each cell at the native size.
