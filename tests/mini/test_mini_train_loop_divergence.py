@@ -27,7 +27,7 @@ class NanAtStep:
         loss = (net(x) - x.sum(1, keepdim=True)).pow(2).mean()
         if step + 1 == self.bad_step:
             loss = loss * math.nan
-        return loss, {"loss": float(loss)}
+        return loss, {"loss": float(loss.detach())}
 
     def identity(self):
         return {"task": "nan-at-step", "bad_step": self.bad_step}
