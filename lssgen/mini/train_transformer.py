@@ -24,6 +24,7 @@ exactly as the pipeline computes them (`encode_prompts`).
 
 from __future__ import annotations
 
+import os
 from typing import Any
 
 import attrs
@@ -85,6 +86,30 @@ def build_transformer(
         )
 
 
+def load_initial_weights(net: nn.Module, folder: str | os.PathLike[str]) -> None:
+    """Copy the weights of a saved `SD3Transformer2DModel` folder into `net` (a warm start).
+
+    Every tensor must match by name and shape: a warm start from another architecture would
+    silently keep some layers random.
+    """
+    from diffusers import SD3Transformer2DModel
+
+    saved = SD3Transformer2DModel.from_pretrained(folder, torch_dtype=torch.float32)
+    mine, theirs = net.state_dict(), saved.state_dict()
+    mismatched = sorted(
+        name
+        for name in mine.keys() | theirs.keys()
+        if name not in mine or name not in theirs or mine[name].shape != theirs[name].shape
+    )
+    if mismatched:
+        raise ValueError(
+            f"{folder} does not match the transformer's architecture "
+            f"({len(mismatched)} tensors differ, e.g. {mismatched[:3]}); pass the same "
+            "--layers/--heads/--head-dim as the saved model"
+        )
+    net.load_state_dict(theirs)
+
+
 @attrs.frozen
 class FlowTrainConfig:
     arch: TransformerArch = TransformerArch()
@@ -115,6 +140,9 @@ class FlowTask:
     cache: LatentCache
     text: TextStack
     text_fingerprint: str
+    # Fingerprint of the weights the net started from (`--init-from`); None for a fresh init.
+    # Part of the identity, so a resume cannot mix a warm-started run with a fresh one.
+    init_fingerprint: str | None = None
 
     def __attrs_post_init__(self) -> None:
         if self.config.low_res_fraction > 0 and len(self.cache.sizes) < 2:
@@ -159,4 +187,5 @@ class FlowTask:
             **attrs.asdict(self.config),
             "latents": self.cache.fingerprint,
             "text": self.text_fingerprint,
+            **({} if self.init_fingerprint is None else {"init": self.init_fingerprint}),
         }
