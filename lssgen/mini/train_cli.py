@@ -151,6 +151,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="distribution of t",
     )
     flow.add_argument(
+        "--prefix-fraction",
+        type=float,
+        default=0.0,
+        help='captions behind a GenEval-style prefix ("a photo of ...")',
+    )
+    flow.add_argument(
         "--init-from",
         default=None,
         help="start from this saved transformer folder (a warm start, e.g. the shipped model's)",
@@ -389,6 +395,7 @@ def _run_transformer(args: argparse.Namespace) -> int:
             caption_dropout=args.caption_dropout,
             timesteps=args.timesteps,
             stock_t5_fraction=args.stock_t5_fraction,
+            prefix_fraction=args.prefix_fraction,
         )
     net = build_transformer(
         arch,

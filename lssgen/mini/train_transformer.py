@@ -16,7 +16,10 @@ generator:
 * the scenes (uniform over the latent cache), t and the noise;
 * classifier-free guidance dropout: each caption replaced by "" with `caption_dropout`;
 * the number of T5 zero tokens: `stock_t5_fraction` of the steps use the pipeline's default 256,
-  the rest `FAST_T5_TOKENS`, so plain calls work and fast calls are what the model knows best.
+  the rest `FAST_T5_TOKENS`, so plain calls work and fast calls are what the model knows best;
+* a GenEval-style prefix ("a photo of ", ...) before each caption with `prefix_fraction`. The
+  scenes' captions have none, but GenEval's prompts (and the demo's) do: a model trained without
+  prefixes draws noise for "a photo of a red circle" (seen on the first shipped model).
 
 The text encoders are frozen (see `train_text`); their prompt embeddings are computed per step
 exactly as the pipeline computes them (`encode_prompts`).
@@ -31,6 +34,7 @@ import attrs
 import torch
 from torch import Tensor, nn
 
+from lssgen.mini.captions import PREFIXES
 from lssgen.mini.train_latents import LatentCache
 from lssgen.mini.train_loop import fraction, non_negative, positive
 from lssgen.mini.train_text import (
@@ -122,6 +126,7 @@ class FlowTrainConfig:
     logit_std: float = attrs.field(default=1.0, validator=positive)
     t5_tokens: int = attrs.field(default=FAST_T5_TOKENS, validator=non_negative)
     stock_t5_fraction: float = attrs.field(default=0.05, validator=fraction)
+    prefix_fraction: float = attrs.field(default=0.0, validator=fraction)
 
 
 def sample_t(config: FlowTrainConfig, count: int, generator: torch.Generator) -> Tensor:
@@ -129,6 +134,16 @@ def sample_t(config: FlowTrainConfig, count: int, generator: torch.Generator) ->
         return torch.rand(count, generator=generator)
     normal = torch.randn(count, generator=generator)
     return torch.sigmoid(config.logit_mean + config.logit_std * normal)
+
+
+def with_prefixes(prompts: list[str], rate: float, generator: torch.Generator) -> list[str]:
+    """Each non-empty prompt behind a random GenEval-style prefix with probability `rate`."""
+    chosen = torch.rand(len(prompts), generator=generator) < rate
+    kinds = torch.randint(len(PREFIXES), (len(prompts),), generator=generator)
+    return [
+        PREFIXES[k] + p if use and p else p
+        for p, use, k in zip(prompts, chosen.tolist(), kinds.tolist())
+    ]
 
 
 @attrs.frozen(eq=False)
@@ -160,6 +175,8 @@ class FlowTask:
         drop = torch.rand(self.batch_size, generator=generator) < c.caption_dropout
         prompts = ["" if d else self.cache.captions[i] for d, i in zip(drop.tolist(), indices)]
         stock = float(torch.rand(1, generator=generator)) < c.stock_t5_fraction
+        if c.prefix_fraction > 0:  # drawn last, so runs without prefixes keep their draws
+            prompts = with_prefixes(prompts, c.prefix_fraction, generator)
         return x0, t, noise, prompts, STOCK_T5_TOKENS if stock else c.t5_tokens
 
     def loss(

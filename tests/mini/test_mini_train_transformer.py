@@ -172,3 +172,21 @@ def test_a_warm_started_run_does_not_resume_a_fresh_one(cache_dir, text, tmp_pat
     run_loop(transformer(text), fresh, attrs.evolve(LOOP, steps=1), checkpoint_dir=tmp_path)
     with pytest.raises(ResumeError):
         run_loop(transformer(text), warm, LOOP, checkpoint_dir=tmp_path, resume=True)
+
+
+def test_prefixes_come_in_geneval_style_and_leave_runs_without_them_unchanged(cache_dir, text):
+    from lssgen.mini.captions import PREFIXES, parse_caption
+
+    cache = load_cache(cache_dir)
+    plain = FlowTask(FLOW, 3, cache, text, "text-a")
+    always = FlowTask(attrs.evolve(FLOW, prefix_fraction=1.0), 3, cache, text, "text-a")
+    for step in range(6):
+        *tensors, prompts, tokens = plain.batch(step_generator(0, step))
+        *same, prefixed, same_tokens = always.batch(step_generator(0, step))
+        assert all(torch.equal(a, b) for a, b in zip(tensors, same)) and tokens == same_tokens
+        for caption, text_with_prefix in zip(prompts, prefixed):
+            if caption:  # the empty caption of guidance dropout stays empty
+                assert any(text_with_prefix == p + caption for p in PREFIXES)
+                assert parse_caption(text_with_prefix) == parse_caption(caption)
+            else:
+                assert text_with_prefix == ""
