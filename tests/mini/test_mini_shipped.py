@@ -76,14 +76,14 @@ def test_the_manifest_records_the_training_runs():
     assert transformer["steps_done"] > 0 and record["dtype"] == "float16"
 
 
-# Colour prompts, one per colour-shape pair the grammar makes; fixed, not tuned on the model.
+# Colour prompts in the training captions' own form; fixed, not tuned on the model.
 FOLLOWING_PROMPTS = (
-    "a photo of a red circle",
-    "a photo of a blue square",
-    "a photo of a green triangle",
-    "a photo of a yellow star",
-    "a photo of a purple circle",
-    "a photo of an orange square",
+    "a red circle",
+    "a blue square",
+    "a green triangle",
+    "a yellow star",
+    "a purple circle",
+    "an orange square",
 )
 
 
