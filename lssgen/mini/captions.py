@@ -56,7 +56,8 @@ NUMBER_WORDS: tuple[str, ...] = ("one", "two", "three", "four")
 MAX_COUNT = len(NUMBER_WORDS)
 
 _ONE_PHRASE = {"single_object", "colors", "counting"}
-_PREFIXES = ("a photo of ", "an image of ", "a picture of ")
+# GenEval writes its prompts "a photo of ..."; the parser and the training captions know these.
+PREFIXES = ("a photo of ", "an image of ", "a picture of ")
 
 
 def _check_shape(_: object, __: attrs.Attribute, value: str) -> None:
@@ -158,7 +159,7 @@ def parse_caption(text: str) -> Caption:
     "left of" / "right of" without "to the", and digits for counts. Raises ValueError otherwise.
     """
     clean = " ".join(text.lower().strip().rstrip(".").split())
-    for prefix in _PREFIXES:
+    for prefix in PREFIXES:
         clean = clean.removeprefix(prefix)
     relation_pattern = r" (to the left of|to the right of|left of|right of|above|below) "
     parts = re.split(relation_pattern, clean)

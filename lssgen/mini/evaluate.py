@@ -219,8 +219,8 @@ def score(
 
     Returns {"overall": mean of the per-category accuracies (GenEval's overall score),
     "overall_images": share of all images that pass, "per_category": {category: accuracy},
-    "count": {category: images}, "sharpness": mean Laplacian variance}. Categories without
-    images are left out.
+    "count": {category: images}, "sharpness": mean Laplacian variance, "passed": {category:
+    [verdict per image, in prompt order]}}. Categories without images are left out.
     """
     if len(images) != len(captions):
         raise ValueError(f"{len(images)} images for {len(captions)} captions")
@@ -236,4 +236,5 @@ def score(
         "per_category": per_category,
         "count": {c: len(passed[c]) for c in per_category},
         "sharpness": sharpness(images),
+        "passed": {c: passed[c] for c in per_category},  # per image, in prompt order
     }

@@ -52,19 +52,40 @@ LSS_MODES = ("resnet", "latent", "pixel")
 
 @attrs.frozen
 class Config:
-    """One way of generating: plain (`mode=None`) or LSS with a scaling mode and start_sigma."""
+    """One way of generating: plain (`mode=None`) or LSS with a scaling mode and start_sigma;
+    `steps` replaces the settings' step count (plain at fewer steps, the cheap baseline)."""
 
     mode: str | None
     start_sigma: float | None = None
+    steps: int | None = None
 
     @property
     def name(self) -> str:
-        return "plain" if self.mode is None else f"{self.mode}@{self.start_sigma:g}"
+        name = "plain" if self.mode is None else f"{self.mode}@{self.start_sigma:g}"
+        return name if self.steps is None else f"{name}/{self.steps}steps"
 
     def call(self, settings: MiniSettings) -> dict[str, Any]:
+        steps = {} if self.steps is None else {"num_inference_steps": self.steps}
         if self.mode is None:
-            return settings.plain()
-        return settings.lss(scaling_mode=self.mode, start_sigma=self.start_sigma)
+            return settings.plain(**steps)
+        return settings.lss(scaling_mode=self.mode, start_sigma=self.start_sigma, **steps)
+
+
+def equal_cost_plain(pipe: Any, settings: MiniSettings, configs: Sequence[Config]) -> list[Config]:
+    """Plain at the step count whose cost matches each LSS configuration's plan.
+
+    A speed-up only counts if it beats simply running fewer steps, so every LSS row gets a plain
+    row at `round(N x plan token-steps ratio)` steps (at least 1): the same predicted work. The
+    measured times of both are reported, so a mismatch between prediction and machine shows.
+    """
+    steps = set()
+    for config in configs:
+        if config.mode is not None and config.steps is None:
+            ratio = pipe.lss_plan_for(**config.call(settings)).token_steps_ratio()
+            fewer = max(1, round(settings.num_inference_steps * ratio))
+            if fewer < settings.num_inference_steps:
+                steps.add(fewer)
+    return [Config(None, steps=n) for n in sorted(steps, reverse=True)]
 
 
 def default_configs(
@@ -146,10 +167,35 @@ def score_config(
     from lssgen.mini.evaluate import score
 
     images = [_load(image_path(output, config, i)) for i in range(len(captions))]
-    result = score(images, captions)
+    result = with_intervals(score(images, captions))
     result["seconds"] = sum(read_times(output, config).values())
     result["token_steps_ratio"] = plan_ratio
-    return {"name": config.name, "mode": config.mode, "start_sigma": config.start_sigma, **result}
+    return {
+        "name": config.name,
+        "mode": config.mode,
+        "start_sigma": config.start_sigma,
+        "steps": config.steps,
+        **result,
+    }
+
+
+def with_intervals(result: dict[str, Any]) -> dict[str, Any]:
+    """A `score` result with 95% intervals: Wilson per category, bootstrap overall."""
+    from lssgen.mini.intervals import overall_interval, wilson_interval
+
+    passed = result["passed"]
+    intervals = {c: wilson_interval(sum(v), len(v)) for c, v in passed.items()}
+    return {**result, "interval": intervals, "overall_interval": overall_interval(passed)}
+
+
+def add_paired_differences(rows: Sequence[dict[str, Any]]) -> None:
+    """Each row's overall accuracy minus plain's, with the paired bootstrap's 95% interval."""
+    from lssgen.mini.intervals import paired_difference_interval
+
+    plain = next(r for r in rows if r["mode"] is None and r["steps"] is None)
+    for row in rows:
+        row["difference"] = row["overall"] - plain["overall"]
+        row["difference_interval"] = paired_difference_interval(row["passed"], plain["passed"])
 
 
 def score_renders(captions: Sequence[Caption], size: int, seed: int) -> dict[str, Any]:
@@ -157,7 +203,8 @@ def score_renders(captions: Sequence[Caption], size: int, seed: int) -> dict[str
     from lssgen.mini.evaluate import score
 
     images = [render(scene_for_index(seed, i)[0], size) for i in range(len(captions))]
-    return {"name": "renders", "mode": None, "start_sigma": None, **score(images, captions)}
+    result = with_intervals(score(images, captions))
+    return {"name": "renders", "mode": None, "start_sigma": None, "steps": None, **result}
 
 
 def evaluate(
@@ -171,14 +218,21 @@ def evaluate(
     seed: int = 0,
     data_seed: int = EVAL_DATA_SEED,
     progress: bool = True,
+    fewer_steps: bool = True,
 ) -> dict[str, Any]:
-    """Generate (resuming), score and write results; returns the results dictionary."""
+    """Generate (resuming), score and write results; returns the results dictionary.
+
+    `fewer_steps` adds plain at the step count of each LSS configuration's predicted cost
+    (`equal_cost_plain`)."""
     from tqdm.auto import tqdm
 
     configs = tuple(configs or default_configs(settings.start_sigma))
     captions = eval_captions(count, data_seed)
     pipe = load_shipped_pipeline(folder)
     pipe.set_progress_bar_config(disable=True)
+    if fewer_steps:
+        known = set(configs)
+        configs += tuple(c for c in equal_cost_plain(pipe, settings, configs) if c not in known)
     total = len(batches(count, batch_size)) * len(configs)
     done = sum(len(read_times(output, c)) for c in configs)
     with tqdm(
@@ -198,9 +252,10 @@ def evaluate(
     for config in configs:
         plan = pipe.lss_plan_for(**config.call(settings))
         rows.append(score_config(output, config, captions, plan.token_steps_ratio()))
-    plain_seconds = next(r["seconds"] for r in rows if r["mode"] is None)
+    plain_seconds = next(r["seconds"] for r in rows if r["mode"] is None and r["steps"] is None)
     for row in rows:
         row["speedup"] = plain_seconds / row["seconds"]
+    add_paired_differences(rows)
     results = {
         "model": str(folder),
         "settings": attrs.asdict(settings),
@@ -226,19 +281,42 @@ def evaluate(
     return results
 
 
+def _percent(value: float, interval: Sequence[float] | None) -> str:
+    if interval is None:
+        return f"{value:.1%}"
+    return f"{value:.1%} [{interval[0]:.0%}, {interval[1]:.0%}]"
+
+
 def markdown(results: dict[str, Any]) -> str:
-    """The results as a markdown table: accuracy per category, overall, sharpness, speed."""
+    """The results as a markdown table: accuracy per category and overall with 95% intervals,
+    the paired difference from plain, sharpness and speed."""
     categories = [c for c in CATEGORIES if c in results["renders"]["per_category"]]
-    header = ["config", *categories, "overall", "sharpness ×10³", "speed-up", "token-steps"]
+    header = ["config", *categories, "overall", "vs plain", "sharpness ×10³", "speed-up"]
+    header.append("token-steps")
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     for row in [*results["configs"], results["renders"]]:
+        intervals = row.get("interval", {})
         cells = [row["name"]]
-        cells += [f"{row['per_category'].get(c, float('nan')):.1%}" for c in categories]
-        cells += [f"**{row['overall']:.1%}**", f"{row['sharpness'] * 1000:.3f}"]
+        cells += [
+            _percent(row["per_category"].get(c, float("nan")), intervals.get(c)) for c in categories
+        ]
+        cells.append(f"**{_percent(row['overall'], row.get('overall_interval'))}**")
+        difference = row.get("difference")
+        if difference is None:
+            cells.append("-")
+        else:
+            low, high = row["difference_interval"]
+            cells.append(f"{difference:+.1%} [{low:+.0%}, {high:+.0%}]")
+        cells.append(f"{row['sharpness'] * 1000:.3f}")
         speedup, ratio = row.get("speedup"), row.get("token_steps_ratio")
         cells += [f"{speedup:.2f}x" if speedup else "-", f"{ratio:.1%}" if ratio else "-"]
         lines.append("| " + " | ".join(cells) + " |")
-    return "\n".join(lines)
+    notes = (
+        "Accuracy: share of images the rule-based evaluator passes, with its 95% interval "
+        "(Wilson per category; stratified bootstrap overall). vs plain: overall minus plain's "
+        "on the same prompts and seeds, with the paired bootstrap's 95% interval."
+    )
+    return "\n".join([*lines, "", notes])
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

@@ -68,12 +68,24 @@ def chart(results: Mapping[str, Any], path: Path) -> None:
         draw.line(
             [point(r["speedup"], r["overall"]) for r in sweep], fill=MODE_COLOURS["resnet"], width=2
         )
+    # The baseline to beat: plain at N steps and at fewer steps, as one curve.
+    baseline = sorted((r for r in rows if r["mode"] is None), key=lambda r: r["speedup"])
+    if len(baseline) > 1:
+        draw.line(
+            [point(r["speedup"], r["overall"]) for r in baseline], fill=MODE_COLOURS[None], width=2
+        )
     for row in rows:
         x, y = point(row["speedup"], row["overall"])
         colour = MODE_COLOURS.get(row["mode"], (0, 0, 0))
+        if "overall_interval" in row:  # the 95% interval as an error bar
+            low, high = row["overall_interval"]
+            draw.line((x, point(1.0, max(low, y_low))[1], x, point(1.0, high)[1]), fill=colour)
         draw.ellipse((x - 5, y - 5, x + 5, y + 5), fill=colour)
         draw.text((x + 7, y - 7), row["name"], fill=colour, font=font)
-    legend = "orange: resnet upsampler (line: start_sigma sweep), blue: latent, green: pixel"
+    legend = (
+        "grey: plain at N and fewer steps; orange: resnet upsampler (line: start_sigma sweep); "
+        "blue: latent; green: pixel; bars: 95% intervals"
+    )
     draw.text((left, height - 22), legend, fill=0, font=font)
     save_png(image, path)
 

@@ -101,9 +101,30 @@ def component_sizes(folder: str | os.PathLike[str]) -> dict[str, int]:
     return sizes
 
 
+# Training settings that name files of the training machine: a shipped folder must not carry them.
+MACHINE_PATH_KEYS = frozenset({"work", "output", "init_from", "vae", "images", "upsampler"})
+
+
+def portable(record: Any) -> Any:
+    """`record` without the keys that hold paths of the machine it was made on."""
+    if isinstance(record, dict):
+        return {k: portable(v) for k, v in record.items() if k not in MACHINE_PATH_KEYS}
+    if isinstance(record, list):
+        return [portable(v) for v in record]
+    return record
+
+
 def _summary(folder: Path) -> dict[str, Any] | None:
     path = folder / SUMMARY_NAME
-    return json.loads(path.read_text(encoding="utf-8")) if path.is_file() else None
+    return portable(json.loads(path.read_text(encoding="utf-8"))) if path.is_file() else None
+
+
+def strip_source_paths(folder: Path) -> None:
+    """Drop Diffusers' `_name_or_path` (the folder a model was loaded from) from every config."""
+    for path in sorted(folder.glob("*/config.json")):
+        config = json.loads(path.read_text(encoding="utf-8"))
+        if config.pop("_name_or_path", None) is not None:
+            write_json_atomic(path, config)
 
 
 def assemble(
@@ -127,6 +148,7 @@ def assemble(
 
     def write(folder: Path) -> None:
         pipe.save_pretrained(folder)
+        strip_source_paths(folder)
         align_safetensors(folder)  # bit-exact reloads on CPU (see its docstring)
         write_mini_call_defaults(folder)
         write_json_atomic(

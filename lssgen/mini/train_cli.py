@@ -167,6 +167,17 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="distribution of t",
     )
     flow.add_argument(
+        "--prefix-fraction",
+        type=float,
+        default=0.0,
+        help='captions behind a GenEval-style prefix ("a photo of ...")',
+    )
+    flow.add_argument(
+        "--init-from",
+        default=None,
+        help="start from this saved transformer folder (a warm start, e.g. the shipped model's)",
+    )
+    flow.add_argument(
         "--stock-t5-fraction",
         type=finite_float,
         default=0.05,
@@ -384,6 +395,7 @@ def _run_transformer(args: argparse.Namespace) -> int:
         FlowTrainConfig,
         TransformerArch,
         build_transformer,
+        load_initial_weights,
     )
 
     work = Workdir(args.work)
@@ -406,6 +418,7 @@ def _run_transformer(args: argparse.Namespace) -> int:
             caption_dropout=args.caption_dropout,
             timesteps=args.timesteps,
             stock_t5_fraction=args.stock_t5_fraction,
+            prefix_fraction=args.prefix_fraction,
         )
     net = build_transformer(
         arch,
@@ -414,7 +427,14 @@ def _run_transformer(args: argparse.Namespace) -> int:
         pooled_projection_dim=text.pooled_projection_dim,
         seed=args.seed,
     )
-    task = FlowTask(config, args.batch_size, cache, text.to(args.device), fingerprint(work.text))
+    init = None
+    if args.init_from is not None:
+        with blame("--init-from"):
+            load_initial_weights(net, args.init_from)
+        init = fingerprint(args.init_from)
+    task = FlowTask(
+        config, args.batch_size, cache, text.to(args.device), fingerprint(work.text), init
+    )
     result = _train("transformer", net, task, args, checkpoints)
     if result is None:
         return EXIT_INTERRUPTED

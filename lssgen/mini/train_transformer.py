@@ -16,7 +16,10 @@ generator:
 * the scenes (uniform over the latent cache), t and the noise;
 * classifier-free guidance dropout: each caption replaced by "" with `caption_dropout`;
 * the number of T5 zero tokens: `stock_t5_fraction` of the steps use the pipeline's default 256,
-  the rest `FAST_T5_TOKENS`, so plain calls work and fast calls are what the model knows best.
+  the rest `FAST_T5_TOKENS`, so plain calls work and fast calls are what the model knows best;
+* a GenEval-style prefix ("a photo of ", ...) before each caption with `prefix_fraction`. The
+  scenes' captions have none, but GenEval's prompts (and the demo's) do: a model trained without
+  prefixes draws noise for "a photo of a red circle" (seen on the first shipped model).
 
 The text encoders are frozen (see `train_text`); their prompt embeddings are computed per step
 exactly as the pipeline computes them (`encode_prompts`).
@@ -24,12 +27,14 @@ exactly as the pipeline computes them (`encode_prompts`).
 
 from __future__ import annotations
 
+import os
 from typing import Any
 
 import attrs
 import torch
 from torch import Tensor, nn
 
+from lssgen.mini.captions import PREFIXES
 from lssgen.mini.train_latents import LatentCache
 from lssgen.mini.train_loop import fraction, non_negative, positive
 from lssgen.mini.train_text import (
@@ -85,6 +90,30 @@ def build_transformer(
         )
 
 
+def load_initial_weights(net: nn.Module, folder: str | os.PathLike[str]) -> None:
+    """Copy the weights of a saved `SD3Transformer2DModel` folder into `net` (a warm start).
+
+    Every tensor must match by name and shape: a warm start from another architecture would
+    silently keep some layers random.
+    """
+    from diffusers import SD3Transformer2DModel
+
+    saved = SD3Transformer2DModel.from_pretrained(folder, torch_dtype=torch.float32)
+    mine, theirs = net.state_dict(), saved.state_dict()
+    mismatched = sorted(
+        name
+        for name in mine.keys() | theirs.keys()
+        if name not in mine or name not in theirs or mine[name].shape != theirs[name].shape
+    )
+    if mismatched:
+        raise ValueError(
+            f"{folder} does not match the transformer's architecture "
+            f"({len(mismatched)} tensors differ, e.g. {mismatched[:3]}); pass the same "
+            "--layers/--heads/--head-dim as the saved model"
+        )
+    net.load_state_dict(theirs)
+
+
 @attrs.frozen
 class FlowTrainConfig:
     arch: TransformerArch = TransformerArch()
@@ -97,6 +126,7 @@ class FlowTrainConfig:
     logit_std: float = attrs.field(default=1.0, validator=positive)
     t5_tokens: int = attrs.field(default=FAST_T5_TOKENS, validator=non_negative)
     stock_t5_fraction: float = attrs.field(default=0.05, validator=fraction)
+    prefix_fraction: float = attrs.field(default=0.0, validator=fraction)
 
 
 def sample_t(config: FlowTrainConfig, count: int, generator: torch.Generator) -> Tensor:
@@ -104,6 +134,16 @@ def sample_t(config: FlowTrainConfig, count: int, generator: torch.Generator) ->
         return torch.rand(count, generator=generator)
     normal = torch.randn(count, generator=generator)
     return torch.sigmoid(config.logit_mean + config.logit_std * normal)
+
+
+def with_prefixes(prompts: list[str], rate: float, generator: torch.Generator) -> list[str]:
+    """Each non-empty prompt behind a random GenEval-style prefix with probability `rate`."""
+    chosen = torch.rand(len(prompts), generator=generator) < rate
+    kinds = torch.randint(len(PREFIXES), (len(prompts),), generator=generator)
+    return [
+        PREFIXES[k] + p if use and p else p
+        for p, use, k in zip(prompts, chosen.tolist(), kinds.tolist())
+    ]
 
 
 @attrs.frozen(eq=False)
@@ -115,6 +155,9 @@ class FlowTask:
     cache: LatentCache
     text: TextStack
     text_fingerprint: str
+    # Fingerprint of the weights the net started from (`--init-from`); None for a fresh init.
+    # Part of the identity, so a resume cannot mix a warm-started run with a fresh one.
+    init_fingerprint: str | None = None
 
     def __attrs_post_init__(self) -> None:
         if self.config.low_res_fraction > 0 and len(self.cache.sizes) < 2:
@@ -132,6 +175,8 @@ class FlowTask:
         drop = torch.rand(self.batch_size, generator=generator) < c.caption_dropout
         prompts = ["" if d else self.cache.captions[i] for d, i in zip(drop.tolist(), indices)]
         stock = float(torch.rand(1, generator=generator)) < c.stock_t5_fraction
+        if c.prefix_fraction > 0:  # drawn last, so runs without prefixes keep their draws
+            prompts = with_prefixes(prompts, c.prefix_fraction, generator)
         return x0, t, noise, prompts, STOCK_T5_TOKENS if stock else c.t5_tokens
 
     def loss(
@@ -159,4 +204,5 @@ class FlowTask:
             **attrs.asdict(self.config),
             "latents": self.cache.fingerprint,
             "text": self.text_fingerprint,
+            **({} if self.init_fingerprint is None else {"init": self.init_fingerprint}),
         }

@@ -17,6 +17,7 @@ from lssgen.mini.quality import (
     EVAL_DATA_SEED,
     Config,
     default_configs,
+    equal_cost_plain,
     eval_captions,
     evaluate,
     image_path,
@@ -102,6 +103,38 @@ def test_start_sigma_one_is_the_stock_call_and_lss_differs(run):
     for i in range(COUNT):
         assert np.array_equal(pixels(Config("resnet", 1.0), i), pixels(Config(None), i))
     assert not np.array_equal(pixels(Config("resnet", 0.6), 0), pixels(Config(None), 0))
+
+
+def test_every_row_has_its_intervals_and_the_paired_difference_from_plain(run):
+    output, results = run
+    rows = {row["name"]: row for row in results["configs"]}
+    for row in [*rows.values(), results["renders"]]:
+        low, high = row["overall_interval"]
+        assert 0.0 <= low <= row["overall"] <= high <= 1.0
+        for category, (low, high) in row["interval"].items():
+            assert low <= row["per_category"][category] <= high
+    # start_sigma=1 is the stock call: same images, so the paired difference is exactly zero.
+    assert rows["resnet@1"]["difference"] == 0.0
+    assert rows["resnet@1"]["difference_interval"] == (0.0, 0.0)
+    assert rows["plain"]["difference_interval"] == (0.0, 0.0)
+    table = (output / "results.md").read_text()
+    assert "95% interval" in table and "| plain |" in table
+
+
+def test_plain_at_fewer_steps_matches_each_lss_plans_cost(tiny_folder):
+    from lssgen.mini.model import load_shipped_pipeline
+
+    pipe = load_shipped_pipeline(tiny_folder)
+    settings = attrs.evolve(SETTINGS, num_inference_steps=20)
+    lss = [Config("resnet", 0.6), Config("latent", 0.6), Config("resnet", 0.4)]
+    fewer = equal_cost_plain(pipe, settings, [Config(None), *lss])
+    expected = {
+        max(1, round(20 * pipe.lss_plan_for(**c.call(settings)).token_steps_ratio())) for c in lss
+    }
+    assert [c.steps for c in fewer] == sorted(expected, reverse=True)
+    assert all(c.mode is None and c.steps < 20 for c in fewer)
+    assert fewer[0].call(settings)["num_inference_steps"] == fewer[0].steps
+    assert fewer[0].name == f"plain/{fewer[0].steps}steps"
 
 
 def test_a_rerun_resumes_and_redoes_only_the_missing_batch(run, tiny_folder):

@@ -145,3 +145,12 @@ def test_held_out_renders_come_from_another_data_seed_into_another_folder(work, 
     names = sorted(p.name for p in held_out.glob("*.png"))
     assert names == sorted(p.name for p in (work / "images").glob("*.png"))
     assert all((held_out / n).read_bytes() != (work / "images" / n).read_bytes() for n in names)
+
+
+def test_the_folder_names_no_path_of_the_training_machine(work, folder):
+    # Configs written by Diffusers record `_name_or_path`, and the training summaries the work
+    # folder: a shipped folder must not carry either.
+    for path in folder.rglob("*.json"):
+        text = path.read_text(encoding="utf-8")
+        assert str(work) not in text, path
+        assert "_name_or_path" not in text, path

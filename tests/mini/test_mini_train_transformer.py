@@ -14,6 +14,7 @@ from lssgen.mini.train_transformer import (
     FlowTrainConfig,
     TransformerArch,
     build_transformer,
+    load_initial_weights,
 )
 from lssgen.mini.train_vae import VaeArch, build_vae
 from lssgen_core.upsample.train import ResumeError
@@ -143,3 +144,49 @@ def test_low_resolution_training_needs_two_cached_sizes(codec, text, tmp_path):
     with pytest.raises(ValueError, match="two sizes"):
         FlowTask(FLOW, 3, one_size, text, "t")
     FlowTask(attrs.evolve(FLOW, low_res_fraction=0.0), 3, one_size, text, "t")
+
+
+def test_a_warm_start_copies_every_weight_and_refuses_another_architecture(text, tmp_path):
+    saved = transformer(text, seed=1)
+    saved.save_pretrained(tmp_path / "saved")
+    fresh = transformer(text, seed=2)
+    assert not torch.equal(fresh.pos_embed.proj.weight, saved.pos_embed.proj.weight)
+    load_initial_weights(fresh, tmp_path / "saved")
+    for name, tensor in saved.state_dict().items():
+        assert torch.equal(fresh.state_dict()[name], tensor), name
+    wider = build_transformer(
+        attrs.evolve(ARCH, attention_head_dim=16),
+        latent_channels=16,
+        joint_attention_dim=text.joint_attention_dim,
+        pooled_projection_dim=text.pooled_projection_dim,
+        seed=0,
+    )
+    with pytest.raises(ValueError, match="does not match the transformer's architecture"):
+        load_initial_weights(wider, tmp_path / "saved")
+
+
+def test_a_warm_started_run_does_not_resume_a_fresh_one(cache_dir, text, tmp_path):
+    cache = load_cache(cache_dir)
+    fresh = FlowTask(FLOW, 3, cache, text, "text-a")
+    warm = FlowTask(FLOW, 3, cache, text, "text-a", init_fingerprint="weights-b")
+    run_loop(transformer(text), fresh, attrs.evolve(LOOP, steps=1), checkpoint_dir=tmp_path)
+    with pytest.raises(ResumeError):
+        run_loop(transformer(text), warm, LOOP, checkpoint_dir=tmp_path, resume=True)
+
+
+def test_prefixes_come_in_geneval_style_and_leave_runs_without_them_unchanged(cache_dir, text):
+    from lssgen.mini.captions import PREFIXES, parse_caption
+
+    cache = load_cache(cache_dir)
+    plain = FlowTask(FLOW, 3, cache, text, "text-a")
+    always = FlowTask(attrs.evolve(FLOW, prefix_fraction=1.0), 3, cache, text, "text-a")
+    for step in range(6):
+        *tensors, prompts, tokens = plain.batch(step_generator(0, step))
+        *same, prefixed, same_tokens = always.batch(step_generator(0, step))
+        assert all(torch.equal(a, b) for a, b in zip(tensors, same)) and tokens == same_tokens
+        for caption, text_with_prefix in zip(prompts, prefixed):
+            if caption:  # the empty caption of guidance dropout stays empty
+                assert any(text_with_prefix == p + caption for p in PREFIXES)
+                assert parse_caption(text_with_prefix) == parse_caption(caption)
+            else:
+                assert text_with_prefix == ""
