@@ -35,14 +35,16 @@ from lssgen.mini.grid import prompt_grid, save_png
 from lssgen.mini.model import MINI_SETTINGS, MiniSettings, load_shipped_pipeline
 from lssgen_diffusers.train_cli import UsageError, fail
 
-# One prompt per GenEval category, in the grammar the model was trained on.
+# One prompt per GenEval category, in the form of the captions the shipped model was trained on:
+# without GenEval's "a photo of" prefix, which it never saw and answers with noise (seen on the
+# first shipped model; `lssgen mini transformer --prefix-fraction` trains both forms).
 DEMO_PROMPTS = (
-    "a photo of a triangle",
-    "a photo of a circle and a square",
-    "a photo of three stars",
-    "a photo of a green square",
-    "a photo of a red circle to the left of a blue triangle",
-    "a photo of a yellow star and a purple circle",
+    "a triangle",
+    "a circle and a square",
+    "three stars",
+    "a green square",
+    "a red circle to the left of a blue triangle",
+    "a yellow star and a purple circle",
 )
 
 
