@@ -507,7 +507,7 @@ class LSSPipelineMixin:
         check = functools.partial(_check_stage_schedule, stage, plan.parameterization)
         with (
             torch.profiler.record_function(f"lss.stage[{stage.index}]"),
-            entered_scheduler(self, stage.start_index, check),
+            entered_scheduler(self, stage.start_index, check, renoised=stage.index > 0),
         ):
             return super().__call__(**stage_call)  # type: ignore[misc]
 
