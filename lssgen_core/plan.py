@@ -22,6 +22,7 @@ The rules are the original implementation's, so plans match its behaviour:
 from __future__ import annotations
 
 import math
+import warnings
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
@@ -53,6 +54,10 @@ PURE_NOISE_LEVEL = 1 - 1e-3
 # More stages than this get a note: the defaults plan 2 (FLUX 512 -> 1024, SDXL 1024 -> 2048)
 # and 3 at twice that size; each stage adds an upsampling of a finished latent.
 MAX_QUIET_STAGES = 4
+
+
+class LSSPlanWarning(UserWarning):
+    """A plan that wastes work, or was changed so as not to (the message says which)."""
 
 
 @attrs.frozen
@@ -216,6 +221,12 @@ def plan_notes(plan: StagePlan) -> tuple[str, ...]:
             "use fewer stages"
         )
     return tuple(notes)
+
+
+def warn_plan_notes(plan: StagePlan, stacklevel: int = 2) -> None:
+    """Each of :func:`plan_notes` as an :class:`LSSPlanWarning` (call once per generation)."""
+    for note in plan_notes(plan):
+        warnings.warn(note, LSSPlanWarning, stacklevel=stacklevel + 1)
 
 
 def count_extra_stages(height: int, width: int, min_size: int, start_sigma: float) -> int:
