@@ -76,6 +76,11 @@ LSS_ARGUMENTS_DOC = """
     stages, ``latents`` is the first (smallest) stage's starting noise, ``callback_on_step_end``
     runs once per denoising step of every stage (its step index restarts at 0 in each stage;
     ``pipe.lss_stage`` is the running stage), and ``sigmas`` / ``timesteps`` cannot be given.
+
+    Stages a pure-noise entry would throw away (one-step schedules) are dropped, and plans that
+    cost at least plain generation or have many stages say so: an ``LSSPlanWarning`` once per
+    call. A latent holding NaN or inf at a stage hand-over or before decoding raises
+    ``NonFiniteLatentError`` naming the stage, instead of returning a black image.
 """
 
 
@@ -468,8 +473,8 @@ class LSSPipelineMixin:
         return make_latent_scaler(scaling_mode, upsampler=upsampler)
 
     def _lss_check_upsampler_device(self, upsampler: torch.nn.Module) -> None:
-        if hasattr(upsampler, "_hf_hook"):  # offloading hooks move it when it runs
-            return
+        if hasattr(upsampler, "_hf_hook") or hasattr(upsampler, "_diffusers_hook"):
+            return  # accelerate / group offloading hooks move it when it runs
         parameter = next(upsampler.parameters(), None)
         runs = torch.device(self._execution_device)  # type: ignore[attr-defined]
         if parameter is None or _same_device(parameter.device, runs):
