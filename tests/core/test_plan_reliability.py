@@ -95,6 +95,9 @@ def test_dropped_stages_are_exactly_the_ones_a_pure_noise_entry_would_discard(ar
         assert first.start_index == 0
         assert _flow_level(first, plan.parameterization) >= PURE_NOISE_LEVEL
         assert any("pure noise" in note for note in plan_notes(plan))
+        # Exactly the plan a min_size at that stage would have given.
+        replanned = plan_stages(**{**args, "min_size": min(first.height, first.width)})
+        assert replanned.stages == plan.stages and replanned.dropped_stages == 0
     else:
         assert not any("pure noise" in note for note in plan_notes(plan))
 

@@ -34,12 +34,11 @@ from diffusers import (
     StableDiffusionXLImg2ImgPipeline,
     UniPCMultistepScheduler,
 )
-from lss_testkit import PROMPT, lss_from_stock
+from lss_testkit import LSS_CLASSES, PROMPT, random_upsampler
 
 import lssgen_diffusers.mixin
 from lssgen_core.upsample import make_latent_scaler
 from lssgen_diffusers import SchedulerView
-from lssgen_diffusers.testing import tiny_pipeline
 
 STEPS = 8
 
@@ -104,15 +103,21 @@ def recorded_samples(module: torch.nn.Module) -> Iterator[list[torch.Tensor]]:
 
 @pytest.mark.parametrize(("kind", "scheduler_class", "start_sigma"), CASES)
 def test_later_stage_enters_like_stock_img2img(
-    kind: str, scheduler_class: type | None, start_sigma: float, monkeypatch: pytest.MonkeyPatch
+    lss_pair: Any,
+    kind: str,
+    scheduler_class: type | None,
+    start_sigma: float,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    stock = tiny_pipeline(kind)
+    components = dict(lss_pair(kind).stock.components)
     if scheduler_class is not None:
         # PNDM as Stable Diffusion ships it (its PRK warm-up cannot be entered part-way).
         extra = {"skip_prk_steps": True} if scheduler_class is PNDMScheduler else {}
-        stock.scheduler = scheduler_class.from_config(stock.scheduler.config, **extra)
-    stock.set_progress_bar_config(disable=True)
-    pipe = lss_from_stock(kind, stock)
+        config = components["scheduler"].config
+        components["scheduler"] = scheduler_class.from_config(config, **extra)
+    upsampler = random_upsampler(components["vae"].config.latent_channels)
+    pipe = LSS_CLASSES[kind](**components, latent_upsampler=upsampler)
+    pipe.set_progress_bar_config(disable=True)
     denoiser = pipe.unet if hasattr(pipe, "unet") else pipe.transformer
 
     entries: list[tuple[torch.Tensor, torch.Tensor]] = []
@@ -141,7 +146,6 @@ def test_later_stage_enters_like_stock_img2img(
     lss_input = next(x for x in lss_calls if x.shape != lss_calls[0].shape)
 
     img2img_class, module = IMG2IMG[kind]
-    components = {k: v for k, v in stock.components.items() if k != "latent_upsampler"}
     img2img = img2img_class(**components)
     img2img.set_progress_bar_config(disable=True)
     monkeypatch.setattr(
@@ -152,7 +156,7 @@ def test_later_stage_enters_like_stock_img2img(
     # img2img slices PNDM's raw timesteps, whose third entry repeats the second (its warm-up);
     # the plan counts steps without the repeat (scheduler_levels.step_timesteps).
     raw_start = second.start_index
-    if isinstance(stock.scheduler, PNDMScheduler) and raw_start >= 2:
+    if isinstance(components["scheduler"], PNDMScheduler) and raw_start >= 2:
         raw_start += 1
     with recorded_samples(denoiser) as stock_calls:
         img2img(**call, image=upsampled, strength=(STEPS - raw_start) / STEPS)
