@@ -11,11 +11,10 @@ prompts, and their defaults.
 
 from __future__ import annotations
 
-import contextlib
 import copy
 import functools
 import os
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 from typing import Any, ClassVar
 
 import attrs
@@ -33,7 +32,7 @@ from lssgen_core.plan import (
 from lssgen_core.sampling import enter_stage
 from lssgen_core.schedules import StageSize
 from lssgen_core.upsample import LatentScaler, make_latent_scaler
-from lssgen_diffusers import call_checks
+from lssgen_diffusers import call_checks, placement
 from lssgen_diffusers.call_args import bind_call
 from lssgen_diffusers.component import (
     COMPONENT_NAME,
@@ -128,26 +127,6 @@ def _repeat_to(tensor: Any, total: int, argument: str) -> Any:
 def _images(result: Any) -> Any:
     """The images (or latents) of a stock ``__call__`` result, with or without ``return_dict``."""
     return result[0] if isinstance(result, tuple) else result.images
-
-
-def _same_device(a: torch.device, b: torch.device) -> bool:
-    # "cuda" and "cuda:0" are the same place when no index is given.
-    return a.type == b.type and (a.index is None or b.index is None or a.index == b.index)
-
-
-@contextlib.contextmanager
-def _upsampler_hidden(pipeline: Any) -> Iterator[None]:
-    """The stock device / dtype inference without the upsampler (instance dict, not config)."""
-    fields = vars(pipeline)
-    upsampler = fields.get(COMPONENT_NAME)
-    if upsampler is None:
-        yield
-        return
-    fields[COMPONENT_NAME] = None
-    try:
-        yield
-    finally:
-        fields[COMPONENT_NAME] = upsampler
 
 
 class LSSPipelineMixin:
@@ -276,13 +255,13 @@ class LSSPipelineMixin:
     def device(self) -> torch.device:
         """The stock ``device``, leaving out the latent upsampler (it sorts first by name, so the
         stock property would report the upsampler's device for the whole pipeline)."""
-        with _upsampler_hidden(self):
+        with placement.upsampler_hidden(self):
             return super().device  # type: ignore[misc,no-any-return]
 
     @property
     def dtype(self) -> torch.dtype:
         """The stock ``dtype``, leaving out the latent upsampler (as :attr:`device`)."""
-        with _upsampler_hidden(self):
+        with placement.upsampler_hidden(self):
             return super().dtype  # type: ignore[misc,no-any-return]
 
     @property
@@ -466,24 +445,12 @@ class LSSPipelineMixin:
                     "'pixel'"
                 )
             upsampler.check_latent_channels(vae.config.latent_channels)
-            self._lss_check_upsampler_device(upsampler)
+            runs_on = torch.device(self._execution_device)  # type: ignore[attr-defined]
+            placement.check_upsampler_device(upsampler, runs_on)
         if scaling_mode == "pixel":
             codec = VaeCodec.from_vae(vae)
             return make_latent_scaler("pixel", decode=codec.decode, encode=codec.encode)
         return make_latent_scaler(scaling_mode, upsampler=upsampler)
-
-    def _lss_check_upsampler_device(self, upsampler: torch.nn.Module) -> None:
-        if hasattr(upsampler, "_hf_hook") or hasattr(upsampler, "_diffusers_hook"):
-            return  # accelerate / group offloading hooks move it when it runs
-        parameter = next(upsampler.parameters(), None)
-        runs = torch.device(self._execution_device)  # type: ignore[attr-defined]
-        if parameter is None or _same_device(parameter.device, runs):
-            return
-        raise ValueError(
-            f"latent_upsampler is on {parameter.device} but the pipeline runs on {runs}; move it "
-            f"with pipe.latent_upsampler.to({str(runs)!r}) (pipe.to(...) moves every component), "
-            "or choose scaling_mode='latent'"
-        )
 
     def _lss_configured_scheduler(
         self, num_steps: int, size: StageSize, call: Mapping[str, Any]
