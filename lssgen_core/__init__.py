@@ -17,10 +17,12 @@ from lssgen_core.parameterization import (
 )
 from lssgen_core.plan import (
     ENTRY_RULES,
+    LSSPlanWarning,
     Stage,
     StagePlan,
     count_extra_stages,
     entry_index,
+    plan_notes,
     plan_stages,
 )
 from lssgen_core.sampling import enter_stage, sample_ddim, sample_euler, sample_progressive
@@ -57,6 +59,7 @@ __all__ = [
     "CalibratedCost",
     "Denoiser",
     "FlowSchedule",
+    "LSSPlanWarning",
     "LatentUpSampler",
     "LatentUpsampler",
     "Parameterization",
@@ -79,6 +82,7 @@ __all__ = [
     "flux_schedule",
     "make_latent_scaler",
     "plan_cost",
+    "plan_notes",
     "plan_stages",
     "randn",
     "renoise",

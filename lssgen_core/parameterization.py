@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import abc
 import math
+import numbers
 from typing import TypeVar
 
 import torch
@@ -184,7 +185,13 @@ def renoise(
 
 
 def check_start_sigma(start_sigma: float, *, allow_zero: bool = False) -> None:
+    interval = "[0, 1]" if allow_zero else "(0, 1]"
+    # "0.7" < 1 raises an unnamed TypeError deep in the planner; True would pass as 1.
+    if isinstance(start_sigma, bool) or not isinstance(start_sigma, numbers.Real):
+        raise TypeError(
+            f"start_sigma must be a real number in {interval}, got {start_sigma!r} "
+            f"({type(start_sigma).__name__})"
+        )
     low_ok = start_sigma >= 0 if allow_zero else start_sigma > 0
     if not (low_ok and start_sigma <= 1) or math.isnan(start_sigma):
-        interval = "[0, 1]" if allow_zero else "(0, 1]"
         raise ValueError(f"start_sigma={start_sigma} is outside the allowed range {interval}")

@@ -12,11 +12,17 @@ The rules are the original implementation's, so plans match its behaviour:
   so FLUX at 1024 with 50 steps and ``start_sigma=0.75`` enters at 0.7595 and runs 25 steps.
   ``entry_rule="strength"`` uses the img2img rule instead (``start = N - int(N * start_sigma)``),
   which the original used for its SD and SDXL pipelines.
+- A later stage that could only enter at pure noise (a one-step schedule) would throw away every
+  stage before it, which then costs time for nothing; those stages are dropped, so the plan starts
+  at that stage (two stages at one step give plain one-stage generation). This rule is ours, not
+  the original's; :func:`plan_notes` says when it applied, and when a plan of several stages costs
+  at least plain's token-steps or has many stages.
 """
 
 from __future__ import annotations
 
 import math
+import warnings
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
@@ -44,7 +50,14 @@ ENTRY_RULES = ("sigma", "strength")
 _LEVEL_TOLERANCE = 1e-9
 # Flow levels this close to 1 are pure noise for entry purposes (VE schedules of flow models clamp
 # t = 1 to a finite sigma, e.g. t = 1 - 1e-4).
-_PURE_NOISE_LEVEL = 1 - 1e-3
+PURE_NOISE_LEVEL = 1 - 1e-3
+# More stages than this get a note: the defaults plan 2 (FLUX 512 -> 1024, SDXL 1024 -> 2048)
+# and 3 at twice that size; each stage adds an upsampling of a finished latent.
+MAX_QUIET_STAGES = 4
+
+
+class LSSPlanWarning(UserWarning):
+    """A plan that wastes work, or was changed so as not to (the message says which)."""
 
 
 @attrs.frozen
@@ -106,6 +119,8 @@ class StagePlan:
     parameterization: Parameterization
     entry_rule: str
     stages: tuple[Stage, ...]
+    # Smaller stages left out because the stage after them could only enter at pure noise.
+    dropped_stages: int = 0
 
     @property
     def target(self) -> Stage:
@@ -158,7 +173,7 @@ class StagePlan:
             f"total steps {self.num_denoising_steps}; token-steps vs plain "
             f"{self.token_steps_ratio():.1%}"
         )
-        text = [header, line(columns), *(line(r) for r in rows), footer]
+        text = [header, line(columns), *(line(r) for r in rows), footer, *plan_notes(self)]
         if cost_model is not None:
             from lssgen_core.cost import plan_cost
 
@@ -167,6 +182,51 @@ class StagePlan:
 
     def __str__(self) -> str:
         return self.describe()
+
+
+def plan_notes(plan: StagePlan) -> tuple[str, ...]:
+    """What a caller should be told about ``plan`` (the pipelines warn with these, once a call).
+
+    - stages were dropped because a later stage would have entered at pure noise;
+    - several stages cost at least plain generation's token-steps (LSS gains nothing);
+    - more than :data:`MAX_QUIET_STAGES` stages.
+    """
+    notes = []
+    if plan.dropped_stages:
+        first = plan.stages[0]
+        dropped = ", ".join(
+            f"{first.width // 2**k}x{first.height // 2**k}"
+            for k in range(plan.dropped_stages, 0, -1)
+        )
+        kept = "one stage (plain generation)" if plan.is_single_stage else "fewer stages"
+        notes.append(
+            f"the {first.width}x{first.height} stage's {first.num_steps}-step schedule has no "
+            "level below pure noise to enter at, so re-entering there would throw away the "
+            f"{dropped} stage before it; running {kept} from {first.width}x{first.height} "
+            "instead. Use more num_inference_steps for LSS to take effect"
+        )
+    ratio = plan.token_steps_ratio()
+    if not plan.is_single_stage and ratio >= 1:
+        notes.append(
+            f"this LSS plan costs {ratio:.1%} of plain's token-steps (stages run "
+            f"{[s.num_denoising_steps for s in plan.stages]} steps), so it is no faster than one "
+            "stage; use more num_inference_steps, a lower start_sigma, shorten_intermediate_steps="
+            "True, or one stage (start_sigma=1)"
+        )
+    if len(plan.stages) > MAX_QUIET_STAGES:
+        sizes = " -> ".join(str(min(s.height, s.width)) for s in plan.stages)
+        notes.append(
+            f"{len(plan.stages)} stages ({sizes} px): each upsamples a finished latent 2x and "
+            f"adds its own error; the defaults plan 2. Raise min_size (now {plan.min_size}) to "
+            "use fewer stages"
+        )
+    return tuple(notes)
+
+
+def warn_plan_notes(plan: StagePlan, stacklevel: int = 2) -> None:
+    """Each of :func:`plan_notes` as an :class:`LSSPlanWarning` (call once per generation)."""
+    for note in plan_notes(plan):
+        warnings.warn(note, LSSPlanWarning, stacklevel=stacklevel + 1)
 
 
 def count_extra_stages(height: int, width: int, min_size: int, start_sigma: float) -> int:
@@ -205,11 +265,17 @@ def entry_index(
     for i, level in enumerate(levels):
         if level >= start_sigma - _LEVEL_TOLERANCE:
             index = i
-    if index == 0 and num_steps > 1 and levels[0] >= _PURE_NOISE_LEVEL:
+    if index == 0 and num_steps > 1 and levels[0] >= PURE_NOISE_LEVEL:
         # A short schedule can jump from pure noise straight below start_sigma; entering at pure
         # noise would throw the previous stage away, so take the first level below instead.
         index = 1
     return index
+
+
+def _check_bool(value: bool, argument: str) -> None:
+    # bool("no") is True: a string or number here is a mistake, not a flag.
+    if not isinstance(value, bool):
+        raise TypeError(f"{argument} must be a bool (True or False), got {value!r}")
 
 
 def _check_positive_int(value: int, argument: str) -> None:
@@ -273,6 +339,8 @@ def plan_stages(
         _check_positive_int(value, argument)
     check_num_steps(num_steps)
     check_start_sigma(start_sigma)
+    _check_bool(shorten_steps, "shorten_steps")
+    _check_bool(compensate_resolution, "compensate_resolution")
     if entry_rule not in ENTRY_RULES:
         raise ValueError(f"entry_rule={entry_rule!r} must be one of {ENTRY_RULES}")
     if min_size > min(height, width):
@@ -303,13 +371,18 @@ def plan_stages(
         area_ratio = (base_height * base_width) / (stage_height * stage_width)
         steps = shortened_steps(num_steps, area_ratio) if shorten_steps else num_steps
         sigmas = tuple(float(s) for s in schedule(steps, size))
-        _check_schedule(sigmas, steps)
+        _check_schedule(sigmas, steps, size)
         start = 0
         if index > 0:
             level = resolution_shift(start_sigma, 4.0) if compensate_resolution else start_sigma
             start = entry_index(sigmas, level, parameterization, entry_rule)
         stages.append(Stage(index, size, steps, sigmas, start))
 
+    dropped = _first_useful_stage(stages, parameterization)
+    stages = [
+        attrs.evolve(stage, index=i, start_index=0 if i == 0 else stage.start_index)
+        for i, stage in enumerate(stages[dropped:])
+    ]
     return StagePlan(
         height=height,
         width=width,
@@ -320,10 +393,27 @@ def plan_stages(
         parameterization=parameterization,
         entry_rule=entry_rule,
         stages=tuple(stages),
+        dropped_stages=dropped,
     )
 
 
-def _check_schedule(sigmas: Sequence[float], num_steps: int) -> None:
+def _first_useful_stage(stages: Sequence[Stage], parameterization: Parameterization) -> int:
+    """Index of the last stage that would enter at pure noise (0 if none): the stages before it
+    would be thrown away, so the plan starts there."""
+    first = 0
+    for stage in stages[1:]:
+        if convert_sigma(stage.start_sigma, parameterization, FLOW) >= PURE_NOISE_LEVEL:
+            first = stage.index
+    return first
+
+
+def _check_schedule(sigmas: Sequence[float], num_steps: int, size: StageSize) -> None:
+    for step, sigma in enumerate(sigmas):
+        if not math.isfinite(sigma):
+            raise ValueError(
+                f"schedule returned a non-finite level ({sigma}) at step {step} of stage "
+                f"{size.width}x{size.height}: {list(sigmas)}"
+            )
     if len(sigmas) != num_steps + 1 or sigmas[-1] != 0:
         raise ValueError(
             f"schedule returned {len(sigmas)} levels ending in {sigmas[-1] if sigmas else None}; "

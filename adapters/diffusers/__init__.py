@@ -18,7 +18,9 @@ Tiny offline stock pipelines for tests and demos live in ``lssgen_diffusers.test
 on demand, not here).
 """
 
+from lssgen_core.plan import LSSPlanWarning
 from lssgen_core.upsample import LatentUpSampler, LatentUpsampler
+from lssgen_diffusers.call_checks import NonFiniteLatentError
 from lssgen_diffusers.cogview4 import LSSCogView4Pipeline
 from lssgen_diffusers.flux import LSSFluxPipeline
 from lssgen_diffusers.mixin import LSSPipelineMixin
@@ -47,11 +49,13 @@ __all__ = [
     "LSSFluxPipeline",
     "LSSOptions",
     "LSSPipelineMixin",
+    "LSSPlanWarning",
     "LSSStableDiffusion3Pipeline",
     "LSSStableDiffusionPipeline",
     "LSSStableDiffusionXLPipeline",
     "LatentUpSampler",
     "LatentUpsampler",
+    "NonFiniteLatentError",
     "SchedulerView",
     "entered_scheduler",
 ]

@@ -29,6 +29,7 @@ class LSSCogView4Pipeline(LSSPipelineMixin, CogView4Pipeline):
     )
 
     lss_defaults = COGVIEW4_DEFAULTS
+    lss_casts_latents = True  # CogView4Pipeline.__call__ casts latents for the transformer
     lss_schedule_arguments = ("timesteps", "sigmas")
     model_cpu_offload_seq = offload_sequence(CogView4Pipeline.model_cpu_offload_seq)
     _optional_components: ClassVar[list[str]] = [

@@ -32,6 +32,7 @@ class LSSFluxPipeline(LSSPipelineMixin, FluxPipeline):
     )
 
     lss_defaults = FLUX_DEFAULTS
+    lss_casts_latents = True  # FluxPipeline.prepare_latents casts given latents
     lss_patch_size = 2  # 2x2 latent packing
     model_cpu_offload_seq = offload_sequence(FluxPipeline.model_cpu_offload_seq)
     _optional_components: ClassVar[list[str]] = [*FluxPipeline._optional_components, COMPONENT_NAME]

@@ -22,10 +22,17 @@ import torch
 
 from lssgen_core.noise import randn
 from lssgen_core.parameterization import Parameterization
-from lssgen_core.plan import Stage, StagePlan, count_extra_stages, plan_stages
+from lssgen_core.plan import (
+    Stage,
+    StagePlan,
+    count_extra_stages,
+    plan_stages,
+    warn_plan_notes,
+)
 from lssgen_core.sampling import enter_stage
 from lssgen_core.schedules import StageSize
 from lssgen_core.upsample import LatentScaler, make_latent_scaler
+from lssgen_diffusers import call_checks, placement
 from lssgen_diffusers.call_args import bind_call
 from lssgen_diffusers.component import (
     COMPONENT_NAME,
@@ -68,6 +75,11 @@ LSS_ARGUMENTS_DOC = """
     stages, ``latents`` is the first (smallest) stage's starting noise, ``callback_on_step_end``
     runs once per denoising step of every stage (its step index restarts at 0 in each stage;
     ``pipe.lss_stage`` is the running stage), and ``sigmas`` / ``timesteps`` cannot be given.
+
+    Stages a pure-noise entry would throw away (one-step schedules) are dropped, and plans that
+    cost at least plain generation or have many stages say so: an ``LSSPlanWarning`` once per
+    call. A latent holding NaN or inf at a stage hand-over or before decoding raises
+    ``NonFiniteLatentError`` naming the stage, instead of returning a black image.
 """
 
 
@@ -112,6 +124,11 @@ def _repeat_to(tensor: Any, total: int, argument: str) -> Any:
     return tensor.repeat_interleave(total // tensor.shape[0], dim=0)
 
 
+def _images(result: Any) -> Any:
+    """The images (or latents) of a stock ``__call__`` result, with or without ``return_dict``."""
+    return result[0] if isinstance(result, tuple) else result.images
+
+
 class LSSPipelineMixin:
     """Adds latent space scaling to a stock Diffusers text-to-image pipeline (put it first)."""
 
@@ -122,6 +139,11 @@ class LSSPipelineMixin:
     lss_schedule_arguments: ClassVar[tuple[str, ...]] = ("sigmas",)
     # Stock arguments that only make sense for the last stage (cleared for the others).
     lss_final_stage_arguments: ClassVar[tuple[str, ...]] = ()
+    # Whether the stock prepare_latents casts given latents to the denoiser's dtype.
+    lss_casts_latents: ClassVar[bool] = False
+    # Embeddings that must have prompt_embeds' batch size (the stock call fails deep otherwise);
+    # the negative ones only count with classifier-free guidance.
+    lss_batched_embeds: ClassVar[tuple[str, ...]] = ()
 
     lss_plan: StagePlan | None = None
     _lss_run: _Run | None = None
@@ -230,6 +252,19 @@ class LSSPipelineMixin:
         return bool(getattr(self, "_interrupt", False)) or (run is not None and run.interrupted)
 
     @property
+    def device(self) -> torch.device:
+        """The stock ``device``, leaving out the latent upsampler (it sorts first by name, so the
+        stock property would report the upsampler's device for the whole pipeline)."""
+        with placement.upsampler_hidden(self):
+            return super().device  # type: ignore[misc,no-any-return]
+
+    @property
+    def dtype(self) -> torch.dtype:
+        """The stock ``dtype``, leaving out the latent upsampler (as :attr:`device`)."""
+        with placement.upsampler_hidden(self):
+            return super().dtype  # type: ignore[misc,no-any-return]
+
+    @property
     def lss_stage(self) -> Stage | None:
         """The stage running now (for callbacks: their step index restarts in every stage)."""
         run = self._lss_run
@@ -263,14 +298,16 @@ class LSSPipelineMixin:
         call = request.call
         if request.single_stage:
             self.lss_plan = self._lss_single_stage_plan(request)
-            return super().__call__(*args, **kwargs)  # type: ignore[misc]
+            return self._lss_stock_call(args, kwargs, request)
 
         # Everything that can be wrong is checked before the first model runs.
+        call_checks.run_stock_check_inputs(self, call, request.height, request.width)
         total = self._lss_prompt_batch(call) * (call["num_images_per_prompt"] or 1)
         self._lss_check_arguments(call, total)
         scaler = self._lss_scaler(request.options.scaling_mode)
         plan = self._lss_plan(request, check=True)
         self.lss_plan = plan
+        warn_plan_notes(plan, stacklevel=3)  # the caller, above torch.no_grad's wrapper
         latents = call.get("latents")
         expected = self._lss_latent_shape(total, plan.stages[0])
         if latents is not None and tuple(latents.shape) != expected:
@@ -279,6 +316,8 @@ class LSSPipelineMixin:
                 f"stage's starting noise ({plan.stages[0].width}x{plan.stages[0].height} px) "
                 f"and must have shape {expected}"
             )
+        if plan.is_single_stage:  # smaller stages dropped (a pure-noise entry; warned above)
+            return self._lss_stock_call(args, kwargs, request)
 
         call = self._lss_prepared_prompts(call, total)
         return self._lss_generate(plan, call, scaler)
@@ -325,7 +364,44 @@ class LSSPipelineMixin:
         options = resolve_options(self.lss_defaults, **lss_arguments)
         call = bind_call(super().__call__, args, kwargs)  # type: ignore[misc]
         height, width = self._lss_target_size(call)
+        self._lss_check_call(call, height, width)
         return _Request(options, call, height, width, options.min_size_for(height, width))
+
+    def _lss_check_call(self, call: Mapping[str, Any], height: int, width: int) -> None:
+        """Stock arguments the stock call would fail on deep inside, or silently misread; the
+        same for one stage and several (:mod:`lssgen_diffusers.call_checks`)."""
+        smallest = self.vae_scale_factor * self.lss_patch_size  # type: ignore[attr-defined]
+        call_checks.check_size(height, "height", smallest)
+        call_checks.check_size(width, "width", smallest)
+        if all(call.get(name) is None for name in call_checks.SCHEDULE_ARGUMENTS):
+            call_checks.check_count(call.get("num_inference_steps"), "num_inference_steps")
+        call_checks.check_count(call.get("num_images_per_prompt"), "num_images_per_prompt")
+        for name in call_checks.GUIDANCE_ARGUMENTS:
+            if name in call:
+                call_checks.check_finite_real(call[name], name)
+        call_checks.check_prompt(call.get("prompt"))
+        call_checks.check_generator(call.get("generator"))
+        denoiser = "transformer" if hasattr(self, "transformer") else "unet"
+        call_checks.check_latents(
+            call.get("latents"),
+            dtype=None if self.lss_casts_latents else getattr(self, denoiser).dtype,
+            denoiser=denoiser,
+        )
+        if self.lss_batched_embeds:
+            guided = self._lss_do_classifier_free_guidance(call["guidance_scale"])
+            names = [n for n in self.lss_batched_embeds if guided or not n.startswith("negative")]
+            call_checks.check_embeds_batch(call, tuple(names))
+
+    def _lss_stock_call(
+        self, args: tuple[Any, ...], kwargs: Mapping[str, Any], request: _Request
+    ) -> Any:
+        """One stage: the stock call as it is, with its final latent checked before decoding."""
+        what = call_checks.stage_produced(0, request.width, request.height)
+        with call_checks.checked_decode(self.vae, what):  # type: ignore[attr-defined]
+            result = super().__call__(*args, **kwargs)  # type: ignore[misc]
+        if request.call.get("output_type") == "latent":
+            call_checks.check_finite_latent(_images(result), what)
+        return result
 
     def _lss_target_size(self, call: Mapping[str, Any]) -> tuple[int, int]:
         default_height, default_width = self._lss_default_size()
@@ -369,6 +445,8 @@ class LSSPipelineMixin:
                     "'pixel'"
                 )
             upsampler.check_latent_channels(vae.config.latent_channels)
+            runs_on = torch.device(self._execution_device)  # type: ignore[attr-defined]
+            placement.check_upsampler_device(upsampler, runs_on)
         if scaling_mode == "pixel":
             codec = VaeCodec.from_vae(vae)
             return make_latent_scaler("pixel", decode=codec.decode, encode=codec.encode)
@@ -458,10 +536,19 @@ class LSSPipelineMixin:
                 for stage in plan.stages:
                     if stage.index > 0:
                         latents = self._lss_enter(latents, plan, stage, scaler, call["generator"])
+                        call_checks.check_finite_latent(
+                            latents,
+                            call_checks.stage_entry(stage.index, stage.width, stage.height),
+                            call_checks.UPSAMPLER_HINT,
+                        )
                     run.stage = stage
                     run.final = stage is plan.target
-                    result = self._lss_run_stage(plan, stage, latents, call)
+                    produced = call_checks.stage_produced(stage.index, stage.width, stage.height)
+                    with call_checks.checked_decode(self.vae, produced):  # type: ignore[attr-defined]
+                        result = self._lss_run_stage(plan, stage, latents, call)
                     run.interrupted = run.interrupted or bool(getattr(self, "_interrupt", False))
+                    if not run.final or call.get("output_type") == "latent":
+                        call_checks.check_finite_latent(_images(result), produced)
                     if not run.final:
                         latents = result[0]
             finally:
@@ -507,7 +594,7 @@ class LSSPipelineMixin:
         check = functools.partial(_check_stage_schedule, stage, plan.parameterization)
         with (
             torch.profiler.record_function(f"lss.stage[{stage.index}]"),
-            entered_scheduler(self, stage.start_index, check),
+            entered_scheduler(self, stage.start_index, check, renoised=stage.index > 0),
         ):
             return super().__call__(**stage_call)  # type: ignore[misc]
 

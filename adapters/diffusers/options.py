@@ -111,10 +111,16 @@ def resolve_options(
     entry_rule = DEFAULT_ENTRY_RULE if entry_rule is None else entry_rule
     if entry_rule not in ENTRY_RULES:
         raise ValueError(f"entry_rule={entry_rule!r} must be one of {ENTRY_RULES}")
+    if shorten_intermediate_steps is not None and not isinstance(shorten_intermediate_steps, bool):
+        # bool("no") is True: anything but a bool here is a mistake, not a flag.
+        raise TypeError(
+            "shorten_intermediate_steps must be a bool (True or False), got "
+            f"{shorten_intermediate_steps!r}"
+        )
     shorten = (
         defaults.shorten_intermediate_steps
         if shorten_intermediate_steps is None
-        else bool(shorten_intermediate_steps)
+        else shorten_intermediate_steps
     )
     return LSSOptions(
         start_sigma=float(start_sigma),

@@ -30,12 +30,20 @@ class SchedulerView:
     """The scheduler as one stage's stock ``__call__`` sees it (entered at ``start_index``)."""
 
     def __init__(
-        self, scheduler: Any, start_index: int, check: ScheduleCheck | None = None
+        self,
+        scheduler: Any,
+        start_index: int,
+        check: ScheduleCheck | None = None,
+        *,
+        renoised: bool | None = None,
     ) -> None:
+        """``renoised``: the stage's ``latents`` arrive already noised to the entry level (every
+        stage after the first, even one entering at index 0); default ``start_index > 0``."""
         fields = vars(self)
         fields["_scheduler"] = scheduler
         fields["_start"] = start_index
         fields["_check"] = check
+        fields["_renoised"] = start_index > 0 if renoised is None else renoised
 
         # Bound per instance and wrapped so that `inspect.signature` (used by the pipelines'
         # retrieve_timesteps to see whether custom sigmas / timesteps are accepted) sees the real
@@ -73,8 +81,10 @@ class SchedulerView:
     @property
     def init_noise_sigma(self) -> float | torch.Tensor:
         # A later stage's latents arrive already re-noised to the entry level in the scheduler's
-        # own latent space, so the stock prepare_latents must not scale them again.
-        return self._scheduler.init_noise_sigma if self._start == 0 else 1.0
+        # own latent space, so the stock prepare_latents must not scale them again. That holds
+        # at entry index 0 too: a VE (Euler-type) latent at the first level is x0 + sigma * e,
+        # which the stock scale (sqrt(sigma**2 + 1)) would blow up a second time.
+        return 1.0 if self._renoised else self._scheduler.init_noise_sigma
 
     def __getattr__(self, name: str) -> Any:
         return getattr(vars(self)["_scheduler"], name)
@@ -85,11 +95,15 @@ class SchedulerView:
 
 @contextmanager
 def entered_scheduler(
-    pipeline: Any, start_index: int, check: ScheduleCheck | None = None
+    pipeline: Any,
+    start_index: int,
+    check: ScheduleCheck | None = None,
+    *,
+    renoised: bool | None = None,
 ) -> Iterator[SchedulerView]:
     """Show ``pipeline`` a :class:`SchedulerView` as its ``scheduler`` until the block ends."""
     real = pipeline.scheduler
-    view = SchedulerView(real, start_index, check)
+    view = SchedulerView(real, start_index, check, renoised=renoised)
     # Written into the instance dict: DiffusionPipeline.__setattr__ would otherwise re-register
     # the proxy as the pipeline's scheduler component in its config.
     vars(pipeline)["scheduler"] = view

@@ -41,6 +41,8 @@ class LSSStableDiffusion3Pipeline(LSSPipelineMixin, StableDiffusion3Pipeline):
     )
 
     lss_defaults = SD3_DEFAULTS
+    lss_casts_latents = True  # StableDiffusion3Pipeline.prepare_latents casts given latents
+    lss_batched_embeds = ("pooled_prompt_embeds", "negative_pooled_prompt_embeds")
     model_cpu_offload_seq = offload_sequence(StableDiffusion3Pipeline.model_cpu_offload_seq)
     _optional_components: ClassVar[list[str]] = [
         *StableDiffusion3Pipeline._optional_components,

@@ -32,6 +32,7 @@ class LSSStableDiffusionXLPipeline(LSSPipelineMixin, StableDiffusionXLPipeline):
     )
 
     lss_defaults = SDXL_DEFAULTS
+    lss_batched_embeds = ("pooled_prompt_embeds", "negative_pooled_prompt_embeds")
     lss_schedule_arguments = ("timesteps", "sigmas")
     lss_final_stage_arguments = ("denoising_end",)
     model_cpu_offload_seq = offload_sequence(StableDiffusionXLPipeline.model_cpu_offload_seq)

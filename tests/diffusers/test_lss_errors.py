@@ -37,7 +37,8 @@ BAD_CALLS: list[tuple[str, dict[str, Any], str]] = [
     ("generator", {"generator": [torch.Generator()] * 3}, r"generator is a list of 3"),
     ("latents", {"latents": torch.zeros(1, 64, 64)}, r"latents has shape \(1, 64, 64\)"),
     ("sigmas", {"sigmas": [1.0, 0.5, 0.25, 0.1]}, r"sigmas fixes one schedule"),
-    ("prompt", {"prompt": None}, r"pass prompt or prompt_embeds"),
+    # The stock check_inputs, run before any stage as the one-stage call runs it.
+    ("prompt", {"prompt": None}, r"Provide either `prompt` or `prompt_embeds`"),
 ]
 
 
