@@ -1,6 +1,6 @@
 """No silent garbage: bad call arguments are refused before any model runs, for one stage and
 several alike; non-finite latents stop the call naming the stage; plans that would waste work
-warn; the pipeline's device and dtype ignore the latent upsampler. (tests/RELIABILITY-pipeline.md
+warn; the pipeline's device and dtype ignore the latent upsampler. (tests/RELIABILITY.md
 lists every case with its test.)"""
 
 from __future__ import annotations
@@ -193,7 +193,7 @@ def test_float64_latents_are_cast_where_the_stock_pipeline_casts_them(lss_pair: 
 
 def test_guidance_nan_is_refused_where_stock_would_silently_drop_guidance(lss_pair: Any) -> None:
     # Stock SD treats guidance_scale=nan as "no classifier-free guidance" (nan > 1 is False): a
-    # silently changed request; the LSS pipeline refuses it (see RELIABILITY-pipeline.md).
+    # silently changed request; the LSS pipeline refuses it (see tests/RELIABILITY.md).
     pair = lss_pair("sd")
     stock = pair.stock(**{**BASE, "guidance_scale": math.nan})
     assert torch.isfinite(stock.images).all()
