@@ -41,6 +41,7 @@ from lssgen_diffusers.scheduler_levels import (
     scheduler_levels,
 )
 from lssgen_diffusers.scheduler_view import entered_scheduler
+from lssgen_diffusers.signature import lss_call
 from lssgen_diffusers.vae import VaeCodec
 
 # Relative tolerance between the levels planned on a scheduler copy and those the stock __call__
@@ -163,10 +164,15 @@ class LSSPipelineMixin:
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
-        if "__init__" in cls.__dict__ or issubclass(cls.__bases__[-1], LSSPipelineMixin):
-            return  # an explicit __init__, or a subclass of an LSS pipeline that has one
+        if issubclass(cls.__bases__[-1], LSSPipelineMixin):
+            return  # a subclass of an LSS pipeline inherits its __init__ and __call__
         stock = next(base for base in cls.__mro__ if not issubclass(base, LSSPipelineMixin))
-        cls.__init__ = lss_init(stock)  # type: ignore[misc]
+        if "__call__" not in cls.__dict__:
+            cls.__call__ = lss_call(  # type: ignore[method-assign]
+                stock, LSSPipelineMixin.__call__, cls.lss_defaults, LSS_ARGUMENTS_DOC
+            )
+        if "__init__" not in cls.__dict__:
+            cls.__init__ = lss_init(stock)  # type: ignore[misc]
 
     @classmethod
     def from_pretrained(
