@@ -26,6 +26,7 @@ from lssgen_core.plan import Stage, StagePlan, count_extra_stages, plan_stages
 from lssgen_core.sampling import enter_stage
 from lssgen_core.schedules import StageSize
 from lssgen_core.upsample import LatentScaler, make_latent_scaler
+from lssgen_diffusers.cache_hooks import check_cache_across_stages
 from lssgen_diffusers.call_args import bind_call
 from lssgen_diffusers.component import (
     COMPONENT_NAME,
@@ -33,6 +34,7 @@ from lssgen_diffusers.component import (
     lss_init,
     save_upsampler,
 )
+from lssgen_diffusers.held_state import HeldAcrossStages
 from lssgen_diffusers.options import LSSDefaults, LSSOptions, resolve_options
 from lssgen_diffusers.progress import StageProgress
 from lssgen_diffusers.scheduler_levels import (
@@ -99,6 +101,15 @@ class _Run:
     stage: Stage | None = None
     final: bool = False
     interrupted: bool = False
+    # Loop lengths the stock __call__ reported per stage (its num_timesteps).
+    stage_timesteps: list[int] = attrs.field(factory=list)
+    # Set before each later stock call: its first `_guidance_scale = ...` is a reset to ignore.
+    pending_reset: bool = False
+
+    def ignores_stock_reset(self) -> bool:
+        """True once per later stock call, for its own reset (see ``held_state``)."""
+        pending, self.pending_reset = self.pending_reset, False
+        return pending
 
 
 def _repeat_to(tensor: Any, total: int, argument: str) -> Any:
@@ -126,6 +137,8 @@ class LSSPipelineMixin:
 
     lss_plan: StagePlan | None = None
     _lss_run: _Run | None = None
+    # Guidance a callback changes holds for the rest of the call, over every stage.
+    _guidance_scale = HeldAcrossStages()
 
     # --- what each model supplies -------------------------------------------------------------
 
@@ -285,6 +298,11 @@ class LSSPipelineMixin:
                 f"stage's starting noise ({plan.stages[0].width}x{plan.stages[0].height} px) "
                 f"and must have shape {expected}"
             )
+        check_cache_across_stages(
+            getattr(self, "transformer", None) or getattr(self, "unet", None),
+            plan,
+            lambda stage: self._lss_configured_scheduler(stage.num_steps, stage.size, call),
+        )
 
         call = self._lss_prepared_prompts(call, total)
         return self._lss_generate(plan, call, scaler)
@@ -467,11 +485,21 @@ class LSSPipelineMixin:
                     run.stage = stage
                     run.final = stage is plan.target
                     result = self._lss_run_stage(plan, stage, latents, call)
+                    run.stage_timesteps.append(self._num_timesteps)  # type: ignore[attr-defined]
                     run.interrupted = run.interrupted or bool(getattr(self, "_interrupt", False))
+                    if run.interrupted and not run.final:
+                        # As stock: stop and return the current latent, decoded as asked.
+                        run.final = True
+                        result = self._lss_run_stage(plan, stage, result[0], call, decode=True)
+                        break
                     if not run.final:
                         latents = result[0]
             finally:
                 self._lss_run = None
+        # The call's total, as stock reports its one loop; per stage: lss_plan.stages.
+        self._num_timesteps = sum(run.stage_timesteps)
+        if run.interrupted:
+            self._interrupt = True  # the stock decode call cleared it
         return result
 
     def _lss_enter(
@@ -499,7 +527,11 @@ class LSSPipelineMixin:
         stage: Stage,
         latents: torch.Tensor | None,
         call: Mapping[str, Any],
+        *,
+        decode: bool = False,
     ) -> Any:
+        """One stock call for ``stage``; ``decode``: none of its steps, only the stock decode of
+        ``latents`` (the result of an interrupted earlier stage, at that stage's size)."""
         stage_call = {
             **call,
             "height": stage.height,
@@ -509,13 +541,25 @@ class LSSPipelineMixin:
         }
         if stage is not plan.target:
             stage_call.update(dict.fromkeys(self.lss_final_stage_arguments))
-            stage_call.update(output_type="latent", return_dict=False)
-        check = functools.partial(_check_stage_schedule, stage, plan.parameterization)
+            if not decode:
+                stage_call.update(output_type="latent", return_dict=False)
+        check: Any = None
+        if decode:
+            start = stage.num_steps  # past the last step: the stock loop is empty
+        else:
+            start = stage.start_index
+            check = functools.partial(_check_stage_schedule, stage, plan.parameterization)
+        run = self._lss_run
+        if run is not None:
+            run.pending_reset = stage.index > 0 or decode
         with (
             torch.profiler.record_function(f"lss.stage[{stage.index}]"),
-            entered_scheduler(self, stage.start_index, check),
+            entered_scheduler(self, start, check),
         ):
-            return super().__call__(**stage_call)  # type: ignore[misc]
+            result = super().__call__(**stage_call)  # type: ignore[misc]
+        if run is not None:
+            run.pending_reset = False
+        return result
 
 
 def _check_stage_schedule(stage: Stage, parameterization: Parameterization, scheduler: Any) -> None:
