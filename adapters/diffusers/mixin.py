@@ -161,6 +161,14 @@ class LSSPipelineMixin:
         """Run the stock ``encode_prompt`` once; the stage arguments that replace the prompts."""
         raise NotImplementedError
 
+    def _lss_stock_size(self, height: int, width: int) -> tuple[int, int]:
+        """The size the stock ``__call__`` generates when asked for ``height`` x ``width``."""
+        return height, width
+
+    def _lss_warn_stock_size(self, call: Mapping[str, Any], height: int, width: int) -> None:
+        """Give the stock warning for a size :meth:`_lss_stock_size` changes (the stages, called
+        at the changed size, no longer give it)."""
+
     def _lss_latent_shape(self, batch: int, stage: Stage) -> tuple[int, ...]:
         """Shape of the ``latents`` the stock ``__call__`` takes at ``stage``."""
         return (batch, self._lss_latent_channels, stage.latent_height, stage.latent_width)
@@ -202,6 +210,7 @@ class LSSPipelineMixin:
                 pretrained_model_name_or_path,
                 subfolder=kwargs.get("subfolder"),
                 torch_dtype=kwargs.get("torch_dtype") if dtype is None else dtype,
+                variant=kwargs.get("variant"),
             )
             if saved is not None:
                 kwargs[COMPONENT_NAME] = saved
@@ -212,7 +221,9 @@ class LSSPipelineMixin:
     ) -> None:
         """The stock ``save_pretrained`` plus the upsampler in ``latent_upsampler/``."""
         # Written first so that push_to_hub (done inside the stock method) uploads it too.
-        save_upsampler(getattr(self, COMPONENT_NAME, None), save_directory)
+        stock_save = super().save_pretrained  # type: ignore[misc]
+        variant = bind_call(stock_save, (save_directory, *args), kwargs).get("variant")
+        save_upsampler(getattr(self, COMPONENT_NAME, None), save_directory, variant)
         config = self.config  # type: ignore[attr-defined]
         entry = config.get(COMPONENT_NAME, (None, None))
         # The stock method would warn that it cannot save the component and record it as absent
@@ -288,7 +299,7 @@ class LSSPipelineMixin:
         total = self._lss_prompt_batch(call) * (call["num_images_per_prompt"] or 1)
         self._lss_check_arguments(call, total)
         scaler = self._lss_scaler(request.options.scaling_mode)
-        plan = self._lss_plan(request, check=True)
+        plan = self._lss_plan_stock_size(request)
         self.lss_plan = plan
         latents = call.get("latents")
         expected = self._lss_latent_shape(total, plan.stages[0])
@@ -351,9 +362,30 @@ class LSSPipelineMixin:
         height, width = self._lss_target_size(call)
         return _Request(options, call, height, width, options.min_size_for(height, width))
 
-    def _lss_target_size(self, call: Mapping[str, Any]) -> tuple[int, int]:
+    def _lss_requested_size(self, call: Mapping[str, Any]) -> tuple[int, int]:
         default_height, default_width = self._lss_default_size()
         return call.get("height") or default_height, call.get("width") or default_width
+
+    def _lss_target_size(self, call: Mapping[str, Any]) -> tuple[int, int]:
+        return self._lss_stock_size(*self._lss_requested_size(call))
+
+    def _lss_plan_stock_size(self, request: _Request) -> StagePlan:
+        """The checked plan for the size the stock call would make (FLUX rounds down, with a
+        warning, given here); a rounded size no plan takes is refused, saying so."""
+        requested = dict(zip(("height", "width"), self._lss_requested_size(request.call)))
+        rounded = {"height": request.height, "width": request.width}
+        changed = {name: value for name, value in requested.items() if value != rounded[name]}
+        if not changed:
+            return self._lss_plan(request, check=True)
+        self._lss_warn_stock_size(request.call, requested["height"], requested["width"])
+        try:
+            return self._lss_plan(request, check=True)
+        except ValueError as exc:
+            note = " and ".join(f"{n}={v} rounds down to {rounded[n]}" for n, v in changed.items())
+            raise ValueError(
+                f"{note}, as the stock pipeline rounds it, and that size does not split into "
+                f"these stages: {exc}"
+            ) from exc
 
     def _lss_prompt_batch(self, call: Mapping[str, Any]) -> int:
         prompt = call.get("prompt")
