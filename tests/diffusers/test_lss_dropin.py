@@ -3,6 +3,7 @@ size rounding, guidance changed by callbacks, ``num_timesteps`` and components."
 
 from __future__ import annotations
 
+import dataclasses
 import inspect
 import json
 import logging
@@ -316,6 +317,24 @@ def test_mag_cache_is_refused_with_several_stages(lss_pair: Any, kind: str) -> N
             pair.lss(**arguments(min_size=MIN_SIZE))
         assert calls == []
         assert torch.isfinite(pair.lss(**arguments(start_sigma=1.0)).images).all()
+
+
+def test_a_cache_not_known_to_work_across_stages_is_refused(lss_pair: Any) -> None:
+    @dataclasses.dataclass
+    class FutureCacheConfig:
+        threshold: float = 0.1
+
+    pair = lss_pair("flux")
+    pair.denoiser._cache_config = FutureCacheConfig()  # as enable_cache records a config
+    try:
+        with (
+            recorded_inputs(pair.denoiser) as calls,
+            pytest.raises(ValueError, match=r"FutureCacheConfig\) is not known to work across"),
+        ):
+            pair.lss(**arguments(min_size=MIN_SIZE))
+        assert calls == []
+    finally:
+        pair.denoiser._cache_config = None
 
 
 # --- 4. variants -------------------------------------------------------------------------------
