@@ -71,6 +71,17 @@ LSS_ARGUMENTS_DOC = """
     stages, ``latents`` is the first (smallest) stage's starting noise, ``callback_on_step_end``
     runs once per denoising step of every stage (its step index restarts at 0 in each stage;
     ``pipe.lss_stage`` is the running stage), and ``sigmas`` / ``timesteps`` cannot be given.
+    A ``min_size`` equal to the pipeline's default acts as the default.
+
+    Stock contracts with several stages: a callback setting ``pipe._interrupt = True`` stops the
+    whole call, which returns the running stage's latent decoded as asked (``output_type``,
+    ``return_dict``) at that stage's size; a callback's change of ``pipe._guidance_scale``
+    (Diffusers' CFG-cutoff callbacks) holds for the rest of the call, later stages included;
+    ``pipe.num_timesteps`` is the running stage's step count during a stage (as its step index)
+    and the call's total afterwards (per stage: ``pipe.lss_plan.stages``); caches enabled with
+    ``enable_cache`` restart at every stage, and the two that cannot (MagCache, FasterCache
+    skipping at a stage's entry) are refused before any work; FLUX sizes are rounded down to a
+    multiple of 16 with the stock warning before planning.
 """
 
 

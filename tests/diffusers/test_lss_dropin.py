@@ -525,3 +525,6 @@ def test_components_move_between_stock_and_lss_classes(pair: Pair) -> None:
     assert set(back.components) == set(pair.stock.components)
     back.set_progress_bar_config(disable=True)
     assert torch.equal(back(**arguments()).images, pair.stock(**arguments()).images)
+    via_from_pipe = stock_class.from_pipe(pair.lss)
+    assert type(via_from_pipe) is stock_class
+    assert set(via_from_pipe.components) == set(pair.stock.components)
