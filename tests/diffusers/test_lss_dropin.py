@@ -27,6 +27,8 @@ from diffusers.hooks import (
     TextKVCacheConfig,
 )
 from diffusers.utils import logging as diffusers_logging
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from lss_testkit import KINDS, LSS_CLASSES, PROMPT, Pair, random_upsampler, recorded_inputs
 
 from lssgen_diffusers import LSSFluxPipeline
@@ -405,6 +407,23 @@ def test_flux_rounds_sizes_as_stock_does_before_planning(lss_pair: Any) -> None:
     assert rounding and rounding == [m for m in lss_warnings if "divisible by 16" in m]
     rounded = pair.lss(**arguments(height=128, width=128, output_type="np", min_size=MIN_SIZE))
     np.testing.assert_array_equal(got, rounded.images)
+
+
+@settings(max_examples=60, deadline=None)
+@given(height=st.integers(16, 2100), width=st.integers(16, 2100))
+def test_flux_plans_the_size_the_stock_pipeline_makes(
+    lss_pair: Any, height: int, width: int
+) -> None:
+    pair = lss_pair("flux")
+    target = pair.lss.lss_plan_for(height=height, width=width, start_sigma=1.0).target
+    # The stock latent grid for this request (latents given: nothing is drawn).
+    _, ids = pair.stock.prepare_latents(
+        1, 16, height, width, torch.float32, "cpu", None, torch.empty(0)
+    )
+    rows, columns = int(ids[:, 1].max()) + 1, int(ids[:, 2].max()) + 1
+    assert (target.latent_height, target.latent_width) == (2 * rows, 2 * columns)
+    assert (target.height, target.width) == (16 * rows, 16 * columns)
+    assert height - 16 < target.height <= height and width - 16 < target.width <= width
 
 
 def test_a_rounded_size_no_stage_plan_accepts_is_refused_naming_the_rounding(
