@@ -111,6 +111,16 @@ def test_positional_call_matches_the_keyword_call(lss_pair: Any) -> None:
     assert torch.equal(by_position, by_name)
 
 
+def test_min_size_sent_back_as_the_shown_default_acts_as_the_default(lss_pair: Any) -> None:
+    # A form built from the signature sends SDXL's shown min_size=1024 for a 128 px image.
+    pair = lss_pair("sdxl")
+    shown = inspect.signature(pair.lss.__call__).parameters["min_size"].default
+    assert shown == pair.lss.lss_defaults.min_size == 1024
+    got = pair.lss(**arguments(min_size=1024)).images
+    assert pair.lss.lss_plan.is_single_stage
+    assert torch.equal(got, pair.stock(**arguments()).images)
+
+
 # --- 2. interrupting an early stage ----------------------------------------------------------
 
 
