@@ -6,6 +6,11 @@ PreTrainedModel, ...). ``LatentUpsampler`` is a plain ``torch.nn.Module`` with i
 ``latent_upsampler/`` subfolder (``config.json`` + ``diffusion_pytorch_model.safetensors``, the
 released format) and record ``[null, null]`` for it in ``model_index.json``; a stock pipeline
 class can still load such a folder (it ignores the entry).
+
+Variants follow Diffusers' naming: ``save_pretrained(variant="fp16")`` writes
+``diffusion_pytorch_model.fp16.safetensors`` beside any plain weights, and
+``from_pretrained(variant="fp16")`` reads it, or the plain file where the subfolder has no such
+variant (as Diffusers does for any component saved without it).
 """
 
 from __future__ import annotations
@@ -18,7 +23,8 @@ from pathlib import Path
 from typing import Any
 
 from lssgen_core.upsample import LatentUpsampler
-from lssgen_core.upsample.io import CONFIG_NAME
+from lssgen_core.upsample.io import CONFIG_NAME, WEIGHTS_NAME, load_upsampler
+from lssgen_core.upsample.io import save_upsampler as save_upsampler_folder
 
 COMPONENT_NAME = "latent_upsampler"
 
@@ -69,12 +75,25 @@ def _component_dtype(torch_dtype: Any) -> Any:
     return torch_dtype
 
 
+def variant_weights_name(variant: str | None) -> str:
+    """The weights file of ``variant``: ``diffusion_pytorch_model.fp16.safetensors`` for "fp16"."""
+    if not variant:
+        return WEIGHTS_NAME
+    stem, suffix = WEIGHTS_NAME.rsplit(".", 1)
+    return f"{stem}.{variant}.{suffix}"
+
+
 def load_saved_upsampler(
-    path: str | os.PathLike[str], *, subfolder: str | None = None, torch_dtype: Any = None
+    path: str | os.PathLike[str],
+    *,
+    subfolder: str | None = None,
+    torch_dtype: Any = None,
+    variant: str | None = None,
 ) -> LatentUpsampler | None:
     """The upsampler saved in ``path/latent_upsampler`` of a local pipeline folder, else None.
 
     Only local folders are looked into: for a Hub repository id, pass ``latent_upsampler=``.
+    ``variant`` picks its weights file where the folder has it, else the plain one.
     """
     root = Path(path)
     if subfolder:
@@ -82,15 +101,26 @@ def load_saved_upsampler(
     folder = root / COMPONENT_NAME
     if not (folder / CONFIG_NAME).is_file():
         return None
-    return LatentUpsampler.from_pretrained(folder, torch_dtype=_component_dtype(torch_dtype))
+    weights_name = variant_weights_name(variant)
+    if not (folder / weights_name).is_file():
+        weights_name = WEIGHTS_NAME
+    return load_upsampler(
+        folder, torch_dtype=_component_dtype(torch_dtype), weights_name=weights_name
+    )
 
 
 def save_upsampler(
-    upsampler: LatentUpsampler | None, save_directory: str | os.PathLike[str]
+    upsampler: LatentUpsampler | None,
+    save_directory: str | os.PathLike[str],
+    variant: str | None = None,
 ) -> None:
     """Write the upsampler subfolder (nothing when there is no upsampler)."""
     if upsampler is not None:
-        upsampler.save_pretrained(Path(save_directory) / COMPONENT_NAME)
+        save_upsampler_folder(
+            upsampler,
+            Path(save_directory) / COMPONENT_NAME,
+            weights_name=variant_weights_name(variant),
+        )
 
 
 def check_upsampler(upsampler: Any) -> None:

@@ -55,6 +55,28 @@ class LSSFluxPipeline(LSSPipelineMixin, FluxPipeline):
         batch, channels, height, width = latents.shape
         return self._pack_latents(latents, batch, channels, height, width)
 
+    def _lss_stock_size(self, height: int, width: int) -> tuple[int, int]:
+        # As FluxPipeline.prepare_latents: 2 * (size // (vae_scale_factor * 2)) latent pixels.
+        multiple = self.vae_scale_factor * 2
+        return height // multiple * multiple, width // multiple * multiple
+
+    def _lss_warn_stock_size(self, call: Mapping[str, Any], height: int, width: int) -> None:
+        # The stock input check gives the rounding warning (and checks the rest as stock does).
+        self.check_inputs(
+            call["prompt"],
+            call["prompt_2"],
+            height,
+            width,
+            negative_prompt=call["negative_prompt"],
+            negative_prompt_2=call["negative_prompt_2"],
+            prompt_embeds=call["prompt_embeds"],
+            negative_prompt_embeds=call["negative_prompt_embeds"],
+            pooled_prompt_embeds=call["pooled_prompt_embeds"],
+            negative_pooled_prompt_embeds=call["negative_pooled_prompt_embeds"],
+            callback_on_step_end_tensor_inputs=call["callback_on_step_end_tensor_inputs"],
+            max_sequence_length=call["max_sequence_length"],
+        )
+
     def _lss_set_timesteps(
         self, scheduler: Any, num_steps: int, size: StageSize, call: Mapping[str, Any]
     ) -> None:

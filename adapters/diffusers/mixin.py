@@ -33,6 +33,7 @@ from lssgen_core.sampling import enter_stage
 from lssgen_core.schedules import StageSize
 from lssgen_core.upsample import LatentScaler, make_latent_scaler
 from lssgen_diffusers import call_checks, placement
+from lssgen_diffusers.cache_hooks import check_cache_across_stages
 from lssgen_diffusers.call_args import bind_call
 from lssgen_diffusers.component import (
     COMPONENT_NAME,
@@ -40,6 +41,7 @@ from lssgen_diffusers.component import (
     lss_init,
     save_upsampler,
 )
+from lssgen_diffusers.held_state import HeldAcrossStages
 from lssgen_diffusers.options import LSSDefaults, LSSOptions, resolve_options
 from lssgen_diffusers.progress import StageProgress
 from lssgen_diffusers.scheduler_levels import (
@@ -48,6 +50,7 @@ from lssgen_diffusers.scheduler_levels import (
     scheduler_levels,
 )
 from lssgen_diffusers.scheduler_view import entered_scheduler
+from lssgen_diffusers.signature import lss_call
 from lssgen_diffusers.vae import VaeCodec
 
 # Relative tolerance between the levels planned on a scheduler copy and those the stock __call__
@@ -80,6 +83,17 @@ LSS_ARGUMENTS_DOC = """
     cost at least plain generation or have many stages say so: an ``LSSPlanWarning`` once per
     call. A latent holding NaN or inf at a stage hand-over or before decoding raises
     ``NonFiniteLatentError`` naming the stage, instead of returning a black image.
+    A ``min_size`` equal to the pipeline's default acts as the default.
+
+    Stock contracts with several stages: a callback setting ``pipe._interrupt = True`` stops the
+    whole call, which returns the running stage's latent decoded as asked (``output_type``,
+    ``return_dict``) at that stage's size; a callback's change of ``pipe._guidance_scale``
+    (Diffusers' CFG-cutoff callbacks) holds for the rest of the call, later stages included;
+    ``pipe.num_timesteps`` is the running stage's step count during a stage (as its step index)
+    and the call's total afterwards (per stage: ``pipe.lss_plan.stages``); caches enabled with
+    ``enable_cache`` restart at every stage, and the two that cannot (MagCache, FasterCache
+    skipping at a stage's entry) are refused before any work; FLUX sizes are rounded down to a
+    multiple of 16 with the stock warning before planning.
 """
 
 
@@ -110,6 +124,15 @@ class _Run:
     stage: Stage | None = None
     final: bool = False
     interrupted: bool = False
+    # Loop lengths the stock __call__ reported per stage (its num_timesteps).
+    stage_timesteps: list[int] = attrs.field(factory=list)
+    # Set before each later stock call: its first `_guidance_scale = ...` is a reset to ignore.
+    pending_reset: bool = False
+
+    def ignores_stock_reset(self) -> bool:
+        """True once per later stock call, for its own reset (see ``held_state``)."""
+        pending, self.pending_reset = self.pending_reset, False
+        return pending
 
 
 def _repeat_to(tensor: Any, total: int, argument: str) -> Any:
@@ -147,6 +170,8 @@ class LSSPipelineMixin:
 
     lss_plan: StagePlan | None = None
     _lss_run: _Run | None = None
+    # Guidance a callback changes holds for the rest of the call, over every stage.
+    _guidance_scale = HeldAcrossStages()
 
     # --- what each model supplies -------------------------------------------------------------
 
@@ -169,6 +194,14 @@ class LSSPipelineMixin:
         """Run the stock ``encode_prompt`` once; the stage arguments that replace the prompts."""
         raise NotImplementedError
 
+    def _lss_stock_size(self, height: int, width: int) -> tuple[int, int]:
+        """The size the stock ``__call__`` generates when asked for ``height`` x ``width``."""
+        return height, width
+
+    def _lss_warn_stock_size(self, call: Mapping[str, Any], height: int, width: int) -> None:
+        """Give the stock warning for a size :meth:`_lss_stock_size` changes (the stages, called
+        at the changed size, no longer give it)."""
+
     def _lss_latent_shape(self, batch: int, stage: Stage) -> tuple[int, ...]:
         """Shape of the ``latents`` the stock ``__call__`` takes at ``stage``."""
         return (batch, self._lss_latent_channels, stage.latent_height, stage.latent_width)
@@ -185,10 +218,15 @@ class LSSPipelineMixin:
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
-        if "__init__" in cls.__dict__ or issubclass(cls.__bases__[-1], LSSPipelineMixin):
-            return  # an explicit __init__, or a subclass of an LSS pipeline that has one
+        if issubclass(cls.__bases__[-1], LSSPipelineMixin):
+            return  # a subclass of an LSS pipeline inherits its __init__ and __call__
         stock = next(base for base in cls.__mro__ if not issubclass(base, LSSPipelineMixin))
-        cls.__init__ = lss_init(stock)  # type: ignore[misc]
+        if "__call__" not in cls.__dict__:
+            cls.__call__ = lss_call(  # type: ignore[method-assign]
+                stock, LSSPipelineMixin.__call__, cls.lss_defaults, LSS_ARGUMENTS_DOC
+            )
+        if "__init__" not in cls.__dict__:
+            cls.__init__ = lss_init(stock)  # type: ignore[misc]
 
     @classmethod
     def from_pretrained(
@@ -205,6 +243,7 @@ class LSSPipelineMixin:
                 pretrained_model_name_or_path,
                 subfolder=kwargs.get("subfolder"),
                 torch_dtype=kwargs.get("torch_dtype") if dtype is None else dtype,
+                variant=kwargs.get("variant"),
             )
             if saved is not None:
                 kwargs[COMPONENT_NAME] = saved
@@ -215,7 +254,9 @@ class LSSPipelineMixin:
     ) -> None:
         """The stock ``save_pretrained`` plus the upsampler in ``latent_upsampler/``."""
         # Written first so that push_to_hub (done inside the stock method) uploads it too.
-        save_upsampler(getattr(self, COMPONENT_NAME, None), save_directory)
+        stock_save = super().save_pretrained  # type: ignore[misc]
+        variant = bind_call(stock_save, (save_directory, *args), kwargs).get("variant")
+        save_upsampler(getattr(self, COMPONENT_NAME, None), save_directory, variant)
         config = self.config  # type: ignore[attr-defined]
         entry = config.get(COMPONENT_NAME, (None, None))
         # The stock method would warn that it cannot save the component and record it as absent
@@ -305,9 +346,10 @@ class LSSPipelineMixin:
         total = self._lss_prompt_batch(call) * (call["num_images_per_prompt"] or 1)
         self._lss_check_arguments(call, total)
         scaler = self._lss_scaler(request.options.scaling_mode)
-        plan = self._lss_plan(request, check=True)
+        plan = self._lss_plan_stock_size(request)
         self.lss_plan = plan
-        warn_plan_notes(plan, stacklevel=3)  # the caller, above torch.no_grad's wrapper
+        # The caller: above torch.no_grad's wrapper and the generated signature (signature.py).
+        warn_plan_notes(plan, stacklevel=4)
         latents = call.get("latents")
         expected = self._lss_latent_shape(total, plan.stages[0])
         if latents is not None and tuple(latents.shape) != expected:
@@ -318,6 +360,11 @@ class LSSPipelineMixin:
             )
         if plan.is_single_stage:  # smaller stages dropped (a pure-noise entry; warned above)
             return self._lss_stock_call(args, kwargs, request)
+        check_cache_across_stages(
+            getattr(self, "transformer", None) or getattr(self, "unet", None),
+            plan,
+            lambda stage: self._lss_configured_scheduler(stage.num_steps, stage.size, call),
+        )
 
         call = self._lss_prepared_prompts(call, total)
         return self._lss_generate(plan, call, scaler)
@@ -363,8 +410,9 @@ class LSSPipelineMixin:
     ) -> _Request:
         options = resolve_options(self.lss_defaults, **lss_arguments)
         call = bind_call(super().__call__, args, kwargs)  # type: ignore[misc]
+        # Checked as the caller asked, before the stock rounding (FLUX: 8 px would round to 0).
+        self._lss_check_call(call, *self._lss_requested_size(call))
         height, width = self._lss_target_size(call)
-        self._lss_check_call(call, height, width)
         return _Request(options, call, height, width, options.min_size_for(height, width))
 
     def _lss_check_call(self, call: Mapping[str, Any], height: int, width: int) -> None:
@@ -403,9 +451,30 @@ class LSSPipelineMixin:
             call_checks.check_finite_latent(_images(result), what)
         return result
 
-    def _lss_target_size(self, call: Mapping[str, Any]) -> tuple[int, int]:
+    def _lss_requested_size(self, call: Mapping[str, Any]) -> tuple[int, int]:
         default_height, default_width = self._lss_default_size()
         return call.get("height") or default_height, call.get("width") or default_width
+
+    def _lss_target_size(self, call: Mapping[str, Any]) -> tuple[int, int]:
+        return self._lss_stock_size(*self._lss_requested_size(call))
+
+    def _lss_plan_stock_size(self, request: _Request) -> StagePlan:
+        """The checked plan for the size the stock call would make (FLUX rounds down, with a
+        warning, given here); a rounded size no plan takes is refused, saying so."""
+        requested = dict(zip(("height", "width"), self._lss_requested_size(request.call)))
+        rounded = {"height": request.height, "width": request.width}
+        changed = {name: value for name, value in requested.items() if value != rounded[name]}
+        if not changed:
+            return self._lss_plan(request, check=True)
+        self._lss_warn_stock_size(request.call, requested["height"], requested["width"])
+        try:
+            return self._lss_plan(request, check=True)
+        except ValueError as exc:
+            note = " and ".join(f"{n}={v} rounds down to {rounded[n]}" for n, v in changed.items())
+            raise ValueError(
+                f"{note}, as the stock pipeline rounds it, and that size does not split into "
+                f"these stages: {exc}"
+            ) from exc
 
     def _lss_prompt_batch(self, call: Mapping[str, Any]) -> int:
         prompt = call.get("prompt")
@@ -544,15 +613,28 @@ class LSSPipelineMixin:
                     run.stage = stage
                     run.final = stage is plan.target
                     produced = call_checks.stage_produced(stage.index, stage.width, stage.height)
-                    with call_checks.checked_decode(self.vae, produced):  # type: ignore[attr-defined]
+                    vae = self.vae  # type: ignore[attr-defined]
+                    with call_checks.checked_decode(vae, produced):
                         result = self._lss_run_stage(plan, stage, latents, call)
+                    run.stage_timesteps.append(self._num_timesteps)  # type: ignore[attr-defined]
                     run.interrupted = run.interrupted or bool(getattr(self, "_interrupt", False))
+                    if run.interrupted and not run.final:
+                        # As stock: stop and return the current latent, decoded as asked.
+                        run.final = True
+                        with call_checks.checked_decode(vae, produced):
+                            result = self._lss_run_stage(plan, stage, result[0], call, decode=True)
                     if not run.final or call.get("output_type") == "latent":
                         call_checks.check_finite_latent(_images(result), produced)
+                    if run.interrupted:
+                        break
                     if not run.final:
                         latents = result[0]
             finally:
                 self._lss_run = None
+        # The call's total, as stock reports its one loop; per stage: lss_plan.stages.
+        self._num_timesteps = sum(run.stage_timesteps)
+        if run.interrupted:
+            self._interrupt = True  # the stock decode call cleared it
         return result
 
     def _lss_enter(
@@ -580,7 +662,11 @@ class LSSPipelineMixin:
         stage: Stage,
         latents: torch.Tensor | None,
         call: Mapping[str, Any],
+        *,
+        decode: bool = False,
     ) -> Any:
+        """One stock call for ``stage``; ``decode``: none of its steps, only the stock decode of
+        ``latents`` (the result of an interrupted earlier stage, at that stage's size)."""
         stage_call = {
             **call,
             "height": stage.height,
@@ -590,13 +676,26 @@ class LSSPipelineMixin:
         }
         if stage is not plan.target:
             stage_call.update(dict.fromkeys(self.lss_final_stage_arguments))
-            stage_call.update(output_type="latent", return_dict=False)
-        check = functools.partial(_check_stage_schedule, stage, plan.parameterization)
+            if not decode:
+                stage_call.update(output_type="latent", return_dict=False)
+        check: Any = None
+        if decode:
+            start = stage.num_steps  # past the last step: the stock loop is empty
+        else:
+            start = stage.start_index
+            check = functools.partial(_check_stage_schedule, stage, plan.parameterization)
+        run = self._lss_run
+        if run is not None:
+            run.pending_reset = stage.index > 0 or decode
         with (
             torch.profiler.record_function(f"lss.stage[{stage.index}]"),
-            entered_scheduler(self, stage.start_index, check, renoised=stage.index > 0),
+            # Later stages and a decode-only call get latents that must not be scaled again.
+            entered_scheduler(self, start, check, renoised=stage.index > 0 or decode),
         ):
-            return super().__call__(**stage_call)  # type: ignore[misc]
+            result = super().__call__(**stage_call)  # type: ignore[misc]
+        if run is not None:
+            run.pending_reset = False
+        return result
 
 
 def _check_stage_schedule(stage: Stage, parameterization: Parameterization, scheduler: Any) -> None:

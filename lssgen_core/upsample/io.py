@@ -54,7 +54,9 @@ def _pickle_refusal(folder: Path, pickles: list[Path]) -> ValueError:
     )
 
 
-def _find_files(path: str | os.PathLike[str], subfolder: str | None) -> tuple[Path, Path]:
+def _find_files(
+    path: str | os.PathLike[str], subfolder: str | None, weights_name: str = WEIGHTS_NAME
+) -> tuple[Path, Path]:
     folder = Path(path)
     if subfolder:
         folder = folder / subfolder
@@ -66,7 +68,7 @@ def _find_files(path: str | os.PathLike[str], subfolder: str | None) -> tuple[Pa
         raise ValueError(
             f"{folder} is a file; pass the folder holding {CONFIG_NAME} and {WEIGHTS_NAME}"
         )
-    weights = folder / WEIGHTS_NAME
+    weights = folder / weights_name
     if not weights.is_file():
         # Checked before config.json: a pickle-only folder deserves the actionable message.
         pickles = sorted(p for p in folder.iterdir() if p.suffix in PICKLE_SUFFIXES)
@@ -257,6 +259,7 @@ def load_upsampler(
     torch_dtype: DTypeLike | None = None,
     device: str | torch.device | None = None,
     cls: type[_M] = LatentUpsampler,  # type: ignore[assignment]
+    weights_name: str = WEIGHTS_NAME,
 ) -> _M:
     """Load an upsampler folder.
 
@@ -264,7 +267,7 @@ def load_upsampler(
     save/load round trip reproduces outputs bit for bit; pass a dtype to cast.
     """
     dtype = None if torch_dtype is None else resolve_dtype(torch_dtype)
-    config_path, weights_path = _find_files(path, subfolder)
+    config_path, weights_path = _find_files(path, subfolder, weights_name)
     config = read_config(config_path)
     # The header alone (a few kB) shows whether config.json describes these weights, so a
     # hostile or mistaken config fails before a network of its size is allocated.
@@ -300,7 +303,9 @@ def _atomic_write(path: Path, data: bytes) -> None:
         raise
 
 
-def save_upsampler(model: LatentUpsampler, path: str | os.PathLike[str]) -> None:
+def save_upsampler(
+    model: LatentUpsampler, path: str | os.PathLike[str], *, weights_name: str = WEIGHTS_NAME
+) -> None:
     """Write `config.json` and `diffusion_pytorch_model.safetensors` into the folder `path`.
 
     Tensors are stored in the module's own dtype (fp32 unless it was cast), unchanged.
@@ -312,7 +317,7 @@ def save_upsampler(model: LatentUpsampler, path: str | os.PathLike[str]) -> None
     tensors = {
         key: tensor.detach().to("cpu").contiguous() for key, tensor in model.state_dict().items()
     }
-    _atomic_write(folder / WEIGHTS_NAME, save(tensors, metadata={"format": "pt"}))
+    _atomic_write(folder / weights_name, save(tensors, metadata={"format": "pt"}))
     # Config last: a folder whose config.json is new also has its new weights.
     config_text = json.dumps(model.config.to_dict(), indent=2, sort_keys=True) + "\n"
     _atomic_write(folder / CONFIG_NAME, config_text.encode("utf-8"))
