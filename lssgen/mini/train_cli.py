@@ -168,7 +168,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     flow.add_argument(
         "--prefix-fraction",
-        type=float,
+        type=finite_float,
         default=0.0,
         help='captions behind a GenEval-style prefix ("a photo of ...")',
     )
