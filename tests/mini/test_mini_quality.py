@@ -167,3 +167,20 @@ def test_bad_arguments_are_refused_before_any_model_loads(capsys, tmp_path):
         with pytest.raises(SystemExit):
             main(["evaluate", "--output", str(tmp_path), "--model", str(tmp_path), *argument])
         assert argument[0] in capsys.readouterr().err
+
+
+def test_the_probe_is_held_out_from_training_and_evaluation_and_scores_each_call(tiny_folder):
+    from lssgen.mini.model import load_shipped_pipeline
+    from lssgen.mini.probe import PROBE_DATA_SEED, probe, probe_calls
+    from lssgen.mini.train_data import TRAIN_DATA_SEED
+
+    assert PROBE_DATA_SEED not in (TRAIN_DATA_SEED, EVAL_DATA_SEED)
+    pipe = load_shipped_pipeline(tiny_folder)
+    pipe.set_progress_bar_config(disable=True)
+    calls = probe_calls(SETTINGS)
+    assert set(calls) == {f"plain{NATIVE}", f"plain{LOW}", "lss"}
+    results = probe(pipe, calls=calls, count=6, names=[f"plain{LOW}", "lss"])
+    assert list(results) == [f"plain{LOW}", "lss"]
+    assert all(sum(r["count"].values()) == 6 for r in results.values())
+    with pytest.raises(ValueError, match="unknown probe call"):
+        probe(pipe, calls=calls, names=["plain9"])
