@@ -301,6 +301,57 @@ def entry_index(
     return index
 
 
+def resolve_stage_count(
+    height: int,
+    width: int,
+    *,
+    num_steps: int,
+    min_size: int | None = None,
+    start_sigma: float = 0.75,
+    shorten_steps: bool = False,
+    stage_steps: Sequence[int] | None = None,
+    stage_entries: Sequence[float | None] | None = None,
+    final_steps: int | None = None,
+) -> tuple[int, int]:
+    """``(min_size, extra stages)`` of the plan these arguments ask for, or an error naming the
+    arguments that contradict each other; no schedule is built (the pipelines call this first)."""
+    steps = check_stage_steps(stage_steps)
+    entries = check_stage_entries(stage_entries)
+    final = check_final_steps(final_steps)
+    check_explicit_combination(
+        num_steps=num_steps,
+        start_sigma=start_sigma,
+        shorten_steps=shorten_steps,
+        stage_steps=steps,
+        stage_entries=entries,
+        final_steps=final,
+    )
+    asked_stages = explicit_stage_count(steps, entries)
+    min_size_given = min_size is not None
+    if min_size is None:
+        min_size = 512 if asked_stages is None else min_size_for_stages(height, width, asked_stages)
+    if min_size > min(height, width):
+        raise ValueError(
+            f"min_size={min_size} must be <= min(height, width) = {min(height, width)}; "
+            f"use min_size={min(height, width)} for a single stage"
+        )
+    extra = count_extra_stages(height, width, min_size, start_sigma)
+    if asked_stages is not None and extra + 1 != asked_stages:
+        raise ValueError(
+            f"min_size={min_size} plans {extra + 1} stage(s) at {width}x{height}, but "
+            f"stage_steps / stage_entries ask for {asked_stages}; leave min_size unset or pass "
+            f"min_size={min_size_for_stages(height, width, asked_stages)}"
+        )
+    if final is not None and extra == 0:
+        raise ValueError(
+            f"final_steps={final} sets the steps of the last of several stages, but "
+            f"min_size={min_size} plans one stage at {width}x{height} (plain generation, "
+            f"num_steps={num_steps}); pass min_size <= {min(height, width) // 2}"
+            + ("" if min_size_given else " (min_size defaults to 512)")
+        )
+    return min_size, extra
+
+
 def _check_bool(value: bool, argument: str) -> None:
     # bool("no") is True: a string or number here is a mistake, not a flag.
     if not isinstance(value, bool):
@@ -386,37 +437,17 @@ def plan_stages(
     stage_steps = check_stage_steps(stage_steps)
     stage_entries = check_stage_entries(stage_entries)
     final_steps = check_final_steps(final_steps)
-    check_explicit_combination(
+    min_size, extra = resolve_stage_count(
+        height,
+        width,
         num_steps=num_steps,
+        min_size=min_size,
         start_sigma=start_sigma,
         shorten_steps=shorten_steps,
         stage_steps=stage_steps,
         stage_entries=stage_entries,
         final_steps=final_steps,
     )
-    asked_stages = explicit_stage_count(stage_steps, stage_entries)
-    min_size_given = min_size is not None
-    if min_size is None:
-        min_size = 512 if asked_stages is None else min_size_for_stages(height, width, asked_stages)
-    if min_size > min(height, width):
-        raise ValueError(
-            f"min_size={min_size} must be <= min(height, width) = {min(height, width)}; "
-            f"use min_size={min(height, width)} for a single stage"
-        )
-    extra = count_extra_stages(height, width, min_size, start_sigma)
-    if asked_stages is not None and extra + 1 != asked_stages:
-        raise ValueError(
-            f"min_size={min_size} plans {extra + 1} stage(s) at {width}x{height}, but "
-            f"stage_steps / stage_entries ask for {asked_stages}; leave min_size unset or pass "
-            f"min_size={min_size_for_stages(height, width, asked_stages)}"
-        )
-    if final_steps is not None and extra == 0:
-        raise ValueError(
-            f"final_steps={final_steps} sets the steps of the last of several stages, but "
-            f"min_size={min_size} plans one stage at {width}x{height} (plain generation, "
-            f"num_steps={num_steps}); pass min_size <= {min(height, width) // 2}"
-            + ("" if min_size_given else " (min_size defaults to 512)")
-        )
     pixel_multiple = vae_scale_factor * patch_size
     _check_sizes(height, width, extra, pixel_multiple, min_size)
     schedule = schedule or FlowSchedule()

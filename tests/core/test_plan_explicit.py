@@ -4,13 +4,14 @@ Each planning rule has a property test; the refusals are checked before any sche
 """
 
 import math
+import random
 
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from lssgen_core.cost import TransformerCost
-from lssgen_core.explicit_plan import MAX_SCHEDULE_STEPS, budget_final_steps
+from lssgen_core.explicit_plan import MAX_SCHEDULE_STEPS, budget_final_steps, schedule_for_steps
 from lssgen_core.parameterization import FLOW, VP, convert_sigma
 from lssgen_core.plan import PURE_NOISE_LEVEL, entry_index, plan_stages
 from lssgen_core.schedules import FlowSchedule, flux_schedule
@@ -307,3 +308,30 @@ def test_explicit_inputs_that_are_not_tuples_are_type_errors(value):
 def test_one_plain_step_leaves_no_final_steps_budget():
     assert budget_final_steps(1) == 0
     assert budget_final_steps(50) == 33
+
+
+@settings(max_examples=150, deadline=None)
+@given(
+    steps=st.integers(1, 30),
+    level=st.floats(0.01, 0.99),
+    seed=st.integers(0, 2**16),
+    top=st.sampled_from([1.0, 0.97]),
+)
+def test_schedule_search_holds_for_any_non_increasing_schedule(steps, level, seed, top):
+    # Levels drawn at random per length: no monotonicity across lengths for the search to rely on.
+    def schedule_of(length):
+        rng = random.Random(seed * 7919 + length)
+        inner = sorted((0.99 * rng.random() * top for _ in range(length - 1)), reverse=True)
+        return (top, *inner, 0.0)
+
+    def entry_of(sigmas):
+        return entry_index(sigmas, level)
+
+    length, sigmas, start = schedule_for_steps(
+        steps, schedule_of, entry_of, lambda s: s >= PURE_NOISE_LEVEL
+    )
+    assert sigmas == schedule_of(length) and length - start == steps
+    assert steps <= length <= max(MAX_SCHEDULE_STEPS, steps + 1)
+    assert sigmas[start] < PURE_NOISE_LEVEL
+    if start > 0 and length > steps + 1:
+        assert length - entry_of(sigmas) <= steps  # entering at or above the rule's entry
