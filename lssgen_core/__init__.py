@@ -5,6 +5,7 @@ Needs only torch, numpy and attrs (safetensors for upsampler weights, imported w
 
 from lssgen_core.cost import CalibratedCost, TransformerCost, UNetCost, calibrate, plan_cost
 from lssgen_core.denoiser import Denoiser
+from lssgen_core.explicit_plan import budget_final_steps
 from lssgen_core.noise import randn
 from lssgen_core.parameterization import (
     FLOW,
@@ -69,6 +70,7 @@ __all__ = [
     "TransformerCost",
     "UNetCost",
     "UpsamplerConfig",
+    "budget_final_steps",
     "calibrate",
     "cogview4_mu",
     "cogview4_schedule",

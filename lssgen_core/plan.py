@@ -17,6 +17,9 @@ The rules are the original implementation's, so plans match its behaviour:
   at that stage (two stages at one step give plain one-stage generation). This rule is ours, not
   the original's; :func:`plan_notes` says when it applied, and when a plan of several stages costs
   at least plain's token-steps or has many stages.
+- ``stage_steps``, ``stage_entries`` and ``final_steps`` state a plan's step counts and entry levels
+  directly (:mod:`lssgen_core.explicit_plan` gives their semantics); without them a plan is the
+  paper's.
 """
 
 from __future__ import annotations
@@ -28,6 +31,15 @@ from typing import TYPE_CHECKING
 
 import attrs
 
+from lssgen_core.explicit_plan import (
+    check_explicit_combination,
+    check_final_steps,
+    check_stage_entries,
+    check_stage_steps,
+    explicit_stage_count,
+    min_size_for_stages,
+    schedule_for_steps,
+)
 from lssgen_core.parameterization import (
     FLOW,
     Parameterization,
@@ -121,6 +133,18 @@ class StagePlan:
     stages: tuple[Stage, ...]
     # Smaller stages left out because the stage after them could only enter at pure noise.
     dropped_stages: int = 0
+    # The explicit inputs the plan was made with (None: the paper's rules).
+    stage_steps: tuple[int, ...] | None = None
+    stage_entries: tuple[float | None, ...] | None = None
+    final_steps: int | None = None
+
+    @property
+    def is_explicit(self) -> bool:
+        return (
+            self.stage_steps is not None
+            or self.stage_entries is not None
+            or self.final_steps is not None
+        )
 
     @property
     def target(self) -> Stage:
@@ -150,6 +174,11 @@ class StagePlan:
             f"shorten_steps={self.shorten_steps}, {self.parameterization.name} sigmas, "
             f"entry rule {self.entry_rule!r}"
         )
+        if self.is_explicit:
+            header += (
+                f", stage_steps={self.stage_steps}, stage_entries={self.stage_entries}, "
+                f"final_steps={self.final_steps}"
+            )
         columns = ("stage", "pixels", "latent", "tokens", "schedule", "enters at", "sigma", "steps")
         rows = [
             (
@@ -272,6 +301,57 @@ def entry_index(
     return index
 
 
+def resolve_stage_count(
+    height: int,
+    width: int,
+    *,
+    num_steps: int,
+    min_size: int | None = None,
+    start_sigma: float = 0.75,
+    shorten_steps: bool = False,
+    stage_steps: Sequence[int] | None = None,
+    stage_entries: Sequence[float | None] | None = None,
+    final_steps: int | None = None,
+) -> tuple[int, int]:
+    """``(min_size, extra stages)`` of the plan these arguments ask for, or an error naming the
+    arguments that contradict each other; no schedule is built (the pipelines call this first)."""
+    steps = check_stage_steps(stage_steps)
+    entries = check_stage_entries(stage_entries)
+    final = check_final_steps(final_steps)
+    check_explicit_combination(
+        num_steps=num_steps,
+        start_sigma=start_sigma,
+        shorten_steps=shorten_steps,
+        stage_steps=steps,
+        stage_entries=entries,
+        final_steps=final,
+    )
+    asked_stages = explicit_stage_count(steps, entries)
+    min_size_given = min_size is not None
+    if min_size is None:
+        min_size = 512 if asked_stages is None else min_size_for_stages(height, width, asked_stages)
+    if min_size > min(height, width):
+        raise ValueError(
+            f"min_size={min_size} must be <= min(height, width) = {min(height, width)}; "
+            f"use min_size={min(height, width)} for a single stage"
+        )
+    extra = count_extra_stages(height, width, min_size, start_sigma)
+    if asked_stages is not None and extra + 1 != asked_stages:
+        raise ValueError(
+            f"min_size={min_size} plans {extra + 1} stage(s) at {width}x{height}, but "
+            f"stage_steps / stage_entries ask for {asked_stages}; leave min_size unset or pass "
+            f"min_size={min_size_for_stages(height, width, asked_stages)}"
+        )
+    if final is not None and extra == 0:
+        raise ValueError(
+            f"final_steps={final} sets the steps of the last of several stages, but "
+            f"min_size={min_size} plans one stage at {width}x{height} (plain generation, "
+            f"num_steps={num_steps}); pass min_size <= {min(height, width) // 2}"
+            + ("" if min_size_given else " (min_size defaults to 512)")
+        )
+    return min_size, extra
+
+
 def _check_bool(value: bool, argument: str) -> None:
     # bool("no") is True: a string or number here is a mistake, not a flag.
     if not isinstance(value, bool):
@@ -309,7 +389,7 @@ def plan_stages(
     width: int,
     *,
     num_steps: int,
-    min_size: int = 512,
+    min_size: int | None = None,
     start_sigma: float = 0.75,
     shorten_steps: bool = False,
     vae_scale_factor: int = 8,
@@ -319,6 +399,9 @@ def plan_stages(
     entry_rule: str = "sigma",
     base_size: tuple[int, int] | None = None,
     compensate_resolution: bool = False,
+    stage_steps: Sequence[int] | None = None,
+    stage_entries: Sequence[float | None] | None = None,
+    final_steps: int | None = None,
 ) -> StagePlan:
     """Plan the stages of an LSS generation at ``height`` x ``width`` pixels.
 
@@ -328,27 +411,43 @@ def plan_stages(
     reference for ``shorten_steps`` (default: the target). ``compensate_resolution`` raises the
     entry level of each later stage with :func:`~lssgen_core.schedules.resolution_shift` (off in
     the paper and the original).
+
+    ``min_size`` defaults to 512, or, with ``stage_steps`` / ``stage_entries``, to the size that
+    gives their number of stages (a ``min_size`` passed with them must give that number).
+    ``stage_steps`` (steps each stage runs, smallest first), ``stage_entries`` (each later stage's
+    entry level, None for ``start_sigma``) and ``final_steps`` (steps the target stage runs) are
+    explained in :mod:`lssgen_core.explicit_plan`; contradictory combinations raise ``ValueError``
+    before any schedule is built.
     """
     for argument, value in (
         ("height", height),
         ("width", width),
-        ("min_size", min_size),
         ("vae_scale_factor", vae_scale_factor),
         ("patch_size", patch_size),
     ):
         _check_positive_int(value, argument)
+    if min_size is not None:
+        _check_positive_int(min_size, "min_size")
     check_num_steps(num_steps)
     check_start_sigma(start_sigma)
     _check_bool(shorten_steps, "shorten_steps")
     _check_bool(compensate_resolution, "compensate_resolution")
     if entry_rule not in ENTRY_RULES:
         raise ValueError(f"entry_rule={entry_rule!r} must be one of {ENTRY_RULES}")
-    if min_size > min(height, width):
-        raise ValueError(
-            f"min_size={min_size} must be <= min(height, width) = {min(height, width)}; "
-            f"use min_size={min(height, width)} for a single stage"
-        )
-    extra = count_extra_stages(height, width, min_size, start_sigma)
+    stage_steps = check_stage_steps(stage_steps)
+    stage_entries = check_stage_entries(stage_entries)
+    final_steps = check_final_steps(final_steps)
+    min_size, extra = resolve_stage_count(
+        height,
+        width,
+        num_steps=num_steps,
+        min_size=min_size,
+        start_sigma=start_sigma,
+        shorten_steps=shorten_steps,
+        stage_steps=stage_steps,
+        stage_entries=stage_entries,
+        final_steps=final_steps,
+    )
     pixel_multiple = vae_scale_factor * patch_size
     _check_sizes(height, width, extra, pixel_multiple, min_size)
     schedule = schedule or FlowSchedule()
@@ -370,13 +469,36 @@ def plan_stages(
         )
         area_ratio = (base_height * base_width) / (stage_height * stage_width)
         steps = shortened_steps(num_steps, area_ratio) if shorten_steps else num_steps
-        sigmas = tuple(float(s) for s in schedule(steps, size))
-        _check_schedule(sigmas, steps, size)
-        start = 0
-        if index > 0:
-            level = resolution_shift(start_sigma, 4.0) if compensate_resolution else start_sigma
-            start = entry_index(sigmas, level, parameterization, entry_rule)
-        stages.append(Stage(index, size, steps, sigmas, start))
+        run = _asked_steps(index, extra, stage_steps, final_steps)
+        if index == 0 and run is not None:
+            steps = run
+
+        def levels(length: int, size: StageSize = size) -> tuple[float, ...]:
+            sigmas = tuple(float(s) for s in schedule(length, size))
+            _check_schedule(sigmas, length, size)
+            return sigmas
+
+        if index == 0:
+            stages.append(Stage(index, size, steps, levels(steps), 0))
+            continue
+        asked = None if stage_entries is None else stage_entries[index - 1]
+        entry = start_sigma if asked is None else asked
+        level = resolution_shift(entry, 4.0) if compensate_resolution else entry
+
+        def entry_of(sigmas: Sequence[float], level: float = level) -> int:
+            return entry_index(sigmas, level, parameterization, entry_rule)
+
+        if run is None:
+            sigmas = levels(steps)
+            stages.append(Stage(index, size, steps, sigmas, entry_of(sigmas)))
+            continue
+        length, sigmas, start = schedule_for_steps(
+            run,
+            levels,
+            entry_of,
+            lambda sigma: convert_sigma(sigma, parameterization, FLOW) >= PURE_NOISE_LEVEL,
+        )
+        stages.append(Stage(index, size, length, sigmas, start))
 
     dropped = _first_useful_stage(stages, parameterization)
     stages = [
@@ -394,7 +516,21 @@ def plan_stages(
         entry_rule=entry_rule,
         stages=tuple(stages),
         dropped_stages=dropped,
+        stage_steps=stage_steps,
+        stage_entries=stage_entries,
+        final_steps=final_steps,
     )
+
+
+def _asked_steps(
+    index: int, extra: int, stage_steps: tuple[int, ...] | None, final_steps: int | None
+) -> int | None:
+    """The steps the explicit inputs ask stage ``index`` (of ``extra + 1``) to run, if any."""
+    if stage_steps is not None:
+        return stage_steps[index]
+    if final_steps is not None and index == extra:
+        return final_steps
+    return None
 
 
 def _first_useful_stage(stages: Sequence[Stage], parameterization: Parameterization) -> int:

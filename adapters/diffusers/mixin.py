@@ -27,6 +27,7 @@ from lssgen_core.plan import (
     StagePlan,
     count_extra_stages,
     plan_stages,
+    resolve_stage_count,
     warn_plan_notes,
 )
 from lssgen_core.sampling import enter_stage
@@ -72,6 +73,15 @@ LSS_ARGUMENTS_DOC = """
       resize, VAE encode), or ``"bicubic"`` / ``"bilinear"`` / ``"nearest"`` latent interpolation.
     - ``entry_rule``: ``"sigma"`` (default: enter where the noise level matches ``start_sigma``
       by signal-to-noise ratio) or ``"strength"`` (the original's img2img rule for SD / SDXL).
+    - ``stage_steps`` (tuple of ints, smallest stage first; default None: the paper's rules):
+      the denoising steps each stage runs; its length is the number of stages (``min_size``, if
+      given, must plan as many). A later stage enters the longest schedule whose entry still
+      leaves that many steps at or above its entry level. With one entry it must equal
+      ``num_inference_steps`` (one stage is the stock pipeline).
+    - ``stage_entries`` (tuple, one per later stage, of floats in (0, 1) or None for
+      ``start_sigma``): each later stage's entry level, read as ``start_sigma`` is.
+    - ``final_steps`` (int): the steps the full-size stage runs; the smaller stages follow the
+      paper's rules. ``final_steps <= 2 * num_inference_steps // 3`` never costs more than plain.
 
     The plan of the last call is ``pipe.lss_plan`` (``print(pipe.lss_plan.describe())``);
     ``pipe.lss_plan_for(height=..., width=..., ...)`` plans without generating. With several
@@ -105,10 +115,26 @@ class _Request:
     call: Mapping[str, Any]
     height: int
     width: int
-    min_size: int
+    min_size: int | None  # None: the explicit stage count sets it
 
     @property
     def single_stage(self) -> bool:
+        options = self.options
+        if options.is_explicit or self.min_size is None:
+            # Refuses contradictory explicit arguments, before any model runs.
+            _, extra = resolve_stage_count(
+                self.height,
+                self.width,
+                num_steps=self.call["num_inference_steps"],
+                min_size=self.min_size,
+                start_sigma=options.start_sigma,
+                shorten_steps=options.shorten_steps,
+                stage_steps=options.stage_steps,
+                stage_entries=options.stage_entries,
+                final_steps=options.final_steps,
+            )
+            return extra == 0
+        assert self.min_size is not None
         return (
             count_extra_stages(self.height, self.width, self.min_size, self.options.start_sigma)
             == 0
@@ -323,6 +349,9 @@ class LSSPipelineMixin:
         shorten_intermediate_steps: bool | None = None,
         scaling_mode: str | None = None,
         entry_rule: str | None = None,
+        stage_steps: tuple[int, ...] | None = None,
+        stage_entries: tuple[float | None, ...] | None = None,
+        final_steps: int | None = None,
         **kwargs: Any,
     ) -> Any:
         self.lss_plan = None
@@ -335,6 +364,9 @@ class LSSPipelineMixin:
             shorten_intermediate_steps=shorten_intermediate_steps,
             scaling_mode=scaling_mode,
             entry_rule=entry_rule,
+            stage_steps=stage_steps,
+            stage_entries=stage_entries,
+            final_steps=final_steps,
         )
         call = request.call
         if request.single_stage:
@@ -383,6 +415,9 @@ class LSSPipelineMixin:
         shorten_intermediate_steps: bool | None = None,
         scaling_mode: str | None = None,
         entry_rule: str | None = None,
+        stage_steps: tuple[int, ...] | None = None,
+        stage_entries: tuple[float | None, ...] | None = None,
+        final_steps: int | None = None,
         **kwargs: Any,
     ) -> StagePlan:
         """The plan a call with these arguments would run, without running anything.
@@ -400,6 +435,9 @@ class LSSPipelineMixin:
             shorten_intermediate_steps=shorten_intermediate_steps,
             scaling_mode=scaling_mode,
             entry_rule=entry_rule,
+            stage_steps=stage_steps,
+            stage_entries=stage_entries,
+            final_steps=final_steps,
         )
         return self._lss_plan(request, check=not request.single_stage)
 
@@ -562,6 +600,9 @@ class LSSPipelineMixin:
             schedule=schedule,
             parameterization=parameterization,
             entry_rule=options.entry_rule,
+            stage_steps=options.stage_steps,
+            stage_entries=options.stage_entries,
+            final_steps=options.final_steps,
         )
 
     def _lss_single_stage_plan(self, request: _Request) -> StagePlan | None:

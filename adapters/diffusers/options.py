@@ -19,12 +19,25 @@ signal-to-noise ratio is still at least that of flow level ``start_sigma``; one 
 ``start_sigma`` then destroys the same amount of signal on every model family, scheduler and step
 count. ``entry_rule="strength"`` is the img2img rule ``start = N - int(N * start_sigma)`` that the
 original used for SD and SDXL; pass it to reproduce those runs.
+
+Explicit plans (``stage_steps``, ``stage_entries``, ``final_steps``; all ``None`` by default, which
+plans as the paper) go to :func:`~lssgen_core.plan.plan_stages` unchanged, where
+:mod:`lssgen_core.explicit_plan` explains them. Two pipeline rules: an explicit stage count with
+``min_size`` left unset sets ``min_size`` (SDXL's default 1024 does not turn ``stage_steps=(12, 6)``
+into one stage), and FLUX's default ``shorten_intermediate_steps=True`` gives way to
+``stage_steps`` (set to True by the caller, it is refused with them).
 """
 
 from __future__ import annotations
 
 import attrs
 
+from lssgen_core.explicit_plan import (
+    check_final_steps,
+    check_stage_entries,
+    check_stage_steps,
+    explicit_stage_count,
+)
 from lssgen_core.parameterization import check_start_sigma
 from lssgen_core.plan import ENTRY_RULES
 from lssgen_core.upsample import SCALING_MODES
@@ -63,13 +76,28 @@ class LSSOptions:
     shorten_steps: bool
     scaling_mode: str
     entry_rule: str
+    stage_steps: tuple[int, ...] | None = None
+    stage_entries: tuple[float | None, ...] | None = None
+    final_steps: int | None = None
 
-    def min_size_for(self, height: int, width: int) -> int:
-        """The min_size to plan with.
+    @property
+    def is_explicit(self) -> bool:
+        return (
+            self.stage_steps is not None
+            or self.stage_entries is not None
+            or self.final_steps is not None
+        )
+
+    def min_size_for(self, height: int, width: int) -> int | None:
+        """The min_size to plan with (None: the one the explicit stage count gives).
 
         A default larger than the image (SDXL's 1024 for a 768 image) means "no extra stage"; a
         min_size the user chose larger than the image is an error (raised here, before any work).
         """
+        if self.min_size_argument is None and (
+            explicit_stage_count(self.stage_steps, self.stage_entries) is not None
+        ):
+            return None
         smallest = min(height, width)
         if self.min_size <= smallest:
             return self.min_size
@@ -90,6 +118,9 @@ def resolve_options(
     shorten_intermediate_steps: bool | None,
     scaling_mode: str | None,
     entry_rule: str | None,
+    stage_steps: tuple[int, ...] | None = None,
+    stage_entries: tuple[float | None, ...] | None = None,
+    final_steps: int | None = None,
 ) -> LSSOptions:
     """Fill in defaults and reject bad values, naming the argument; no model work happens here."""
     if min_size is not None and min_resolution is not None:
@@ -117,8 +148,17 @@ def resolve_options(
             "shorten_intermediate_steps must be a bool (True or False), got "
             f"{shorten_intermediate_steps!r}"
         )
+    steps = check_stage_steps(stage_steps)
+    entries = check_stage_entries(stage_entries)
+    final = check_final_steps(final_steps)
+    explicit_stage_count(steps, entries)  # their lengths agree
+    if steps is not None and shorten_intermediate_steps:
+        raise ValueError(
+            f"stage_steps={steps} fixes every stage's steps, so shorten_intermediate_steps=True "
+            "has nothing to shorten; leave it unset or False"
+        )
     shorten = (
-        defaults.shorten_intermediate_steps
+        defaults.shorten_intermediate_steps and steps is None
         if shorten_intermediate_steps is None
         else shorten_intermediate_steps
     )
@@ -129,4 +169,7 @@ def resolve_options(
         shorten_steps=shorten,
         scaling_mode=scaling_mode,
         entry_rule=entry_rule,
+        stage_steps=steps,
+        stage_entries=entries,
+        final_steps=final,
     )

@@ -39,6 +39,9 @@ def lss_parameters(defaults: LSSDefaults) -> list[inspect.Parameter]:
         keyword("shorten_intermediate_steps", defaults.shorten_intermediate_steps, bool),
         keyword("scaling_mode", DEFAULT_SCALING_MODE, str),
         keyword("entry_rule", DEFAULT_ENTRY_RULE, str),
+        keyword("stage_steps", None, tuple[int, ...] | None),
+        keyword("stage_entries", None, tuple[float | None, ...] | None),
+        keyword("final_steps", None, int | None),
     ]
 
 

@@ -152,7 +152,9 @@ def plan_for_model(
     """An LSS plan in VE sigmas for ``model`` with :func:`stage_schedule`'s ``spacing``.
 
     ``plan_kwargs`` go to :func:`~lssgen_core.plan.plan_stages` (``min_size``, ``start_sigma``,
-    ``shorten_steps``, ``vae_scale_factor``, ``patch_size``, ``entry_rule``, ...).
+    ``shorten_steps``, ``vae_scale_factor``, ``patch_size``, ``entry_rule``, and the explicit
+    plan's ``stage_steps``, ``stage_entries``, ``final_steps``, ...): a flow model's VE plan
+    enters every stage where its flow plan does, explicit plans included.
     """
     schedule = stage_schedule(
         model, spacing, shift=shift, sigma_min=sigma_min, sigma_max=sigma_max, rho=rho
