@@ -136,7 +136,7 @@ def assemble(
     dtype: torch.dtype = torch.float16,
 ) -> dict[str, int]:
     """Write the pipeline folder to `output` (replacing it whole); returns its component sizes."""
-    from lssgen_diffusers.testing import align_safetensors
+    from lssgen_diffusers.aligned_save import align_safetensors
 
     pipe = build_pipeline(work, upsampler=upsampler, shift=shift)
     for name in HALF_COMPONENTS:

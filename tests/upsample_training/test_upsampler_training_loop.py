@@ -12,6 +12,7 @@ import torch
 from safetensors.torch import save_file
 from upsample_training_support import SIZE, TRAINED_CONFIG
 
+from lssgen.images import ImageFolder
 from lssgen_core.upsample import LatentUpsampler
 from lssgen_core.upsample.checkpoint import STATE_NAME, TENSORS_PREFIX
 from lssgen_core.upsample.evaluate import evaluate_scalers, standard_scalers
@@ -25,7 +26,6 @@ from lssgen_core.upsample.train import (
     init_upsampler,
     train_upsampler,
 )
-from lssgen_diffusers.images import ImageFolder
 
 SHORT = TrainConfig(size=SIZE, steps=8, batch_size=4, lr=1e-3, seed=3)
 

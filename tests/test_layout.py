@@ -1,0 +1,48 @@
+"""The house rules of the layout: the library never imports the applications or the test
+builders, and importing the core loads no training code."""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+LIBRARY = ("lssgen_core", "adapters/diffusers", "adapters/kdiffusion")
+TEST_BUILDERS = "adapters/diffusers/testing.py"
+
+
+def imported_modules(path: Path) -> set[str]:
+    """Every module `path` imports, at the top or inside a function."""
+    modules: set[str] = set()
+    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+        if isinstance(node, ast.Import):
+            modules.update(alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.module and not node.level:
+            modules.add(node.module)
+    return modules
+
+
+def production_files() -> list[Path]:
+    folders = (*LIBRARY, "lssgen")
+    files = [path for folder in folders for path in sorted((ROOT / folder).rglob("*.py"))]
+    return [path for path in files if path != ROOT / TEST_BUILDERS]
+
+
+def test_production_code_never_imports_the_test_builders() -> None:
+    offenders = [
+        str(path.relative_to(ROOT))
+        for path in production_files()
+        if "lssgen_diffusers.testing" in imported_modules(path)
+    ]
+    assert offenders == []
+
+
+def test_the_library_never_imports_the_applications() -> None:
+    offenders = [
+        f"{path.relative_to(ROOT)}: {module}"
+        for folder in LIBRARY
+        for path in sorted((ROOT / folder).rglob("*.py"))
+        for module in imported_modules(path)
+        if module == "lssgen" or module.startswith("lssgen.")
+    ]
+    assert offenders == []
