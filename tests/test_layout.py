@@ -4,11 +4,25 @@ builders, and importing the core loads no training code."""
 from __future__ import annotations
 
 import ast
+import subprocess
+import sys
 from pathlib import Path
+
+import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 LIBRARY = ("lssgen_core", "adapters/diffusers", "adapters/kdiffusion")
 TEST_BUILDERS = "adapters/diffusers/testing.py"
+TRAINING_MODULES = (
+    "train",
+    "batches",
+    "pairs",
+    "losses",
+    "lpips",
+    "checkpoint",
+    "evaluate",
+    "metrics",
+)
 
 
 def imported_modules(path: Path) -> set[str]:
@@ -46,3 +60,23 @@ def test_the_library_never_imports_the_applications() -> None:
         if module == "lssgen" or module.startswith("lssgen.")
     ]
     assert offenders == []
+
+
+@pytest.mark.parametrize(
+    "packages",
+    [
+        "lssgen_core, lssgen_core.sampling, lssgen_core.upsample, lssgen_core.atomic",
+        "lssgen_diffusers",
+    ],
+)
+def test_importing_the_library_loads_no_training_code(packages: str) -> None:
+    """Training (the loop, LPIPS, pairs, checkpoints ...) is an application: `lssgen.training`."""
+    # Before the move these were lssgen_core.upsample.train, .lpips ...: caught by their names.
+    code = (
+        f"import sys, {packages}\n"
+        f"training = {TRAINING_MODULES!r}\n"
+        "apps = sorted(m for m in sys.modules if m.split('.')[0] == 'lssgen'\n"
+        "              or (m.startswith('lssgen_') and m.rsplit('.', 1)[-1] in training))\n"
+        "assert not apps, apps\n"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True)

@@ -17,11 +17,11 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 import torch
 
+from lssgen.training.checkpoint import has_training_state, read_training_info
 from lssgen_core.parameterization import check_start_sigma
-from lssgen_core.upsample.checkpoint import has_training_state, read_training_info
 
 if TYPE_CHECKING:  # only an annotation: the commands that never train need not load training
-    from lssgen_core.upsample.train import NonFiniteLossError
+    from lssgen.training.train import NonFiniteLossError
 
 EXIT_USAGE = 2
 EXIT_INTERRUPTED = 130

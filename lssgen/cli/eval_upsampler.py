@@ -26,10 +26,10 @@ from lssgen.cli.common import (
     non_negative_int,
     positive_int,
 )
-from lssgen_core.upsample.atomic import write_bytes_atomic, write_json_atomic
-from lssgen_core.upsample.evaluate import evaluate_scalers, format_table, standard_scalers
+from lssgen.training.evaluate import evaluate_scalers, format_table, standard_scalers
+from lssgen.training.pairs import DOWNSAMPLE_MODES, SCALE_FACTOR, STREAM_EVAL, CropBatches
+from lssgen_core.atomic import write_bytes_atomic, write_json_atomic
 from lssgen_core.upsample.network import LatentUpsampler
-from lssgen_core.upsample.pairs import DOWNSAMPLE_MODES, SCALE_FACTOR, STREAM_EVAL, CropBatches
 
 JSON_NAME = "eval.json"
 GRID_NAME = "grid.png"

@@ -69,8 +69,8 @@ from lssgen.cli.geneval_layout import (
     write_metadata,
 )
 from lssgen.cli.prompts import PromptFileError, load_prompt_file, prompt_from_text
+from lssgen_core.atomic import write_bytes_atomic, write_json_atomic
 from lssgen_core.upsample import SCALING_MODES, LatentUpsampler
-from lssgen_core.upsample.atomic import write_bytes_atomic, write_json_atomic
 from lssgen_diffusers.call_defaults import CALL_DEFAULTS_NAME, LSS_KEYS, read_call_defaults
 from lssgen_diffusers.options import (
     COGVIEW4_DEFAULTS,

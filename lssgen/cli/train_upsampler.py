@@ -38,11 +38,9 @@ from lssgen.cli.common import (
     non_negative_int,
     positive_int,
 )
-from lssgen_core.upsample.atomic import write_json_atomic
-from lssgen_core.upsample.lpips import load_lpips
-from lssgen_core.upsample.network import LatentUpsampler
-from lssgen_core.upsample.pairs import DOWNSAMPLE_MODES
-from lssgen_core.upsample.train import (
+from lssgen.training.lpips import load_lpips
+from lssgen.training.pairs import DOWNSAMPLE_MODES
+from lssgen.training.train import (
     CHECKPOINT_DIRNAME,
     DTYPES,
     NonFiniteLossError,
@@ -52,6 +50,8 @@ from lssgen_core.upsample.train import (
     init_upsampler,
     train_upsampler,
 )
+from lssgen_core.atomic import write_json_atomic
+from lssgen_core.upsample.network import LatentUpsampler
 
 SUMMARY_NAME = "lssgen_training.json"
 
@@ -109,7 +109,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--lpips-weights",
         metavar="PATH",
-        help="local LPIPS(alex) safetensors (see lssgen_core.upsample.lpips); never downloaded",
+        help="local LPIPS(alex) safetensors (see lssgen.training.lpips); never downloaded",
     )
     parser.add_argument(
         "--lpips-loss-weight",

@@ -43,7 +43,7 @@ from lssgen.mini.cli_common import (
 from lssgen.mini.model import MINI_SETTINGS, MiniSettings, load_shipped_pipeline
 from lssgen.mini.render import render
 from lssgen.mini.scenes import scene_for_index
-from lssgen_core.upsample.atomic import write_bytes_atomic, write_json_atomic
+from lssgen_core.atomic import write_bytes_atomic, write_json_atomic
 
 EVAL_DATA_SEED = 7_000_003  # training uses TRAIN_DATA_SEED = 1000; never this one
 SWEEP = (0.5, 0.6, 0.7, 0.8, 0.9, 1.0)

@@ -30,7 +30,7 @@ import torch
 
 from lssgen.mini.train_text import CALL_KWARGS, load_text
 from lssgen.mini.train_work import SUMMARY_NAME, Workdir, fingerprint, publish_folder
-from lssgen_core.upsample.atomic import write_json_atomic
+from lssgen_core.atomic import write_json_atomic
 
 DEFAULT_SHIFT = 1.0
 # Stored in the assembled dtype; the small rest stays float32, so a plain from_pretrained

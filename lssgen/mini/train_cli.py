@@ -43,8 +43,8 @@ from lssgen.cli.common import (
 )
 from lssgen.mini.train_loop import DTYPES, LoopConfig, LoopResult, run_loop
 from lssgen.mini.train_work import SUMMARY_NAME, Workdir, fingerprint, publish_folder
-from lssgen_core.upsample.atomic import write_json_atomic
-from lssgen_core.upsample.train import NonFiniteLossError, ResumeError, SingleProcess
+from lssgen.training.train import NonFiniteLossError, ResumeError, SingleProcess
+from lssgen_core.atomic import write_json_atomic
 
 STAGES = ("text", "vae", "latents", "transformer", "images", "assemble", "budget")
 

@@ -15,7 +15,7 @@ import pytest
 from upsample_training_support import SIZE, TRAINED_CONFIG, write_images
 
 from lssgen.images import ImageFolder
-from lssgen_core.upsample.train import default_upsampler_config, init_upsampler, train_upsampler
+from lssgen.training.train import default_upsampler_config, init_upsampler, train_upsampler
 from lssgen_diffusers.testing import single_thread, tiny_vae
 from lssgen_diffusers.vae import VaeCodec
 
