@@ -80,3 +80,20 @@ def test_importing_the_library_loads_no_training_code(packages: str) -> None:
         "assert not apps, apps\n"
     )
     subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def test_help_of_every_command_imports_no_model_library() -> None:
+    """`lssgen [COMMAND] --help` starts without Diffusers (it took 5-18 s to import it)."""
+    code = (
+        "import contextlib, io, sys\n"
+        "from lssgen.cli import COMMANDS, main\n"
+        "for argv in [['--help'], *([name, '--help'] for name in COMMANDS)]:\n"
+        "    with contextlib.redirect_stdout(io.StringIO()):\n"
+        "        try:\n"
+        "            main(argv)\n"
+        "        except SystemExit:\n"
+        "            pass\n"
+        "    loaded = [m for m in ('diffusers', 'transformers') if m in sys.modules]\n"
+        "    assert not loaded, (argv, loaded)\n"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True)
