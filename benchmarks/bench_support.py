@@ -26,10 +26,10 @@ from typing import Any
 
 import attrs
 import torch
+from models import BenchModel
 
 import lssgen_diffusers.mixin as mixin
 from lssgen_core.cost import CalibratedCost, StepCost, calibrate, plan_cost
-from lssgen_diffusers.bench_models import BenchModel
 
 MODES = ("plain", "resnet", "latent", "pixel")
 MACHINERY = ("plan", "enter", "schedule_check")
@@ -316,7 +316,7 @@ def model_summary(
 ) -> dict[str, Any]:
     """Measured speed-ups against the cost model's predictions, for one model.
 
-    ``flops`` is :func:`lssgen_diffusers.bench_models.flop_report`'s count for ``bench``;
+    ``flops`` is the count of `flop_report` (`benchmarks/models.py`) for ``bench``;
     ``paired`` is :func:`paired_summary`'s, when the paired case ran.
     """
     plan = bench.plan()

@@ -25,8 +25,7 @@ os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
 
 from bench_support import ModelRunner, model_summary, step_times, upsampler_summary
-
-from lssgen_diffusers.bench_models import bench_model, flop_report
+from models import bench_model, flop_report
 
 RESULTS = Path(__file__).parent / "results"
 COMMAND = "pytest benchmarks/ --benchmark-only --benchmark-enable"

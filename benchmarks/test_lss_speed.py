@@ -13,8 +13,7 @@ from __future__ import annotations
 import pytest
 import torch
 from bench_support import MODES, mode_summary, paired_summary
-
-from lssgen_diffusers.bench_models import BENCH_KINDS
+from models import BENCH_KINDS
 
 DEVICES = ("cpu", "cuda")
 CASES = [

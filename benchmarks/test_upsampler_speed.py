@@ -12,8 +12,7 @@ import copy
 
 import pytest
 import torch
-
-from lssgen_diffusers.bench_models import BENCH_KINDS
+from models import BENCH_KINDS
 
 FORMATS = ("contiguous", "channels_last")
 CASES = [

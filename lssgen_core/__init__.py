@@ -3,6 +3,7 @@
 Needs only torch, numpy and attrs (safetensors for upsampler weights, imported when used).
 """
 
+from lssgen_core.atomic import json_safe, write_bytes_atomic, write_json_atomic
 from lssgen_core.cost import CalibratedCost, TransformerCost, UNetCost, calibrate, plan_cost
 from lssgen_core.denoiser import Denoiser
 from lssgen_core.explicit_plan import budget_final_steps
@@ -82,6 +83,7 @@ __all__ = [
     "flow_sigmas",
     "flux_mu",
     "flux_schedule",
+    "json_safe",
     "make_latent_scaler",
     "plan_cost",
     "plan_notes",
@@ -96,4 +98,6 @@ __all__ = [
     "shift_exponential",
     "shift_linear",
     "shift_static",
+    "write_bytes_atomic",
+    "write_json_atomic",
 ]

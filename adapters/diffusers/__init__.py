@@ -18,25 +18,56 @@ Tiny offline stock pipelines for tests and demos live in ``lssgen_diffusers.test
 on demand, not here).
 """
 
-from lssgen_core.plan import LSSPlanWarning
-from lssgen_core.upsample import LatentUpSampler, LatentUpsampler
-from lssgen_diffusers.call_checks import NonFiniteLatentError
-from lssgen_diffusers.cogview4 import LSSCogView4Pipeline
-from lssgen_diffusers.flux import LSSFluxPipeline
-from lssgen_diffusers.mixin import LSSPipelineMixin
-from lssgen_diffusers.options import (
-    COGVIEW4_DEFAULTS,
-    FLUX_DEFAULTS,
-    SD3_DEFAULTS,
-    SD_DEFAULTS,
-    SDXL_DEFAULTS,
-    LSSDefaults,
-    LSSOptions,
-)
-from lssgen_diffusers.scheduler_view import SchedulerView, entered_scheduler
-from lssgen_diffusers.sd import LSSStableDiffusionPipeline
-from lssgen_diffusers.sd3 import LSSStableDiffusion3Pipeline
-from lssgen_diffusers.sdxl import LSSStableDiffusionXLPipeline
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from lssgen_core.plan import LSSPlanWarning
+    from lssgen_core.upsample import LatentUpSampler, LatentUpsampler
+    from lssgen_diffusers.call_checks import NonFiniteLatentError
+    from lssgen_diffusers.cogview4 import LSSCogView4Pipeline
+    from lssgen_diffusers.flux import LSSFluxPipeline
+    from lssgen_diffusers.mixin import LSSPipelineMixin
+    from lssgen_diffusers.options import (
+        COGVIEW4_DEFAULTS,
+        FLUX_DEFAULTS,
+        SD3_DEFAULTS,
+        SD_DEFAULTS,
+        SDXL_DEFAULTS,
+        LSSDefaults,
+        LSSOptions,
+    )
+    from lssgen_diffusers.scheduler_view import SchedulerView, entered_scheduler
+    from lssgen_diffusers.sd import LSSStableDiffusionPipeline
+    from lssgen_diffusers.sd3 import LSSStableDiffusion3Pipeline
+    from lssgen_diffusers.sdxl import LSSStableDiffusionXLPipeline
+
+# Each name is imported from its module on first use, for start-up speed: the pipelines import
+# Diffusers (seconds), which `lssgen generate --help` and the options / call-defaults modules
+# do not need.
+_EXPORTS: dict[str, str] = {
+    "LSSPlanWarning": "lssgen_core.plan",
+    "LatentUpSampler": "lssgen_core.upsample",
+    "LatentUpsampler": "lssgen_core.upsample",
+    "NonFiniteLatentError": "lssgen_diffusers.call_checks",
+    "LSSCogView4Pipeline": "lssgen_diffusers.cogview4",
+    "LSSFluxPipeline": "lssgen_diffusers.flux",
+    "LSSPipelineMixin": "lssgen_diffusers.mixin",
+    "COGVIEW4_DEFAULTS": "lssgen_diffusers.options",
+    "FLUX_DEFAULTS": "lssgen_diffusers.options",
+    "SD3_DEFAULTS": "lssgen_diffusers.options",
+    "SD_DEFAULTS": "lssgen_diffusers.options",
+    "SDXL_DEFAULTS": "lssgen_diffusers.options",
+    "LSSDefaults": "lssgen_diffusers.options",
+    "LSSOptions": "lssgen_diffusers.options",
+    "SchedulerView": "lssgen_diffusers.scheduler_view",
+    "entered_scheduler": "lssgen_diffusers.scheduler_view",
+    "LSSStableDiffusionPipeline": "lssgen_diffusers.sd",
+    "LSSStableDiffusion3Pipeline": "lssgen_diffusers.sd3",
+    "LSSStableDiffusionXLPipeline": "lssgen_diffusers.sdxl",
+}
 
 __all__ = [
     "COGVIEW4_DEFAULTS",
@@ -59,3 +90,17 @@ __all__ = [
     "SchedulerView",
     "entered_scheduler",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    try:
+        module = _EXPORTS[name]
+    except KeyError:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}") from None
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value  # later lookups skip __getattr__
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(__all__))

@@ -25,7 +25,7 @@ import os
 from pathlib import Path
 from typing import Any
 
-from lssgen_core.upsample.atomic import write_json_atomic
+from lssgen_core.atomic import write_json_atomic
 from lssgen_core.upsample.scalers import SCALING_MODES
 
 CALL_DEFAULTS_NAME = "lssgen_call_defaults.json"

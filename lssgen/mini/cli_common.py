@@ -14,8 +14,7 @@ from pathlib import Path
 import attrs
 import torch
 
-from lssgen.mini.model import MINI_SETTINGS, SHIPPED_MODEL, MiniSettings, check_model_folder
-from lssgen_diffusers.train_cli import (
+from lssgen.cli.common import (
     UsageError,
     blame,
     fail,
@@ -23,6 +22,7 @@ from lssgen_diffusers.train_cli import (
     positive_int,
     start_sigma_value,
 )
+from lssgen.mini.model import MINI_SETTINGS, SHIPPED_MODEL, MiniSettings, check_model_folder
 
 # A 1-minute load average from this much on, other processes hold a share of the CPU that skews
 # a timing; below it the machine counts as idle.

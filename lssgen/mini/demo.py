@@ -24,6 +24,7 @@ import attrs
 import torch
 from PIL import Image
 
+from lssgen.cli.common import UsageError, fail
 from lssgen.mini.cli_common import (
     add_model_arguments,
     check_output_file,
@@ -33,7 +34,6 @@ from lssgen.mini.cli_common import (
 )
 from lssgen.mini.grid import prompt_grid, save_png
 from lssgen.mini.model import MINI_SETTINGS, MiniSettings, load_shipped_pipeline
-from lssgen_diffusers.train_cli import UsageError, fail
 
 # One prompt per GenEval category, in the form of the captions the shipped model was trained on:
 # without GenEval's "a photo of" prefix, which it never saw and answers with noise (seen on the

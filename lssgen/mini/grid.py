@@ -49,7 +49,7 @@ def prompt_grid(
 
 def save_png(image: Image.Image, path: str | os.PathLike[str]) -> None:
     """Write `image` as a PNG atomically (temp file, then rename)."""
-    from lssgen_core.upsample.atomic import write_bytes_atomic
-    from lssgen_diffusers.images import png_bytes
+    from lssgen.images import png_bytes
+    from lssgen_core.atomic import write_bytes_atomic
 
     write_bytes_atomic(path, png_bytes(image))

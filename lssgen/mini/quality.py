@@ -32,6 +32,7 @@ import attrs
 import torch
 from PIL import Image
 
+from lssgen.cli.common import positive_int, start_sigma_value
 from lssgen.mini.captions import CATEGORIES, Caption
 from lssgen.mini.cli_common import (
     add_model_arguments,
@@ -42,8 +43,7 @@ from lssgen.mini.cli_common import (
 from lssgen.mini.model import MINI_SETTINGS, MiniSettings, load_shipped_pipeline
 from lssgen.mini.render import render
 from lssgen.mini.scenes import scene_for_index
-from lssgen_core.upsample.atomic import write_bytes_atomic, write_json_atomic
-from lssgen_diffusers.train_cli import positive_int, start_sigma_value
+from lssgen_core.atomic import write_bytes_atomic, write_json_atomic
 
 EVAL_DATA_SEED = 7_000_003  # training uses TRAIN_DATA_SEED = 1000; never this one
 SWEEP = (0.5, 0.6, 0.7, 0.8, 0.9, 1.0)
@@ -130,7 +130,7 @@ def generate_all(
     on_batch: Callable[[], None] = lambda: None,
 ) -> None:
     """Generate every (batch, config) not yet done, batch-major; records seconds per batch."""
-    from lssgen_diffusers.images import png_bytes
+    from lssgen.images import png_bytes
 
     times = {config: read_times(output, config) for config in configs}
     pending = [

@@ -30,7 +30,7 @@ import torch
 
 from lssgen.mini.train_text import CALL_KWARGS, load_text
 from lssgen.mini.train_work import SUMMARY_NAME, Workdir, fingerprint, publish_folder
-from lssgen_core.upsample.atomic import write_json_atomic
+from lssgen_core.atomic import write_json_atomic
 
 DEFAULT_SHIFT = 1.0
 # Stored in the assembled dtype; the small rest stays float32, so a plain from_pretrained
@@ -136,7 +136,7 @@ def assemble(
     dtype: torch.dtype = torch.float16,
 ) -> dict[str, int]:
     """Write the pipeline folder to `output` (replacing it whole); returns its component sizes."""
-    from lssgen_diffusers.testing import align_safetensors
+    from lssgen_diffusers.aligned_save import align_safetensors
 
     pipe = build_pipeline(work, upsampler=upsampler, shift=shift)
     for name in HALF_COMPONENTS:

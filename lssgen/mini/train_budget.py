@@ -134,7 +134,7 @@ def measure_upsampler(
 ) -> Measurement:
     """`lssgen train-upsampler --size 128 --cache-latents` per step: the upsampler's forward and
     backward on 16x16 -> 32x32 latents, plus a quarter of the batch encoded (pool reuse 4)."""
-    from lssgen_core.upsample.train import default_upsampler_config, init_upsampler
+    from lssgen.training.train import default_upsampler_config, init_upsampler
 
     model = init_upsampler(default_upsampler_config(16), 0)
     optimizer = torch.optim.AdamW(model.parameters())

@@ -25,11 +25,7 @@ from typing import Any
 import attrs
 import torch
 
-from lssgen.mini.train_loop import DTYPES, LoopConfig, LoopResult, run_loop
-from lssgen.mini.train_work import SUMMARY_NAME, Workdir, fingerprint, publish_folder
-from lssgen_core.upsample.atomic import write_json_atomic
-from lssgen_core.upsample.train import NonFiniteLossError, ResumeError, SingleProcess
-from lssgen_diffusers.train_cli import (
+from lssgen.cli.common import (
     EXIT_DIVERGED,
     EXIT_INTERRUPTED,
     DeferredInterrupt,
@@ -45,6 +41,10 @@ from lssgen_diffusers.train_cli import (
     non_negative_int,
     positive_int,
 )
+from lssgen.mini.train_loop import DTYPES, LoopConfig, LoopResult, run_loop
+from lssgen.mini.train_work import SUMMARY_NAME, Workdir, fingerprint, publish_folder
+from lssgen.training.train import NonFiniteLossError, ResumeError, SingleProcess
+from lssgen_core.atomic import write_json_atomic
 
 STAGES = ("text", "vae", "latents", "transformer", "images", "assemble", "budget")
 

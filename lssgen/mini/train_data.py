@@ -18,7 +18,7 @@ from torch import Tensor
 
 from lssgen.mini.render import render
 from lssgen.mini.scenes import scene_for_index
-from lssgen_core.upsample.atomic import write_bytes_atomic
+from lssgen_core.atomic import write_bytes_atomic
 
 TRAIN_DATA_SEED = 1000
 HELD_OUT_SEED = 1001

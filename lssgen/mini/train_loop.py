@@ -1,8 +1,8 @@
 """The resumable training loop every lssgen-mini stage uses (VAE, transformer).
 
-It follows the upsampler trainer's design (`lssgen_core.upsample.train`) and reuses its pieces:
+It follows the upsampler trainer's design (`lssgen.training.train`) and reuses its pieces:
 the `Backend` protocol (plain torch via `SingleProcess`; an `accelerate.Accelerator` fits too),
-the safetensors-only, atomically written checkpoints of `lssgen_core.upsample.checkpoint`, and
+the safetensors-only, atomically written checkpoints of `lssgen.training.checkpoint`, and
 its refusal to resume a checkpoint made with other settings (`check_resumable`). Two differences,
 both for training in budgeted pieces on CPU:
 
@@ -34,12 +34,12 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
-from lssgen_core.upsample.checkpoint import (
+from lssgen.training.checkpoint import (
     has_training_state,
     load_training_state,
     save_training_state,
 )
-from lssgen_core.upsample.train import (
+from lssgen.training.train import (
     Backend,
     ResumeError,
     SingleProcess,

@@ -7,16 +7,15 @@ the internet. `safetensors` is imported inside the functions so importing the co
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
-import tempfile
 from pathlib import Path
 from typing import TypeVar
 
 import torch
 from torch import Tensor
 
+from lssgen_core.atomic import write_bytes_atomic
 from lssgen_core.upsample.config import CONFIG_CLASS_NAME, UpsamplerConfig
 from lssgen_core.upsample.network import LatentUpsampler
 
@@ -286,23 +285,6 @@ def load_upsampler(
     return model.eval()
 
 
-def _atomic_write(path: Path, data: bytes) -> None:
-    # A temp file in the same folder plus os.replace: readers see the old file or the new one,
-    # never a half-written one, even if the process dies mid-write.
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.chmod(tmp, 0o644)  # mkstemp makes 0600 files; checkpoints are meant to be shared
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp)
-        raise
-
-
 def save_upsampler(
     model: LatentUpsampler, path: str | os.PathLike[str], *, weights_name: str = WEIGHTS_NAME
 ) -> None:
@@ -317,7 +299,7 @@ def save_upsampler(
     tensors = {
         key: tensor.detach().to("cpu").contiguous() for key, tensor in model.state_dict().items()
     }
-    _atomic_write(folder / weights_name, save(tensors, metadata={"format": "pt"}))
+    write_bytes_atomic(folder / weights_name, save(tensors, metadata={"format": "pt"}))
     # Config last: a folder whose config.json is new also has its new weights.
     config_text = json.dumps(model.config.to_dict(), indent=2, sort_keys=True) + "\n"
-    _atomic_write(folder / CONFIG_NAME, config_text.encode("utf-8"))
+    write_bytes_atomic(folder / CONFIG_NAME, config_text.encode("utf-8"))

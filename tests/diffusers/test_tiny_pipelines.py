@@ -268,7 +268,7 @@ def test_save_load_round_trip_offline(
             assert tok(text).input_ids == reloaded(text).input_ids, name
     # Plain save_pretrained is bit-exact here because the builders' sizes give 16-byte-aligned
     # mmapped weights; if a library bump breaks that, save with save_tiny_pipeline instead.
-    assert torch.equal(expected, generate(loaded)), "see lssgen_diffusers.testing.align_safetensors"
+    assert torch.equal(expected, generate(loaded)), "see align_safetensors"
 
     # save_tiny_pipeline (save_pretrained + align_safetensors) is bit-exact whatever the headers.
     aligned_dir = save_tiny_pipeline(pipe, tmp_path / "aligned")

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 from generate_support import LSS, PROMPTS, generate, write_jsonl
 
-from lssgen_core.upsample.train import default_upsampler_config, init_upsampler
+from lssgen.training.train import default_upsampler_config, init_upsampler
 from lssgen_diffusers.testing import save_tiny_pipeline, single_thread, tiny_pipeline
 
 

@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 from generate_support import generate, pngs
 
-from lssgen_diffusers import generate_cli
+from lssgen.cli import generate as generate_cli
 from lssgen_diffusers.call_defaults import CALL_DEFAULTS_NAME, read_call_defaults
 
 DEFAULTS = {

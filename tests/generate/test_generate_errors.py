@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from generate_support import generate, write_jsonl
 
-from lssgen_diffusers import generate_cli
+from lssgen.cli import generate as generate_cli
 
 
 def _expect_usage_error(capsys: pytest.CaptureFixture[str], *args: str | Path) -> str:

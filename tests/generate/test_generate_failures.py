@@ -16,8 +16,8 @@ from generate_support import generate, pngs
 from PIL import Image
 from safetensors.torch import load_file, save_file
 
-from lssgen_diffusers import generate_cli
-from lssgen_diffusers.geneval_layout import is_complete_png
+from lssgen.cli import generate as generate_cli
+from lssgen.cli.geneval_layout import is_complete_png
 
 
 @pytest.fixture(scope="module")

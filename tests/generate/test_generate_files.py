@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-from lssgen_diffusers.geneval_layout import is_complete_png, shard, work_items
-from lssgen_diffusers.prompts import PromptFileError, load_prompt_file
+from lssgen.cli.geneval_layout import is_complete_png, shard, work_items
+from lssgen.cli.prompts import PromptFileError, load_prompt_file
 
 
 def test_text_prompts_one_per_line(tmp_path: Path) -> None:

@@ -12,10 +12,10 @@ from diffusers import StableDiffusionPipeline
 from generate_support import LSS, PROMPTS, SIZE, expected_pngs, generate, pngs
 from PIL import Image
 
-from lssgen_diffusers.batch_invariance import make_batch_invariant
-from lssgen_diffusers.generate_cli import image_generator, image_seed
-from lssgen_diffusers.geneval_layout import is_complete_png
-from lssgen_diffusers.images import png_bytes
+from lssgen.cli.batch_invariance import make_batch_invariant
+from lssgen.cli.generate import image_generator, image_seed
+from lssgen.cli.geneval_layout import is_complete_png
+from lssgen.images import png_bytes
 
 
 def test_layout_metadata_config_and_timings_match_geneval(flux_reference: Path) -> None:

@@ -15,7 +15,7 @@ from pathlib import Path
 
 from generate_support import ENV, expected_pngs, generate, pngs
 
-from lssgen_diffusers.geneval_layout import is_complete_png
+from lssgen.cli.geneval_layout import is_complete_png
 
 ACCELERATE_CPU = [
     # accelerate 1.15's `--cpu` starts several processes only through MPI (--mpirun_hostfile);

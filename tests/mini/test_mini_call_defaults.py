@@ -3,9 +3,9 @@ it used SD3's 28 steps at 1024 px, 110 s per image, without LSS)."""
 
 import json
 
+from lssgen.cli import generate as generate_cli
 from lssgen.cli import main
 from lssgen.mini.model import MINI_SETTINGS, SHIPPED_MODEL
-from lssgen_diffusers import generate_cli
 from lssgen_diffusers.call_defaults import CALL_DEFAULTS_NAME, read_call_defaults
 
 

@@ -118,7 +118,7 @@ def test_the_shipped_configuration_fits_the_size_budget():
     from lssgen.mini.train_text import TextConfig, build_text
     from lssgen.mini.train_transformer import TransformerArch, build_transformer
     from lssgen.mini.train_vae import VaeArch, build_vae
-    from lssgen_core.upsample.train import default_upsampler_config, init_upsampler
+    from lssgen.training.train import default_upsampler_config, init_upsampler
 
     def count(module):
         return sum(t.numel() for t in module.state_dict().values())

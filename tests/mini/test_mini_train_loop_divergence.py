@@ -10,8 +10,8 @@ from safetensors.torch import load_file
 from torch import nn
 
 from lssgen.mini.train_loop import LoopConfig, run_loop
-from lssgen_core.upsample.checkpoint import STATE_NAME
-from lssgen_core.upsample.train import NonFiniteLossError
+from lssgen.training.checkpoint import STATE_NAME
+from lssgen.training.train import NonFiniteLossError
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 

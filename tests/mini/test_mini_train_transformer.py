@@ -17,7 +17,7 @@ from lssgen.mini.train_transformer import (
     load_initial_weights,
 )
 from lssgen.mini.train_vae import VaeArch, build_vae
-from lssgen_core.upsample.train import ResumeError
+from lssgen.training.train import ResumeError
 
 CACHE = CacheConfig(count=6, sizes=(64, 32), chunk_size=4, encode_batch=3)
 ARCH = TransformerArch(

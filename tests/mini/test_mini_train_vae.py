@@ -15,8 +15,8 @@ from lssgen.mini.train_vae import (
     encode_mode,
     finish_vae,
 )
-from lssgen_core.upsample.checkpoint import read_training_info
-from lssgen_core.upsample.train import ResumeError
+from lssgen.training.checkpoint import read_training_info
+from lssgen.training.train import ResumeError
 
 TINY = VaeTrainConfig(
     arch=VaeArch(block_out_channels=(8, 8, 8, 8), norm_num_groups=4), crop=32, render_sizes=(32, 64)

@@ -14,8 +14,8 @@ from pathlib import Path
 import pytest
 from upsample_training_support import SIZE, TRAINED_CONFIG, write_images
 
-from lssgen_core.upsample.train import default_upsampler_config, init_upsampler, train_upsampler
-from lssgen_diffusers.images import ImageFolder
+from lssgen.images import ImageFolder
+from lssgen.training.train import default_upsampler_config, init_upsampler, train_upsampler
 from lssgen_diffusers.testing import single_thread, tiny_vae
 from lssgen_diffusers.vae import VaeCodec
 

@@ -17,9 +17,9 @@ from safetensors.torch import load_file
 from upsample_training_support import SIZE, write_images
 
 from lssgen.cli import main
+from lssgen.cli import train_upsampler as train_cli
+from lssgen.training.train import init_upsampler
 from lssgen_core.upsample import LatentUpsampler, UpsamplerConfig
-from lssgen_core.upsample.train import init_upsampler
-from lssgen_diffusers import train_cli
 
 TINY = ["--size", str(SIZE), "--batch-size", "4", "--lr", "1e-3", "--num-workers", "0"]
 ENV = {**os.environ, "OMP_NUM_THREADS": "1", "HF_HUB_OFFLINE": "1"}

@@ -9,7 +9,7 @@ import pytest
 import torch
 from PIL import Image
 
-from lssgen_diffusers.images import ImageFolder, comparison_grid, find_images, read_image
+from lssgen.images import ImageFolder, comparison_grid, find_images, read_image
 
 
 def _save(path: Path, size: tuple[int, int], mode: str = "RGB") -> Path:

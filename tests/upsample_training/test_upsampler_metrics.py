@@ -9,7 +9,7 @@ import pytest
 import torch
 from scipy.signal import correlate2d
 
-from lssgen_core.upsample.metrics import (
+from lssgen.training.metrics import (
     SSIM_K1,
     SSIM_K2,
     gaussian_kernel,

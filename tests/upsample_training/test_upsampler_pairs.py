@@ -7,8 +7,8 @@ import pickle
 import pytest
 import torch
 
-from lssgen_core.upsample.batches import BatchPlan, iterate_batches
-from lssgen_core.upsample.pairs import (
+from lssgen.training.batches import BatchPlan, iterate_batches
+from lssgen.training.pairs import (
     STREAM_BATCH,
     CropBatches,
     downsample,

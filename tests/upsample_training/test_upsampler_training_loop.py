@@ -12,12 +12,12 @@ import torch
 from safetensors.torch import save_file
 from upsample_training_support import SIZE, TRAINED_CONFIG
 
-from lssgen_core.upsample import LatentUpsampler
-from lssgen_core.upsample.checkpoint import STATE_NAME, TENSORS_PREFIX
-from lssgen_core.upsample.evaluate import evaluate_scalers, standard_scalers
-from lssgen_core.upsample.lpips import LPIPS, load_lpips, lpips_key_map
-from lssgen_core.upsample.pairs import STREAM_EVAL, CropBatches
-from lssgen_core.upsample.train import (
+from lssgen.images import ImageFolder
+from lssgen.training.checkpoint import STATE_NAME, TENSORS_PREFIX
+from lssgen.training.evaluate import evaluate_scalers, standard_scalers
+from lssgen.training.lpips import LPIPS, load_lpips, lpips_key_map
+from lssgen.training.pairs import STREAM_EVAL, CropBatches
+from lssgen.training.train import (
     NonFiniteLossError,
     ResumeError,
     TrainConfig,
@@ -25,7 +25,7 @@ from lssgen_core.upsample.train import (
     init_upsampler,
     train_upsampler,
 )
-from lssgen_diffusers.images import ImageFolder
+from lssgen_core.upsample import LatentUpsampler
 
 SHORT = TrainConfig(size=SIZE, steps=8, batch_size=4, lr=1e-3, seed=3)
 

@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from lssgen_core.upsample.train import TrainConfig
+from lssgen.training.train import TrainConfig
 
 SIZE = 32  # low-resolution training size; crops are 64 px
 

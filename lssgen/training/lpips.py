@@ -97,7 +97,7 @@ def load_lpips(path: str | os.PathLike[str], *, device: str | torch.device = "cp
     if file.suffix != ".safetensors":
         raise ValueError(
             f"{file} is not a .safetensors file; convert the lpips weights as described in "
-            "lssgen_core.upsample.lpips (pickle files are never loaded)"
+            "lssgen.training.lpips (pickle files are never loaded)"
         )
     tensors = read_weights(file)
     key_map = lpips_key_map()

@@ -20,9 +20,9 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from lssgen_core.upsample.metrics import latent_mse, psnr, ssim
+from lssgen.training.metrics import latent_mse, psnr, ssim
+from lssgen.training.pairs import downsample, to_signed_unit
 from lssgen_core.upsample.network import LatentUpsampler
-from lssgen_core.upsample.pairs import downsample, to_signed_unit
 from lssgen_core.upsample.scalers import InterpolationScaler, LatentScaler, PixelRoundTripScaler
 
 Encode = Callable[[Tensor], Tensor]

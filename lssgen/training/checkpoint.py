@@ -20,7 +20,7 @@ from typing import Any, Protocol
 import torch
 from torch import Tensor, nn
 
-from lssgen_core.upsample.atomic import write_bytes_atomic, write_json_atomic
+from lssgen_core.atomic import write_bytes_atomic, write_json_atomic
 
 STATE_NAME = "training_state.json"
 TENSORS_PREFIX = "training_state-"

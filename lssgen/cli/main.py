@@ -14,15 +14,15 @@ from collections.abc import Sequence
 # command name -> (module, one-line help)
 COMMANDS: dict[str, tuple[str, str]] = {
     "train-upsampler": (
-        "lssgen_diffusers.train_cli",
+        "lssgen.cli.train_upsampler",
         "Train a latent upsampler for a Diffusers VAE on a folder of images.",
     ),
     "eval-upsampler": (
-        "lssgen_diffusers.eval_cli",
+        "lssgen.cli.eval_upsampler",
         "Compare an upsampler with interpolation and the pixel round trip on held-out images.",
     ),
     "generate": (
-        "lssgen_diffusers.generate_cli",
+        "lssgen.cli.generate",
         "Generate images for a prompt list in GenEval's layout (resumable, multi-process).",
     ),
     "demo": (

@@ -7,7 +7,7 @@ AdamW lr 1e-4, weight decay 1e-4, OneCycle, batch 16, gradient clipping at 1.
 Multi-GPU: the loop talks to a `Backend`, the subset of `accelerate.Accelerator` it uses (prepare,
 backward, clip_grad_norm_, reduce, ...). The CLI passes a real `Accelerator`, so
 `accelerate launch -m lssgen train-upsampler ...` trains data-parallel; without one, a
-single-process backend does the same in plain torch. The core therefore never imports accelerate
+single-process backend does the same in plain torch. The loop therefore never imports accelerate
 and the loop is one code path for both. Steps are optimizer steps; each process draws its own
 `batch_size` crops per step (its rank is part of the crop seed).
 """
@@ -26,16 +26,16 @@ import attrs
 import torch
 from torch import Tensor, nn
 
-from lssgen_core.upsample.batches import BatchPlan, PairBatch, iterate_batches
-from lssgen_core.upsample.checkpoint import (
+from lssgen.training.batches import BatchPlan, PairBatch, iterate_batches
+from lssgen.training.checkpoint import (
     has_training_state,
     load_training_state,
     save_training_state,
 )
+from lssgen.training.losses import Decode, LossTerms, Perceptual, UpsamplerLoss
+from lssgen.training.pairs import DOWNSAMPLE_MODES, SCALE_FACTOR, ImageSource
 from lssgen_core.upsample.config import UpsamplerConfig
-from lssgen_core.upsample.losses import Decode, LossTerms, Perceptual, UpsamplerLoss
 from lssgen_core.upsample.network import LatentUpsampler
-from lssgen_core.upsample.pairs import DOWNSAMPLE_MODES, SCALE_FACTOR, ImageSource
 from lssgen_core.validation import non_negative, one_of, positive
 
 Encode = Callable[[Tensor], Tensor]

@@ -18,7 +18,7 @@ import attrs
 import torch
 from torch import Tensor
 
-from lssgen_core.upsample.pairs import (
+from lssgen.training.pairs import (
     STREAM_BATCH,
     STREAM_ORDER,
     STREAM_POOL,

@@ -7,13 +7,13 @@
 Without GPUs, `accelerate launch --multi_gpu --num_processes N ...` runs N CPU processes (they
 join a gloo group here); accelerate's `--cpu` starts several processes only through MPI.
 
-Output (see `lssgen_diffusers.geneval_layout`): DIR/config.json, DIR/{i:05}/metadata.jsonl,
+Output (see `lssgen.cli.geneval_layout`): DIR/config.json, DIR/{i:05}/metadata.jsonl,
 DIR/{i:05}/samples/{k:05}.png and DIR/result.json (seconds per image, per process, in total).
 
 Deterministic: image (i, k) is generated from its own CPU `torch.Generator`, seeded with
 `image_seed(seed, i, k)` (SHA-256 of "seed/i/k"), so it does not depend on the batch size or the
 number of processes; on CPU even the arithmetic is made batch-independent
-(`lssgen_diffusers.batch_invariance`). Resumable: a run skips every image whose PNG is complete
+(`lssgen.cli.batch_invariance`). Resumable: a run skips every image whose PNG is complete
 (every chunk's CRC checks) and redoes the rest; PNGs are written to a temp file and renamed, so a
 kill never leaves a truncated one. Several processes share the pending images round-robin
 (accelerate's process index), without duplicates or gaps.
@@ -43,10 +43,17 @@ from typing import Any
 
 import torch
 
-from lssgen_core.upsample import SCALING_MODES, LatentUpsampler
-from lssgen_core.upsample.atomic import write_bytes_atomic, write_json_atomic
-from lssgen_diffusers.call_defaults import CALL_DEFAULTS_NAME, LSS_KEYS, read_call_defaults
-from lssgen_diffusers.geneval_layout import (
+from lssgen.cli.common import (
+    TORCH_DTYPES,
+    HelpFormatter,
+    UsageError,
+    blame,
+    fail,
+    finite_float,
+    non_negative_int,
+    positive_int,
+)
+from lssgen.cli.geneval_layout import (
     CONFIG_NAME,
     RESULT_NAME,
     WorkItem,
@@ -61,6 +68,10 @@ from lssgen_diffusers.geneval_layout import (
     work_items,
     write_metadata,
 )
+from lssgen.cli.prompts import PromptFileError, load_prompt_file, prompt_from_text
+from lssgen_core.atomic import write_bytes_atomic, write_json_atomic
+from lssgen_core.upsample import SCALING_MODES, LatentUpsampler
+from lssgen_diffusers.call_defaults import CALL_DEFAULTS_NAME, LSS_KEYS, read_call_defaults
 from lssgen_diffusers.options import (
     COGVIEW4_DEFAULTS,
     FLUX_DEFAULTS,
@@ -69,17 +80,6 @@ from lssgen_diffusers.options import (
     SDXL_DEFAULTS,
     LSSDefaults,
     resolve_options,
-)
-from lssgen_diffusers.prompts import PromptFileError, load_prompt_file, prompt_from_text
-from lssgen_diffusers.train_cli import (
-    TORCH_DTYPES,
-    HelpFormatter,
-    UsageError,
-    blame,
-    fail,
-    finite_float,
-    non_negative_int,
-    positive_int,
 )
 
 PROG = "lssgen generate"
@@ -779,9 +779,9 @@ def _generate(job: _Job, mine: Sequence[WorkItem], written: list[WorkItem]) -> N
     import numpy as np
     from tqdm.auto import tqdm
 
-    from lssgen_diffusers.batch_invariance import make_batch_invariant
-    from lssgen_diffusers.geneval_layout import ProcessTimings
-    from lssgen_diffusers.images import png_bytes
+    from lssgen.cli.batch_invariance import make_batch_invariant
+    from lssgen.cli.geneval_layout import ProcessTimings
+    from lssgen.images import png_bytes
 
     if job.device.type == "cpu":
         make_batch_invariant(job.pipe)

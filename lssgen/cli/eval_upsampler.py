@@ -16,11 +16,7 @@ from typing import Any
 
 import torch
 
-from lssgen_core.upsample.atomic import write_bytes_atomic, write_json_atomic
-from lssgen_core.upsample.evaluate import evaluate_scalers, format_table, standard_scalers
-from lssgen_core.upsample.network import LatentUpsampler
-from lssgen_core.upsample.pairs import DOWNSAMPLE_MODES, SCALE_FACTOR, STREAM_EVAL, CropBatches
-from lssgen_diffusers.train_cli import (
+from lssgen.cli.common import (
     TORCH_DTYPES,
     HelpFormatter,
     UsageError,
@@ -30,6 +26,10 @@ from lssgen_diffusers.train_cli import (
     non_negative_int,
     positive_int,
 )
+from lssgen.training.evaluate import evaluate_scalers, format_table, standard_scalers
+from lssgen.training.pairs import DOWNSAMPLE_MODES, SCALE_FACTOR, STREAM_EVAL, CropBatches
+from lssgen_core.atomic import write_bytes_atomic, write_json_atomic
+from lssgen_core.upsample.network import LatentUpsampler
 
 JSON_NAME = "eval.json"
 GRID_NAME = "grid.png"
@@ -74,7 +74,7 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _run(args: argparse.Namespace) -> int:
-    from lssgen_diffusers.images import ImageFolder, comparison_grid, png_bytes
+    from lssgen.images import ImageFolder, comparison_grid, png_bytes
     from lssgen_diffusers.vae import load_vae
 
     output = Path(args.output)

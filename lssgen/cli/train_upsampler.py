@@ -13,26 +13,34 @@ continues to exactly the weights an uninterrupted run reaches. Several GPUs, dat
 from __future__ import annotations
 
 import argparse
-import contextlib
-import math
-import signal
 import sys
-import threading
 import warnings
-from collections.abc import Callable, Iterator
 from pathlib import Path
-from types import FrameType
-from typing import Any, Protocol
+from typing import Any
 
 import torch
 
-from lssgen_core.parameterization import check_start_sigma
-from lssgen_core.upsample.atomic import write_json_atomic
-from lssgen_core.upsample.checkpoint import has_training_state, read_training_info
-from lssgen_core.upsample.lpips import load_lpips
-from lssgen_core.upsample.network import LatentUpsampler
-from lssgen_core.upsample.pairs import DOWNSAMPLE_MODES
-from lssgen_core.upsample.train import (
+from lssgen.cli.common import (
+    EXIT_DIVERGED,
+    EXIT_INTERRUPTED,
+    TORCH_DTYPES,
+    DeferredInterrupt,
+    HelpFormatter,
+    Progress,
+    TrainingDiverged,
+    UsageError,
+    blame,
+    blame_field,
+    check_checkpoints,
+    check_size,
+    fail,
+    finite_float,
+    non_negative_int,
+    positive_int,
+)
+from lssgen.training.lpips import load_lpips
+from lssgen.training.pairs import DOWNSAMPLE_MODES
+from lssgen.training.train import (
     CHECKPOINT_DIRNAME,
     DTYPES,
     NonFiniteLossError,
@@ -42,125 +50,10 @@ from lssgen_core.upsample.train import (
     init_upsampler,
     train_upsampler,
 )
+from lssgen_core.atomic import write_json_atomic
+from lssgen_core.upsample.network import LatentUpsampler
 
 SUMMARY_NAME = "lssgen_training.json"
-EXIT_USAGE = 2
-EXIT_INTERRUPTED = 130
-EXIT_DIVERGED = 1
-TORCH_DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16}
-
-
-class UsageError(Exception):
-    """A problem with a command-line argument; printed without a traceback."""
-
-    def __init__(self, argument: str, message: str) -> None:
-        super().__init__(f"argument {argument}: {message}")
-        self.argument = argument
-
-
-@contextlib.contextmanager
-def blame(argument: str) -> Iterator[None]:
-    """Report the errors of loading what `argument` names as that argument's usage error."""
-    try:
-        yield
-    except (FileNotFoundError, NotADirectoryError, ValueError, TypeError) as exc:
-        raise UsageError(argument, str(exc)) from exc
-
-
-@contextlib.contextmanager
-def blame_field() -> Iterator[None]:
-    """Config validation errors start with the field name; report them as its flag."""
-    try:
-        yield
-    except ValueError as exc:
-        field = str(exc).split(" ", 1)[0]
-        raise UsageError("--" + field.replace("_", "-"), str(exc)) from exc
-
-
-class TrainingDiverged(Exception):
-    """Training stopped on a non-finite loss; printed as one line, exit `EXIT_DIVERGED`.
-
-    Nothing is published: the output folder keeps only the checkpoints written before the step
-    that diverged, all of them finite.
-    """
-
-    def __init__(
-        self,
-        error: NonFiniteLossError,
-        lr: float,
-        max_grad_norm: float,
-        checkpoints: Path,
-        product: str = "upsampler",
-    ) -> None:
-        kept = (
-            "no checkpoint was written"
-            if error.last_checkpoint is None
-            else f"the checkpoint of step {error.last_checkpoint} in {checkpoints} is kept"
-        )
-        super().__init__(
-            f"training diverged at step {error.step}: the loss is {error.loss:.4g} and the "
-            f"gradient norm {error.grad_norm:.4g}, not finite numbers; stopped before that "
-            f"update and saved no {product} ({kept}). Lower --lr (now {lr:g}) or "
-            f"--max-grad-norm (now {max_grad_norm:g}) and start again in a new folder"
-        )
-
-
-def fail(prog: str, error: UsageError) -> int:
-    print(f"{prog}: error: {error}", file=sys.stderr)
-    return EXIT_USAGE
-
-
-def check_size(size: int, spatial_factor: int) -> None:
-    if size % spatial_factor:
-        raise UsageError(
-            "--size",
-            f"{size} is not a multiple of the VAE's {spatial_factor}x downscaling factor",
-        )
-
-
-def positive_int(text: str) -> int:
-    value = int(text)
-    if value <= 0:
-        raise argparse.ArgumentTypeError(f"must be a positive integer, got {text}")
-    return value
-
-
-def non_negative_int(text: str) -> int:
-    value = int(text)
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"must be >= 0, got {text}")
-    return value
-
-
-def finite_float(text: str) -> float:
-    """An argparse type for every float flag: NaN and inf are refused while parsing, naming the
-    flag (``--guidance nan`` used to turn guidance off without a word)."""
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"must be a number, got {text}") from None
-    if not math.isfinite(value):
-        raise argparse.ArgumentTypeError(f"must be a finite number, got {text}")
-    return value
-
-
-def start_sigma_value(text: str) -> float:
-    """An argparse type for ``--start-sigma``: a float in (0, 1]."""
-    value = finite_float(text)
-    try:
-        check_start_sigma(value)
-    except ValueError as exc:
-        raise argparse.ArgumentTypeError(str(exc)) from exc
-    return value
-
-
-class HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
-    """Shows defaults, but not the meaningless ones of required options and flags."""
-
-    def _get_help_string(self, action: argparse.Action) -> str | None:
-        if action.required or action.default is None or action.default is False:
-            return action.help
-        return super()._get_help_string(action)
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -216,7 +109,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--lpips-weights",
         metavar="PATH",
-        help="local LPIPS(alex) safetensors (see lssgen_core.upsample.lpips); never downloaded",
+        help="local LPIPS(alex) safetensors (see lssgen.training.lpips); never downloaded",
     )
     parser.add_argument(
         "--lpips-loss-weight",
@@ -256,103 +149,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
 
 
-class DeferredInterrupt:
-    """First Ctrl-C (or SIGTERM, as schedulers send before preempting) asks the loop to stop
-    after its step and checkpoint; a second one aborts at once."""
-
-    SIGNALS = (signal.SIGINT, signal.SIGTERM)
-
-    def __init__(self, notify: Callable[[str], None]) -> None:
-        self.requested = False
-        self._notify = notify
-        self._previous: dict[int, Any] = {}
-
-    def _handle(self, _signum: int, _frame: FrameType | None) -> None:
-        if self.requested:
-            self._restore()
-            raise KeyboardInterrupt
-        self.requested = True
-        self._notify("Stopping after this step and saving a checkpoint (Ctrl-C again to abort).")
-
-    def _restore(self) -> None:
-        for signum, handler in self._previous.items():
-            signal.signal(signum, handler)
-        self._previous.clear()
-
-    def __enter__(self) -> DeferredInterrupt:
-        # Python delivers signals to the main thread only; elsewhere leave the defaults.
-        if threading.current_thread() is threading.main_thread():
-            for signum in self.SIGNALS:
-                self._previous[signum] = signal.signal(signum, self._handle)
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._restore()
-
-
-class StepLike(Protocol):
-    step: int
-    total_steps: int
-    loss_ema: float
-    lr: float
-
-
-class Progress:
-    """tqdm bar created at the first step, so a resumed run starts at its step."""
-
-    def __init__(self, enabled: bool = True, desc: str = "train-upsampler") -> None:
-        self.enabled = enabled
-        self.desc = desc
-        self.bar: Any = None
-
-    def update(self, report: StepLike) -> None:
-        if not self.enabled:
-            return
-        if self.bar is None:
-            from tqdm.auto import tqdm
-
-            self.bar = tqdm(
-                total=report.total_steps,
-                initial=report.step - 1,
-                unit="step",
-                desc=self.desc,
-                dynamic_ncols=True,
-            )
-        self.bar.set_postfix(loss=f"{report.loss_ema:.4g}", lr=f"{report.lr:.2e}", refresh=False)
-        self.bar.update(1)
-
-    def write(self, message: str) -> None:
-        if self.bar is not None:
-            self.bar.write(message)
-        else:
-            print(message, file=sys.stderr)
-
-    def close(self) -> None:
-        if self.bar is not None:
-            self.bar.close()
-
-
-def check_checkpoints(checkpoints: Path, resume: bool, *, folder_argument: str) -> None:
-    """`--resume` needs a readable checkpoint; without it, an existing one must not be overwritten.
-
-    `folder_argument` is the option that chose the folder (`--output`, `--work`), named in the
-    error so the user knows what to change.
-    """
-    if resume:
-        if not has_training_state(checkpoints):
-            raise UsageError("--resume", f"no training checkpoint in {checkpoints} to resume")
-        with blame("--resume"):
-            read_training_info(checkpoints)
-    elif has_training_state(checkpoints):
-        with blame(folder_argument):
-            step = read_training_info(checkpoints)["step"]
-        raise UsageError(
-            folder_argument,
-            f"{checkpoints} holds a checkpoint at step {step}; pass --resume to continue it, "
-            f"or choose another {folder_argument}",
-        )
-
-
 def _check_output(output: Path, resume: bool) -> Path:
     if output.exists() and not output.is_dir():
         raise UsageError("--output", f"{output} is a file, not a folder")
@@ -390,7 +186,7 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _run(args: argparse.Namespace) -> int:
-    from lssgen_diffusers.images import ImageFolder
+    from lssgen.images import ImageFolder
     from lssgen_diffusers.vae import load_vae
 
     output = Path(args.output)

@@ -1,26 +1,38 @@
-"""Atomic file writes for everything training and evaluation leave on disk.
+"""Atomic file writes: the one implementation every saved file goes through (upsampler
+weights, checkpoints, images, reports, call defaults).
 
 Readers (a resumed run, a person opening a report) see the previous file or the new one, never a
-half-written one, however the process ends. The mechanics (temp file in the same folder, fsync,
-os.replace) live in `io` next to the upsampler's own writer, so there is one implementation.
+half-written one, however the process ends: the data goes to a temp file in the same folder, is
+fsynced, then `os.replace`d over the target.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import os
+import tempfile
 from pathlib import Path
 from typing import Any
-
-from lssgen_core.upsample.io import _atomic_write
 
 
 def write_bytes_atomic(path: str | os.PathLike[str], data: bytes) -> Path:
     """Write `data` to `path` atomically, creating missing parent folders."""
     target = Path(path)
     target.parent.mkdir(parents=True, exist_ok=True)
-    _atomic_write(target, data)
+    fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(data)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.chmod(tmp, 0o644)  # mkstemp makes 0600 files; checkpoints are meant to be shared
+        os.replace(tmp, target)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
+        raise
     return target
 
 

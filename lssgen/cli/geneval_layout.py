@@ -23,7 +23,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from lssgen_core.upsample.atomic import write_bytes_atomic, write_json_atomic
+from lssgen_core.atomic import write_bytes_atomic, write_json_atomic
 
 CONFIG_NAME = "config.json"
 RESULT_NAME = "result.json"
@@ -136,7 +136,7 @@ def pending_items(
 def remove_stale_temp_files(outdir: Path, items: Iterable[WorkItem]) -> int:
     """Delete temp files a killed run left for ``items``; returns how many.
 
-    The names follow ``lssgen_core.upsample.io._atomic_write`` (``.NAME.*.tmp`` next to NAME).
+    The names follow ``lssgen_core.atomic.write_bytes_atomic`` (``.NAME.*.tmp`` next to NAME).
     Call it only while no process writes these items.
     """
     removed = 0

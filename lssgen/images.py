@@ -1,6 +1,6 @@
 """Image folders for upsampler training and evaluation, and the labelled comparison grid (PIL).
 
-`ImageFolder` is the `lssgen_core.upsample.pairs.ImageSource` the core draws crops from: it finds
+`ImageFolder` is the `lssgen.training.pairs.ImageSource` the core draws crops from: it finds
 images recursively, reads only their headers up front (sizes), and decodes an image when a crop
 needs it. It holds nothing but paths and sizes, so DataLoader workers can pickle it.
 """

@@ -1,0 +1,56 @@
+"""Training and evaluating latent upsamplers (and the parts lssgen-mini's training shares).
+
+Works for any VAE given as `encode` / `decode` callables (images in [-1, 1] <-> model-space
+latents); the Diffusers VAE adapter is `lssgen_diffusers.vae`, the commands are
+`lssgen train-upsampler` / `lssgen eval-upsampler` (`lssgen.cli`).
+"""
+
+from lssgen.training.checkpoint import load_training_state, save_training_state
+from lssgen.training.evaluate import (
+    EvalResult,
+    MethodScore,
+    evaluate_scalers,
+    format_table,
+    standard_scalers,
+)
+from lssgen.training.losses import UpsamplerLoss
+from lssgen.training.lpips import LPIPS, load_lpips
+from lssgen.training.metrics import latent_mse, psnr, ssim
+from lssgen.training.pairs import DOWNSAMPLE_MODES, ImageSource, downsample
+from lssgen.training.train import (
+    ResumeError,
+    SingleProcess,
+    StepReport,
+    TrainConfig,
+    TrainResult,
+    default_upsampler_config,
+    init_upsampler,
+    train_upsampler,
+)
+
+__all__ = [
+    "DOWNSAMPLE_MODES",
+    "LPIPS",
+    "EvalResult",
+    "ImageSource",
+    "MethodScore",
+    "ResumeError",
+    "SingleProcess",
+    "StepReport",
+    "TrainConfig",
+    "TrainResult",
+    "UpsamplerLoss",
+    "default_upsampler_config",
+    "downsample",
+    "evaluate_scalers",
+    "format_table",
+    "init_upsampler",
+    "latent_mse",
+    "load_lpips",
+    "load_training_state",
+    "psnr",
+    "save_training_state",
+    "ssim",
+    "standard_scalers",
+    "train_upsampler",
+]

@@ -1,0 +1,99 @@
+"""The house rules of the layout: the library never imports the applications or the test
+builders, and importing the core loads no training code."""
+
+from __future__ import annotations
+
+import ast
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+LIBRARY = ("lssgen_core", "adapters/diffusers", "adapters/kdiffusion")
+TEST_BUILDERS = "adapters/diffusers/testing.py"
+TRAINING_MODULES = (
+    "train",
+    "batches",
+    "pairs",
+    "losses",
+    "lpips",
+    "checkpoint",
+    "evaluate",
+    "metrics",
+)
+
+
+def imported_modules(path: Path) -> set[str]:
+    """Every module `path` imports, at the top or inside a function."""
+    modules: set[str] = set()
+    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+        if isinstance(node, ast.Import):
+            modules.update(alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.module and not node.level:
+            modules.add(node.module)
+    return modules
+
+
+def production_files() -> list[Path]:
+    folders = (*LIBRARY, "lssgen")
+    files = [path for folder in folders for path in sorted((ROOT / folder).rglob("*.py"))]
+    return [path for path in files if path != ROOT / TEST_BUILDERS]
+
+
+def test_production_code_never_imports_the_test_builders() -> None:
+    offenders = [
+        str(path.relative_to(ROOT))
+        for path in production_files()
+        if "lssgen_diffusers.testing" in imported_modules(path)
+    ]
+    assert offenders == []
+
+
+def test_the_library_never_imports_the_applications() -> None:
+    offenders = [
+        f"{path.relative_to(ROOT)}: {module}"
+        for folder in LIBRARY
+        for path in sorted((ROOT / folder).rglob("*.py"))
+        for module in imported_modules(path)
+        if module == "lssgen" or module.startswith("lssgen.")
+    ]
+    assert offenders == []
+
+
+@pytest.mark.parametrize(
+    "packages",
+    [
+        "lssgen_core, lssgen_core.sampling, lssgen_core.upsample, lssgen_core.atomic",
+        "lssgen_diffusers",
+    ],
+)
+def test_importing_the_library_loads_no_training_code(packages: str) -> None:
+    """Training (the loop, LPIPS, pairs, checkpoints ...) is an application: `lssgen.training`."""
+    # Before the move these were lssgen_core.upsample.train, .lpips ...: caught by their names.
+    code = (
+        f"import sys, {packages}\n"
+        f"training = {TRAINING_MODULES!r}\n"
+        "apps = sorted(m for m in sys.modules if m.split('.')[0] == 'lssgen'\n"
+        "              or (m.startswith('lssgen_') and m.rsplit('.', 1)[-1] in training))\n"
+        "assert not apps, apps\n"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def test_help_of_every_command_imports_no_model_library() -> None:
+    """`lssgen [COMMAND] --help` starts without Diffusers (it took 5-18 s to import it)."""
+    code = (
+        "import contextlib, io, sys\n"
+        "from lssgen.cli import COMMANDS, main\n"
+        "for argv in [['--help'], *([name, '--help'] for name in COMMANDS)]:\n"
+        "    with contextlib.redirect_stdout(io.StringIO()):\n"
+        "        try:\n"
+        "            main(argv)\n"
+        "        except SystemExit:\n"
+        "            pass\n"
+        "    loaded = [m for m in ('diffusers', 'transformers') if m in sys.modules]\n"
+        "    assert not loaded, (argv, loaded)\n"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True)
