@@ -110,21 +110,16 @@ def read_weights(path: Path) -> dict[str, Tensor]:
         raise ValueError(f"{path} is not a valid safetensors file: {exc}") from exc
 
 
-def check_state_dict(
-    tensors: dict[str, Tensor], expected: dict[str, Tensor], *, source: Path
-) -> None:
-    """Strict key and shape match, reporting every problem at once."""
-    missing = sorted(expected.keys() - tensors.keys())
-    unexpected = sorted(tensors.keys() - expected.keys())
+def shape_problems(
+    shapes: dict[str, tuple[int, ...]], expected: dict[str, tuple[int, ...]]
+) -> list[str]:
+    """Missing, unexpected and misshapen tensors of a checkpoint against the expected shapes."""
+    missing = sorted(expected.keys() - shapes.keys())
+    unexpected = sorted(shapes.keys() - expected.keys())
     mismatched = [
-        f"{key}: checkpoint {list(tensors[key].shape)} vs expected {list(expected[key].shape)}"
-        for key in sorted(expected.keys() & tensors.keys())
-        if tensors[key].shape != expected[key].shape
-    ]
-    not_float = [
-        f"{key}: {tensors[key].dtype}"
-        for key in sorted(expected.keys() & tensors.keys())
-        if not tensors[key].is_floating_point()
+        f"{key}: checkpoint {list(shapes[key])} vs expected {list(expected[key])}"
+        for key in sorted(expected.keys() & shapes.keys())
+        if shapes[key] != expected[key]
     ]
     problems = []
     if missing:
@@ -133,6 +128,22 @@ def check_state_dict(
         problems.append(f"unexpected keys: {unexpected}")
     if mismatched:
         problems.append(f"shape mismatches: {mismatched}")
+    return problems
+
+
+def check_state_dict(
+    tensors: dict[str, Tensor], expected: dict[str, Tensor], *, source: Path
+) -> None:
+    """Strict key and shape match, reporting every problem at once."""
+    problems = shape_problems(
+        {key: tuple(t.shape) for key, t in tensors.items()},
+        {key: tuple(t.shape) for key, t in expected.items()},
+    )
+    not_float = [
+        f"{key}: {tensors[key].dtype}"
+        for key in sorted(expected.keys() & tensors.keys())
+        if not tensors[key].is_floating_point()
+    ]
     if not_float:
         problems.append(f"non-floating tensors: {not_float}")
     if problems:
@@ -210,19 +221,7 @@ def check_config_matches_header(
         if stated != value:
             problems.append(f"{field} is {stated} there but {value} in the weights (from {tensor})")
     expected = {key: tuple(t.shape) for key, t in _expected_shapes(config, cls).items()}
-    missing = sorted(expected.keys() - shapes.keys())
-    unexpected = sorted(shapes.keys() - expected.keys())
-    mismatched = [
-        f"{key}: checkpoint {list(shapes[key])} vs expected {list(expected[key])}"
-        for key in sorted(expected.keys() & shapes.keys())
-        if shapes[key] != expected[key]
-    ]
-    if missing:
-        problems.append(f"missing keys: {missing}")
-    if unexpected:
-        problems.append(f"unexpected keys: {unexpected}")
-    if mismatched:
-        problems.append(f"shape mismatches: {mismatched}")
+    problems += shape_problems(shapes, expected)
     if problems:
         raise ValueError(
             f"{source} does not match the upsampler described by {config_path}; "
