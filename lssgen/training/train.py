@@ -1,6 +1,6 @@
 """Training loop of the latent upsampler for any VAE given as `encode` / `decode` callables.
 
-Recipe of the original (facts file): pairs of a crop at 2x the training size and its nearest
+Recipe of the original repository: pairs of a crop at 2x the training size and its nearest
 downsample, both encoded into model space; latent MSE (+ optional decoded-pixel L1 and LPIPS);
 AdamW lr 1e-4, weight decay 1e-4, OneCycle, batch 16, gradient clipping at 1.
 

@@ -30,7 +30,8 @@ from lssgen_core.upsample import (
 
 WEIGHTS = "diffusion_pytorch_model.safetensors"
 
-# The released 16-channel checkpoint's tensors, copied from the facts file (prefix `upsampler.`).
+# The released 16-channel checkpoint's tensors (the original repository's checkpoint; prefix
+# `upsampler.`).
 RELEASED_16CH_TABLE = {
     "conv_in.weight": (128, 16, 3, 3),
     "conv_in.bias": (128,),
@@ -100,7 +101,8 @@ def preset_model(channels: int) -> LatentUpsampler:
 def reference_forward(
     state: dict[str, torch.Tensor], config: dict[str, object], x: torch.Tensor
 ) -> torch.Tensor:
-    """The facts file's computation, written with plain functional calls on the state dict."""
+    """The original repository's forward pass, written with plain functional calls on the state
+    dict."""
     p = "upsampler."
     mode = config["interpolate"]
     groups = config["norm_num_groups"]

