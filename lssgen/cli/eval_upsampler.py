@@ -113,9 +113,10 @@ def _run(args: argparse.Namespace) -> int:
     print(format_table(result))
     report: dict[str, Any] = {
         **result.to_dict(),
-        "vae": str(args.vae),
-        "upsampler": str(args.upsampler),
-        "images": str(args.images),
+        # Folder names only: a report is committed as evidence and names no machine's paths.
+        "vae": Path(args.vae).name,
+        "upsampler": Path(args.upsampler).name,
+        "images": Path(args.images).name,
         "num_images": len(images),
         "seed": args.seed,
         "device": str(device),

@@ -257,7 +257,7 @@ def evaluate(
         row["speedup"] = plain_seconds / row["seconds"]
     add_paired_differences(rows)
     results = {
-        "model": str(folder),
+        "model": folder.name,  # no machine path: results are committed as evidence
         "settings": attrs.asdict(settings),
         "count": count,
         "batch_size": batch_size,

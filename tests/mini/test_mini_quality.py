@@ -75,6 +75,7 @@ def test_every_config_wrote_every_image_and_each_batch_time(run):
     for name in ("results.json", "results.md", "chart.png", "samples.png"):
         assert (output / name).is_file()
     assert json.loads((output / "results.json").read_text())["count"] == COUNT
+    assert str(output.parent) not in (output / "results.json").read_text()  # no machine path
 
 
 def test_the_scores_are_the_evaluators_and_the_ratios_are_the_times(run):

@@ -74,6 +74,8 @@ def test_cli_trains_then_evaluates_end_to_end(
     assert report["num_crops"] == 6 and report["crop_size"] == 2 * SIZE
     for score in report["methods"].values():
         assert score["latent_mse"] >= 0 and score["ms_per_call"] > 0
+    # Reports are committed as evidence: they name no path of the machine that made them.
+    assert str(tmp_path) not in (report_dir / "eval.json").read_text()
     with Image.open(report_dir / "grid.png") as grid:
         assert grid.width > 8 * 2 * SIZE and grid.height > 3 * 2 * SIZE
 
