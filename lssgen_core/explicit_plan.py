@@ -32,6 +32,13 @@ from collections.abc import Callable, Sequence
 MAX_SCHEDULE_STEPS = 1000
 
 
+def is_explicit_plan(
+    stage_steps: object | None, stage_entries: object | None, final_steps: object | None
+) -> bool:
+    """Whether any explicit plan input is given (all None: the paper's rules)."""
+    return stage_steps is not None or stage_entries is not None or final_steps is not None
+
+
 def budget_final_steps(num_steps: int) -> int:
     """The largest ``final_steps`` that is never more expensive than plain with ``num_steps``
     (0 for one step: no plan of several stages undercuts one plain step)."""

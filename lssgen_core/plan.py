@@ -37,6 +37,7 @@ from lssgen_core.explicit_plan import (
     check_stage_entries,
     check_stage_steps,
     explicit_stage_count,
+    is_explicit_plan,
     min_size_for_stages,
     schedule_for_steps,
 )
@@ -140,11 +141,7 @@ class StagePlan:
 
     @property
     def is_explicit(self) -> bool:
-        return (
-            self.stage_steps is not None
-            or self.stage_entries is not None
-            or self.final_steps is not None
-        )
+        return is_explicit_plan(self.stage_steps, self.stage_entries, self.final_steps)
 
     @property
     def target(self) -> Stage:

@@ -37,6 +37,7 @@ from lssgen_core.explicit_plan import (
     check_stage_entries,
     check_stage_steps,
     explicit_stage_count,
+    is_explicit_plan,
 )
 from lssgen_core.parameterization import check_start_sigma
 from lssgen_core.plan import ENTRY_RULES
@@ -82,11 +83,7 @@ class LSSOptions:
 
     @property
     def is_explicit(self) -> bool:
-        return (
-            self.stage_steps is not None
-            or self.stage_entries is not None
-            or self.final_steps is not None
-        )
+        return is_explicit_plan(self.stage_steps, self.stage_entries, self.final_steps)
 
     def min_size_for(self, height: int, width: int) -> int | None:
         """The min_size to plan with (None: the one the explicit stage count gives).
