@@ -201,6 +201,11 @@ class LSSPipelineMixin:
 
     # --- what each model supplies -------------------------------------------------------------
 
+    @property
+    def _lss_denoiser_name(self) -> str:
+        """The component that denoises: ``transformer`` (DiT families) or ``unet``."""
+        return "transformer" if hasattr(self, "transformer") else "unet"
+
     def _lss_default_size(self) -> tuple[int, int]:
         """(height, width) the stock ``__call__`` uses when none is given."""
         raise NotImplementedError
@@ -393,7 +398,7 @@ class LSSPipelineMixin:
         if plan.is_single_stage:  # smaller stages dropped (a pure-noise entry; warned above)
             return self._lss_stock_call(args, kwargs, request)
         check_cache_across_stages(
-            getattr(self, "transformer", None) or getattr(self, "unet", None),
+            getattr(self, self._lss_denoiser_name),
             plan,
             lambda stage: self._lss_configured_scheduler(stage.num_steps, stage.size, call),
         )
@@ -467,7 +472,7 @@ class LSSPipelineMixin:
                 call_checks.check_finite_real(call[name], name)
         call_checks.check_prompt(call.get("prompt"))
         call_checks.check_generator(call.get("generator"))
-        denoiser = "transformer" if hasattr(self, "transformer") else "unet"
+        denoiser = self._lss_denoiser_name
         call_checks.check_latents(
             call.get("latents"),
             dtype=None if self.lss_casts_latents else getattr(self, denoiser).dtype,
