@@ -47,7 +47,7 @@ def enter_stage(
     exactly on its schedule (``(1 - s) * up + s * noise`` for flow).
     """
     upsampled = upsample_latent(latent, stage, scaler)
-    return parameterization.add_noise(upsampled, noise.to(upsampled), stage.start_sigma)
+    return parameterization.add_noise(upsampled, noise.to(upsampled), stage.entry_level)
 
 
 def _stage_args(extra_args: ExtraArgs, stage: Stage) -> Mapping[str, Any]:
@@ -100,7 +100,7 @@ def sample_progressive(
             )
             if tuple(first.shape) != shape:
                 raise ValueError(f"noise has shape {tuple(first.shape)}; the plan needs {shape}")
-            x = parameterization.pure_noise(first.to(device=device, dtype=dtype), stage.start_sigma)
+            x = parameterization.pure_noise(first.to(device=device, dtype=dtype), stage.entry_level)
         else:
             fresh = randn(shape, generator, device=device, dtype=dtype)
             x = enter_stage(x, stage, scaler, fresh, parameterization)

@@ -94,7 +94,7 @@ def test_schedules_are_monotone_in_range_and_entries_straddle_start_sigma(args):
         assert stage.num_denoising_steps >= 1
         if stage.index > 0:
             s = args["start_sigma"]
-            entry = stage.start_sigma
+            entry = stage.entry_level
             # Never re-enter at pure noise (that would discard the previous stage); otherwise the
             # last level that is still >= start_sigma.
             assert entry < 1 - 1e-3
@@ -121,7 +121,7 @@ def test_the_originals_worked_example():
     assert (low.height, low.num_steps, low.num_denoising_steps) == (512, 25, 25)
     assert (high.height, high.num_steps, high.num_denoising_steps) == (1024, 50, 25)
     assert high.start_index == 25
-    assert high.start_sigma == pytest.approx(0.7595, abs=1e-4)
+    assert high.entry_level == pytest.approx(0.7595, abs=1e-4)
     assert flux_mu(low.num_tokens) == pytest.approx(0.63)
     assert low.sigmas[1] == pytest.approx(shift_exponential(1 - 1 / 25, 0.63))
     assert plan.token_steps_ratio() == pytest.approx(0.625)
@@ -186,7 +186,7 @@ def test_vp_plan_uses_snr_matching():
     plan = plan_stages(
         128, 128, num_steps=20, min_size=64, parameterization=VP, schedule=vp_schedule
     )
-    entry = plan.stages[1].start_sigma
+    entry = plan.stages[1].entry_level
     assert convert_sigma(entry, VP, FLOW) == pytest.approx(0.75)
 
 
@@ -194,7 +194,7 @@ def test_compensation_raises_the_entry_level():
     args = dict(num_steps=50, min_size=512, patch_size=2, schedule=flux_schedule())
     plain = plan_stages(1024, 1024, **args)
     compensated = plan_stages(1024, 1024, compensate_resolution=True, **args)
-    assert compensated.stages[1].start_sigma > plain.stages[1].start_sigma
+    assert compensated.stages[1].entry_level > plain.stages[1].entry_level
 
 
 def test_describe_prints_a_table():

@@ -62,7 +62,7 @@ def asked_level(args, index):
 
 
 def flow_level(plan, stage):
-    return convert_sigma(stage.start_sigma, plan.parameterization, FLOW)
+    return convert_sigma(stage.entry_level, plan.parameterization, FLOW)
 
 
 @settings(max_examples=150, deadline=None)
@@ -129,7 +129,7 @@ def test_on_plain_flow_levels_a_later_stage_enters_floor_steps_over_level(steps,
     target = plan.target
     expected = max(steps + 1, math.floor(steps / level + 1e-9))
     assert target.num_steps in (expected, min(expected, MAX_SCHEDULE_STEPS))
-    assert target.start_sigma >= level - 1e-9 or target.start_index == 1
+    assert target.entry_level >= level - 1e-9 or target.start_index == 1
 
 
 @settings(max_examples=100, deadline=None)
@@ -241,8 +241,8 @@ def test_three_stage_plan_runs_256_512_1024():
     plan = plan_stages(1024, 1024, num_steps=50, stage_steps=(12, 6, 2), stage_entries=(0.5, 0.1))
     assert [s.height for s in plan.stages] == [256, 512, 1024]
     assert [s.num_denoising_steps for s in plan.stages] == [12, 6, 2]
-    assert plan.stages[1].start_sigma == pytest.approx(0.5, abs=0.04)
-    assert plan.stages[2].start_sigma == pytest.approx(0.1, abs=0.02)
+    assert plan.stages[1].entry_level == pytest.approx(0.5, abs=0.04)
+    assert plan.stages[2].entry_level == pytest.approx(0.1, abs=0.02)
     assert plan.min_size == 256
 
 

@@ -65,7 +65,7 @@ def plans(draw):
 
 
 def _flow_level(stage, parameterization) -> float:
-    return float(convert_sigma(stage.start_sigma, parameterization, FLOW))
+    return float(convert_sigma(stage.entry_level, parameterization, FLOW))
 
 
 @given(plans())

@@ -109,7 +109,7 @@ def test_later_stages_start_from_the_renoised_upsample_drawn_from_the_generator(
     first = randn((1, 4, 8, 8), g)
     low = sample_euler(model, first, torch.tensor(plan.stages[0].run_sigmas))
     renoise = randn((1, 4, 16, 16), g)
-    s = plan.stages[1].start_sigma
+    s = plan.stages[1].entry_level
     entry = (1 - s) * nearest(low) + s * renoise
     stage1 = [info for info in seen if info["stage"] == 1]
     assert torch.allclose(stage1[0]["x"], entry, atol=1e-6)

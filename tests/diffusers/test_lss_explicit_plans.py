@@ -82,7 +82,7 @@ def test_explicit_plan_runs_the_planned_calls_at_each_stage_size(
     assert runs[-1][0] == target_shape(pair)  # the last stage runs at the target size
     assert [s.height for s in plan.stages] == [TARGET // 2**k for k in range(len(runs) - 1, -1, -1)]
     for stage in plan.stages[1:]:  # never entering at pure noise
-        assert convert_sigma(stage.start_sigma, plan.parameterization, FLOW) < PURE_NOISE_LEVEL
+        assert convert_sigma(stage.entry_level, plan.parameterization, FLOW) < PURE_NOISE_LEVEL
 
 
 def test_explicit_plan_matches_lss_plan_for(pair: Pair) -> None:

@@ -143,7 +143,7 @@ def test_flux_worked_example_plan(lss_pair: Any) -> None:
     low, high = plan.stages
     assert (low.height, low.num_steps, low.num_denoising_steps) == (512, 25, 25)
     assert (high.height, high.num_steps, high.num_denoising_steps) == (1024, 50, 25)
-    assert high.start_sigma == pytest.approx(0.7595, abs=1e-4)
+    assert high.entry_level == pytest.approx(0.7595, abs=1e-4)
     assert plan.token_steps_ratio() == pytest.approx(0.625)
     assert plan.parameterization is FLOW
 

@@ -50,7 +50,7 @@ def test_explicit_plan_runs_its_steps_at_each_stage_size(explicit):
     else:
         assert plan.target.num_denoising_steps == explicit["final_steps"]
     for stage in plan.stages[1:]:
-        assert convert_sigma(stage.start_sigma, VE, FLOW) < PURE_NOISE_LEVEL
+        assert convert_sigma(stage.entry_level, VE, FLOW) < PURE_NOISE_LEVEL
     out = sample_lss(
         sampler("euler"),
         model,

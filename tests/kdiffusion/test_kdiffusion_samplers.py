@@ -257,7 +257,7 @@ def test_re_noising_puts_the_upsampled_latent_at_the_entry_level(family, monkeyp
     )
     entry = next(info for info in seen if info["stage"] == 1)
     stage = plan.stages[1]
-    sigma = stage.start_sigma
+    sigma = stage.entry_level
     assert entry["i"] == 0 and float(entry["sigma"]) == pytest.approx(sigma, rel=1e-6)
     assert len(drawn) == 2 and len(upsampled) == 1
     assert torch.allclose(entry["x"], upsampled[0] + sigma * drawn[1], rtol=1e-6, atol=1e-6)
@@ -272,7 +272,7 @@ def test_re_noising_puts_the_upsampled_latent_at_the_entry_level(family, monkeyp
             128, 128, num_steps=8, min_size=64, patch_size=2, schedule=flux_schedule()
         )
         assert flow_plan.stages[1].start_index == stage.start_index
-        assert flow_level == pytest.approx(flow_plan.stages[1].start_sigma, abs=1e-12)
+        assert flow_level == pytest.approx(flow_plan.stages[1].entry_level, abs=1e-12)
 
 
 def test_the_upsampler_may_be_a_latent_upsampler_a_mode_name_or_a_scaler():
