@@ -3,6 +3,8 @@
 Offline and on the CPU: loads `lssgen/mini/model/`, prints both plans, makes an untimed warm-up
 call of each mode (one-time set-up is billed to neither), then times one batched call per mode
 twice, in the order plain, LSS, LSS, plain, so a drift in the machine's speed falls on both alike.
+The calls are timed as `lssgen evaluate` times its batches (`lssgen.mini.timing`), with as many
+prompts per call as the evaluation's default batch, so the two report the same speed-up.
 Every prompt uses the same seed in both modes. Each image is judged by the rule-based evaluator,
 and a side-by-side grid with the prompts, verdicts and mean times is written.
 
@@ -15,8 +17,8 @@ while the CPU time of a single-threaded run counts only the work.
 from __future__ import annotations
 
 import argparse
-import time
 from collections.abc import Sequence
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -34,6 +36,7 @@ from lssgen.mini.cli_common import (
 )
 from lssgen.mini.grid import prompt_grid, save_png
 from lssgen.mini.model import MINI_SETTINGS, MiniSettings, load_shipped_pipeline
+from lssgen.mini.timing import ZERO, speedups, timed
 
 # One prompt per GenEval category, in the form of the captions the shipped model was trained on:
 # without GenEval's "a photo of" prefix, which it never saw and answers with noise (seen on the
@@ -45,6 +48,8 @@ DEMO_PROMPTS = (
     "a green square",
     "a red circle to the left of a blue triangle",
     "a yellow star and a purple circle",
+    "two blue circles",
+    "a white star above a black square",
 )
 
 
@@ -58,12 +63,14 @@ class ModeRun:
     verdicts: tuple[bool | None, ...]  # None: the prompt is outside the evaluator's grammar
     # CPU time of this process (all its threads): unlike wall time it does not grow while other
     # processes hold the cores, so with one thread it measures the work itself on a busy machine.
-    cpu_seconds: float = 0.0
+    cpu_seconds: float
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--output", default="lssgen-demo.png", help="grid PNG to write")
-    parser.add_argument("--prompt", action="append", help="a prompt (repeatable); default: 6")
+    parser.add_argument(
+        "--prompt", action="append", help=f"a prompt (repeatable); default: {len(DEMO_PROMPTS)}"
+    )
     add_model_arguments(parser, seed_help="prompt i uses seed + i")
 
 
@@ -111,23 +118,21 @@ def demo(
         pipe(prompts[0], **{**call, "num_inference_steps": 2})
     modes = {"plain": plain_call, "LSS (resnet)": lss_call}
     images: dict[str, list[Image.Image]] = {}
-    seconds = dict.fromkeys(modes, 0.0)
-    cpu_seconds = dict.fromkeys(modes, 0.0)
+    times = dict.fromkeys(modes, ZERO)
     # Plain, LSS, LSS, plain: a drift in the machine's speed falls on both modes alike.
     for name in ("plain", "LSS (resnet)", "LSS (resnet)", "plain"):
         generators = [torch.Generator().manual_seed(seed + i) for i in range(len(prompts))]
-        start, cpu_start = time.perf_counter(), time.process_time()
-        images[name] = pipe(list(prompts), generator=generators, **modes[name]).images
-        seconds[name] += (time.perf_counter() - start) / 2
-        cpu_seconds[name] += (time.process_time() - cpu_start) / 2
+        output, took = timed(partial(pipe, list(prompts), generator=generators, **modes[name]))
+        images[name] = output.images
+        times[name] += took.scaled(0.5)
     runs = []
     for name in modes:
         run = ModeRun(
             name,
             tuple(images[name]),
-            seconds[name],
+            times[name].wall,
             verdicts(images[name], prompts),
-            cpu_seconds[name],
+            times[name].cpu,
         )
         passed = sum(v is True for v in run.verdicts)
         report(
@@ -137,9 +142,10 @@ def demo(
         )
         runs.append(run)
     plain, lss = runs
+    ratio = speedups(times["plain"], times["LSS (resnet)"])
     report(
-        f"speed-up: {plain.seconds / lss.seconds:.2f}x in wall time, "
-        f"{plain.cpu_seconds / lss.cpu_seconds:.2f}x in CPU time (on a busy machine, with one "
+        f"speed-up: {ratio['wall']:.2f}x in wall time, "
+        f"{ratio['cpu']:.2f}x in CPU time (on a busy machine, with one "
         "thread, the CPU-time figure is the sound one)"
     )
     return plain, lss
@@ -166,8 +172,8 @@ def demo_grid(prompts: Sequence[str], runs: Sequence[ModeRun]) -> Image.Image:
     plain = runs[0]
     columns = [
         (
-            f"{r.name}: {r.seconds:.1f} s"
-            + ("" if r is plain else f" ({plain.seconds / r.seconds:.2f}x)"),
+            f"{r.name}: {r.seconds:.1f} s, {r.cpu_seconds:.1f} s CPU"
+            + ("" if r is plain else f" ({plain.cpu_seconds / r.cpu_seconds:.2f}x CPU)"),
             r.images,
             r.verdicts,
         )

@@ -11,9 +11,10 @@ renders of the prompts' own scenes are scored too, as the evaluator's ceiling.
 
 Timing is fair by construction: batches run configuration after configuration, so a change in the
 machine's load falls on all of them, and an untimed warm-up call of each comes first. The speed-up
-is plain's total seconds over the configuration's.
+is plain's total seconds over the configuration's, on the wall clock and in CPU time
+(`lssgen.mini.timing`, the clock `lssgen demo` uses too).
 
-Resumable: each batch's PNGs are written atomically, then its seconds
+Resumable: each batch's PNGs are written atomically, then its seconds on both clocks
 (`OUTPUT/<config>/times.json`); a batch with recorded seconds is skipped on the next run.
 Results: `OUTPUT/results.json`, the markdown table `OUTPUT/results.md`, the chart
 `OUTPUT/chart.png` and a sample grid `OUTPUT/samples.png`.
@@ -23,8 +24,8 @@ from __future__ import annotations
 
 import argparse
 import json
-import time
 from collections.abc import Callable, Sequence
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -43,6 +44,7 @@ from lssgen.mini.cli_common import (
 from lssgen.mini.model import MINI_SETTINGS, MiniSettings, load_shipped_pipeline
 from lssgen.mini.render import render
 from lssgen.mini.scenes import scene_for_index
+from lssgen.mini.timing import TIMING_BATCH, ZERO, CallTime, speedups, timed
 from lssgen_core.atomic import write_bytes_atomic, write_json_atomic
 
 EVAL_DATA_SEED = 7_000_003  # training uses TRAIN_DATA_SEED = 1000; never this one
@@ -113,9 +115,22 @@ def _times_path(output: Path, config: Config) -> Path:
     return output / config.name / "times.json"
 
 
-def read_times(output: Path, config: Config) -> dict[str, float]:
+def read_times(output: Path, config: Config) -> dict[str, CallTime]:
+    """Each finished batch's time on both clocks, by its first index. A batch recorded before
+    CPU time was (a bare number of wall seconds) counts as not done: it is made and timed again,
+    so every total has both clocks over the same batches."""
     path = _times_path(output, config)
-    return json.loads(path.read_text(encoding="utf-8")) if path.is_file() else {}
+    recorded = json.loads(path.read_text(encoding="utf-8")) if path.is_file() else {}
+    return {
+        batch: CallTime(entry["wall"], entry["cpu"])
+        for batch, entry in recorded.items()
+        if isinstance(entry, dict)
+    }
+
+
+def _write_times(output: Path, config: Config, times: dict[str, CallTime]) -> None:
+    entries = {batch: attrs.asdict(took) for batch, took in times.items()}
+    write_json_atomic(_times_path(output, config), entries)
 
 
 def generate_all(
@@ -146,13 +161,11 @@ def generate_all(
     for batch, config in pending:
         prompts = [captions[i].text for i in batch]
         generators = [torch.Generator().manual_seed(seed + i) for i in batch]
-        start = time.perf_counter()
-        images = pipe(prompts, generator=generators, **config.call(settings)).images
-        seconds = time.perf_counter() - start
-        for i, image in zip(batch, images):
+        result, took = timed(partial(pipe, prompts, generator=generators, **config.call(settings)))
+        for i, image in zip(batch, result.images):
             write_bytes_atomic(image_path(output, config, i), png_bytes(image))
-        times[config][str(batch.start)] = seconds
-        write_json_atomic(_times_path(output, config), times[config])
+        times[config][str(batch.start)] = took
+        _write_times(output, config, times[config])
         on_batch()
 
 
@@ -168,7 +181,8 @@ def score_config(
 
     images = [_load(image_path(output, config, i)) for i in range(len(captions))]
     result = with_intervals(score(images, captions))
-    result["seconds"] = sum(read_times(output, config).values())
+    took = sum(read_times(output, config).values(), ZERO)
+    result["seconds"], result["cpu_seconds"] = took.wall, took.cpu
     result["token_steps_ratio"] = plan_ratio
     return {
         "name": config.name,
@@ -214,7 +228,7 @@ def evaluate(
     count: int,
     settings: MiniSettings = MINI_SETTINGS,
     configs: Sequence[Config] | None = None,
-    batch_size: int = 8,
+    batch_size: int = TIMING_BATCH,
     seed: int = 0,
     data_seed: int = EVAL_DATA_SEED,
     progress: bool = True,
@@ -252,9 +266,13 @@ def evaluate(
     for config in configs:
         plan = pipe.lss_plan_for(**config.call(settings))
         rows.append(score_config(output, config, captions, plan.token_steps_ratio()))
-    plain_seconds = next(r["seconds"] for r in rows if r["mode"] is None and r["steps"] is None)
+    plain = next(r for r in rows if r["mode"] is None and r["steps"] is None)
     for row in rows:
-        row["speedup"] = plain_seconds / row["seconds"]
+        ratio = speedups(
+            CallTime(plain["seconds"], plain["cpu_seconds"]),
+            CallTime(row["seconds"], row["cpu_seconds"]),
+        )
+        row["speedup"], row["speedup_cpu"] = ratio["wall"], ratio["cpu"]
     add_paired_differences(rows)
     results = {
         "model": folder.name,  # no machine path: results are committed as evidence
@@ -292,6 +310,7 @@ def markdown(results: dict[str, Any]) -> str:
     the paired difference from plain, sharpness and speed."""
     categories = [c for c in CATEGORIES if c in results["renders"]["per_category"]]
     header = ["config", *categories, "overall", "vs plain", "sharpness ×10³", "speed-up"]
+    header.append("speed-up (CPU)")
     header.append("token-steps")
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     for row in [*results["configs"], results["renders"]]:
@@ -309,7 +328,9 @@ def markdown(results: dict[str, Any]) -> str:
             cells.append(f"{difference:+.1%} [{low:+.0%}, {high:+.0%}]")
         cells.append(f"{row['sharpness'] * 1000:.3f}")
         speedup, ratio = row.get("speedup"), row.get("token_steps_ratio")
-        cells += [f"{speedup:.2f}x" if speedup else "-", f"{ratio:.1%}" if ratio else "-"]
+        cpu = row.get("speedup_cpu")
+        cells += [f"{speedup:.2f}x" if speedup else "-", f"{cpu:.2f}x" if cpu else "-"]
+        cells.append(f"{ratio:.1%}" if ratio else "-")
         lines.append("| " + " | ".join(cells) + " |")
     notes = (
         "Accuracy: share of images the rule-based evaluator passes, with its 95% interval "
@@ -331,7 +352,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         default=list(SWEEP),
         help="resnet start_sigma values",
     )
-    parser.add_argument("--batch-size", type=positive_int, default=8, help="prompts per call")
+    parser.add_argument(
+        "--batch-size",
+        type=positive_int,
+        default=TIMING_BATCH,
+        help="prompts per call (the default times batches like `lssgen demo`'s call)",
+    )
     add_model_arguments(parser, seed_help="image i uses seed + i")
 
 

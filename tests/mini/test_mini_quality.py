@@ -2,6 +2,8 @@
 resumes (the model is untrained, so the numbers say nothing about quality; the shipped model's
 are in benchmarks/README.md)."""
 
+import argparse
+import inspect
 import json
 
 import attrs
@@ -83,10 +85,14 @@ def test_the_scores_are_the_evaluators_and_the_ratios_are_the_times(run):
     rows = {row["name"]: row for row in results["configs"]}
     plain = rows["plain"]
     assert plain["speedup"] == 1.0 and plain["token_steps_ratio"] == 1.0
+    assert plain["speedup_cpu"] == 1.0
     for row in rows.values():
-        seconds = sum(read_times(output, Config(row["mode"], row["start_sigma"])).values())
-        assert row["seconds"] == pytest.approx(seconds)
-        assert row["speedup"] == pytest.approx(plain["seconds"] / seconds)
+        times = read_times(output, Config(row["mode"], row["start_sigma"])).values()
+        wall, cpu = sum(t.wall for t in times), sum(t.cpu for t in times)
+        assert row["seconds"] == pytest.approx(wall) and row["cpu_seconds"] == pytest.approx(cpu)
+        assert row["speedup"] == pytest.approx(plain["seconds"] / wall)
+        assert row["speedup_cpu"] == pytest.approx(plain["cpu_seconds"] / cpu)
+        assert wall > 0 and cpu > 0
         assert 0.0 <= row["overall"] <= 1.0 and sum(row["count"].values()) == COUNT
     assert rows["resnet@0.6"]["token_steps_ratio"] < 1.0
     # The evaluator's ceiling: the prompts' own scenes pass.
@@ -141,7 +147,7 @@ def test_plain_at_fewer_steps_matches_each_lss_plans_cost(tiny_folder):
 def test_a_rerun_resumes_and_redoes_only_the_missing_batch(run, tiny_folder):
     output, _ = run
     config = Config("latent", 0.6)
-    times = read_times(output, config)
+    times = json.loads((output / config.name / "times.json").read_text())
     del times["4"]  # as if killed after the images of batch 4, before its time was recorded
     (output / config.name / "times.json").write_text(json.dumps(times))
     stamps = {
@@ -185,3 +191,45 @@ def test_the_probe_is_held_out_from_training_and_evaluation_and_scores_each_call
     assert all(sum(r["count"].values()) == 6 for r in results.values())
     with pytest.raises(ValueError, match="unknown probe call"):
         probe(pipe, calls=calls, names=["plain9"])
+
+
+def test_a_batch_timed_on_the_wall_clock_only_is_made_and_timed_again(run, tiny_folder):
+    # Folders of an earlier version hold bare wall seconds; totals must cover both clocks over
+    # the same batches, so such a batch counts as not done.
+    output, _ = run
+    config = Config("resnet", 0.6)
+    times = json.loads((output / config.name / "times.json").read_text())
+    times["0"] = times["0"]["wall"]
+    (output / config.name / "times.json").write_text(json.dumps(times))
+    assert set(read_times(output, config)) == {"4"}
+    stamp = image_path(output, config, 0).stat().st_mtime_ns
+    evaluate(
+        tiny_folder,
+        output,
+        count=COUNT,
+        settings=SETTINGS,
+        configs=CONFIGS,
+        batch_size=BATCH,
+        progress=False,
+    )
+    assert image_path(output, config, 0).stat().st_mtime_ns != stamp
+    assert set(read_times(output, config)) == {"0", "4"}
+    assert set(json.loads((output / config.name / "times.json").read_text())["0"]) == {
+        "wall",
+        "cpu",
+    }
+
+
+def test_the_demo_and_the_evaluation_time_calls_of_the_same_size():
+    from lssgen.mini.demo import DEMO_PROMPTS
+    from lssgen.mini.quality import evaluate as evaluate_function
+    from lssgen.mini.timing import TIMING_BATCH
+
+    assert len(DEMO_PROMPTS) == TIMING_BATCH
+    default = inspect.signature(evaluate_function).parameters["batch_size"].default
+    assert default == TIMING_BATCH
+    parser = argparse.ArgumentParser()
+    from lssgen.mini.quality import add_arguments
+
+    add_arguments(parser)
+    assert parser.parse_args(["--output", "x"]).batch_size == TIMING_BATCH
