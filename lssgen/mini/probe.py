@@ -6,6 +6,14 @@ from `PROBE_DATA_SEED`, which neither training (`TRAIN_DATA_SEED`) nor `lssgen e
 (`EVAL_DATA_SEED`) uses. It scores what LSS needs of the model: plain generation at the native
 size, plain generation at the first stage's size (where LSS puts the structure), and the shipped
 LSS call.
+
+`text_reliance` is the probe's low-noise companion: how much worse the transformer predicts when
+each scene gets another scene's caption. Accuracy on 48 prompts moves by about 5 points from
+noise alone; this figure needs no sampling and no evaluator, so it separates "ignores the prompt"
+from "follows it" within seconds. Our measurement: lssgen-mini v1 and every pilot up to 3.5k
+steps predicted only about 1 % worse with the wrong caption at t = 0.8, and under 1 % at
+t = 0.95, where the image's layout is decided: the models drew the training distribution's
+shapes without reading the prompt, which is why their accuracy stayed at the floor.
 """
 
 from __future__ import annotations
@@ -21,6 +29,8 @@ from lssgen.mini.scenes import scene_for_index
 PROBE_DATA_SEED = 7_100_001
 PROBE_COUNT = 48  # 8 per GenEval category
 PROBE_BATCH = 8
+# Noise levels of `text_reliance`: where layout and colours are decided (flow t, 1 = noise).
+RELIANCE_LEVELS = (0.95, 0.8)
 
 
 def probe_calls(settings: MiniSettings = MINI_SETTINGS) -> dict[str, dict[str, Any]]:
@@ -63,3 +73,62 @@ def probe(
             images += pipe([c.text for c in batch], **call).images
         results[name] = score(images, captions)
     return results
+
+
+@torch.no_grad()
+def text_reliance(
+    pipe: Any,
+    *,
+    count: int = 64,
+    size: int | None = None,
+    levels: Sequence[float] = RELIANCE_LEVELS,
+    seed: int = PROBE_DATA_SEED,
+    max_sequence_length: int = MINI_SETTINGS.max_sequence_length,
+) -> dict[float, float]:
+    """Per noise level t, the relative increase of the flow-matching loss when every probe
+    scene is paired with the next scene's caption instead of its own (0: the text is ignored).
+
+    Uses the pipeline's own VAE, normalisation and prompt encoding, so it measures the model as
+    it is called. `size` defaults to the first LSS stage's (`MINI_SETTINGS.min_size`).
+    """
+    from lssgen.mini.train_data import captions, render_batch
+    from lssgen.mini.train_vae import encode_mode
+
+    if count < 2:
+        raise ValueError(f"count must be at least 2 (captions are paired with others), got {count}")
+    size = size or MINI_SETTINGS.min_size
+    indices = range(count)
+    vae = pipe.vae
+    latents = encode_mode(vae, render_batch(seed, indices, size))
+    latents = (latents - vae.config.shift_factor) * vae.config.scaling_factor
+    texts = captions(seed, indices)
+
+    def encode(prompts: list[str]) -> tuple[Any, Any]:
+        embeds, _, pooled, _ = pipe.encode_prompt(
+            prompts,
+            None,
+            None,
+            device=vae.device,
+            do_classifier_free_guidance=False,
+            max_sequence_length=max_sequence_length,
+        )
+        return embeds, pooled
+
+    right, wrong = encode(texts), encode(texts[1:] + texts[:1])
+    transformer = pipe.transformer
+    result = {}
+    for level in levels:
+        noise = torch.randn(latents.shape, generator=torch.Generator().manual_seed(seed))
+        noisy = (1 - level) * latents + level * noise
+        timestep = torch.full((count,), level * pipe.scheduler.config.num_train_timesteps)
+        losses = []
+        for embeds, pooled in (right, wrong):
+            velocity = transformer(
+                hidden_states=noisy.to(transformer.dtype),
+                encoder_hidden_states=embeds.to(transformer.dtype),
+                pooled_projections=pooled.to(transformer.dtype),
+                timestep=timestep,
+            ).sample
+            losses.append(float((velocity.float() - (noise - latents)).pow(2).mean()))
+        result[float(level)] = (losses[1] - losses[0]) / losses[0]
+    return result
