@@ -17,7 +17,6 @@ from typing import Any
 import torch
 
 from lssgen.cli.common import (
-    TORCH_DTYPES,
     HelpFormatter,
     UsageError,
     blame,
@@ -26,6 +25,7 @@ from lssgen.cli.common import (
     non_negative_int,
     positive_int,
 )
+from lssgen.dtypes import TORCH_DTYPES, TRAINING_DTYPES
 from lssgen.training.evaluate import evaluate_scalers, format_table, standard_scalers
 from lssgen.training.pairs import DOWNSAMPLE_MODES, SCALE_FACTOR, STREAM_EVAL, CropBatches
 from lssgen_core.atomic import write_bytes_atomic, write_json_atomic
@@ -60,7 +60,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         default="nearest",
         help="how the low-resolution input is made (use the training setting)",
     )
-    parser.add_argument("--dtype", choices=tuple(TORCH_DTYPES), default="fp32", help="VAE dtype")
+    parser.add_argument("--dtype", choices=TRAINING_DTYPES, default="fp32", help="VAE dtype")
     parser.add_argument("--device", default=None, help="torch device (default: cuda if available)")
     parser.add_argument("--batch-size", type=positive_int, default=8, help="crops per VAE call")
     parser.add_argument("--preview", type=non_negative_int, default=4, help="crops in grid.png")

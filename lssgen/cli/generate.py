@@ -44,7 +44,6 @@ from typing import Any
 import torch
 
 from lssgen.cli.common import (
-    TORCH_DTYPES,
     HelpFormatter,
     UsageError,
     blame,
@@ -69,6 +68,7 @@ from lssgen.cli.geneval_layout import (
     write_metadata,
 )
 from lssgen.cli.prompts import PromptFileError, load_prompt_file, prompt_from_text
+from lssgen.dtypes import TORCH_DTYPES
 from lssgen_core.atomic import write_bytes_atomic, write_json_atomic
 from lssgen_core.upsample import SCALING_MODES, LatentUpsampler
 from lssgen_diffusers.call_defaults import CALL_DEFAULTS_NAME, LSS_KEYS, read_call_defaults
@@ -83,7 +83,6 @@ from lssgen_diffusers.options import (
 )
 
 PROG = "lssgen generate"
-DTYPES: dict[str, torch.dtype] = {**TORCH_DTYPES, "fp16": torch.float16}
 SEEDING = (
     "torch.Generator('cpu').manual_seed(image_seed(seed, i, k)); image_seed: first 8 bytes of "
     "sha256(f'{seed}/{i}/{k}'), big-endian, mod 2**63"
@@ -190,7 +189,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     model.add_argument(
         "--dtype",
-        choices=("auto", *DTYPES),
+        choices=("auto", *TORCH_DTYPES),
         default="auto",
         help="model dtype; auto: bf16 on CUDA, fp32 otherwise",
     )
@@ -432,7 +431,7 @@ def _process_state(device_arg: str | None) -> tuple[Any, torch.device]:
 def _dtype(name: str, device: torch.device) -> tuple[str, torch.dtype]:
     if name == "auto":
         name = "bf16" if device.type == "cuda" else "fp32"
-    return name, DTYPES[name]
+    return name, TORCH_DTYPES[name]
 
 
 @contextlib.contextmanager

@@ -34,7 +34,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
         "Score lssgen-mini plain vs LSS (scaling modes, start_sigma sweep): accuracy and speed.",
     ),
     "mini": (
-        "lssgen.mini.train_cli",
+        "lssgen.cli.train_mini",
         "Train and assemble lssgen-mini stage by stage (text, vae, latents, transformer, ...).",
     ),
 }

@@ -18,7 +18,7 @@ import torch
 
 from lssgen.mini.train_data import TRAIN_DATA_SEED, render_batch
 from lssgen.mini.train_latents import LatentCache
-from lssgen.mini.train_loop import LoopConfig, run_loop
+from lssgen.mini.train_recipe import LoopConfig, run_loop
 from lssgen.mini.train_text import TextConfig, build_text
 from lssgen.mini.train_transformer import FlowTask, FlowTrainConfig, build_transformer
 from lssgen.mini.train_vae import VaeTask, VaeTrainConfig, build_vae

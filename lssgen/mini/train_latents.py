@@ -26,8 +26,8 @@ import torch
 from torch import Tensor
 
 from lssgen.mini.train_data import TRAIN_DATA_SEED, captions, render_batch
-from lssgen.mini.train_loop import non_negative, positive
 from lssgen_core.atomic import write_bytes_atomic, write_json_atomic
+from lssgen_core.validation import non_negative, positive
 
 MANIFEST = "manifest.json"
 FORMAT = "lssgen-mini-latents"

@@ -36,7 +36,6 @@ from torch import Tensor, nn
 
 from lssgen.mini.captions import PREFIXES
 from lssgen.mini.train_latents import LatentCache
-from lssgen.mini.train_loop import fraction, non_negative, positive
 from lssgen.mini.train_text import (
     FAST_T5_TOKENS,
     STOCK_T5_TOKENS,
@@ -44,6 +43,7 @@ from lssgen.mini.train_text import (
     encode_prompts,
     seeded,
 )
+from lssgen_core.validation import fraction, non_negative, positive
 
 TIMESTEP_SAMPLING = ("logit_normal", "uniform")
 NUM_TRAIN_TIMESTEPS = 1000

@@ -1,10 +1,12 @@
-"""Training and evaluating latent upsamplers (and the parts lssgen-mini's training shares).
+"""Training and evaluating latent upsamplers, and the one training loop (`lssgen.training.loop`)
+that the upsampler and lssgen-mini's stages share.
 
 Works for any VAE given as `encode` / `decode` callables (images in [-1, 1] <-> model-space
 latents); the Diffusers VAE adapter is `lssgen_diffusers.vae`, the commands are
 `lssgen train-upsampler` / `lssgen eval-upsampler` (`lssgen.cli`).
 """
 
+from lssgen.training.backend import SingleProcess
 from lssgen.training.checkpoint import load_training_state, save_training_state
 from lssgen.training.evaluate import (
     EvalResult,
@@ -13,16 +15,14 @@ from lssgen.training.evaluate import (
     format_table,
     standard_scalers,
 )
+from lssgen.training.loop import NonFiniteLossError, StepReport, TrainResult, run_training
 from lssgen.training.losses import UpsamplerLoss
 from lssgen.training.lpips import LPIPS, load_lpips
 from lssgen.training.metrics import latent_mse, psnr, ssim
 from lssgen.training.pairs import DOWNSAMPLE_MODES, ImageSource, downsample
+from lssgen.training.resume import ResumeError
 from lssgen.training.train import (
-    ResumeError,
-    SingleProcess,
-    StepReport,
     TrainConfig,
-    TrainResult,
     default_upsampler_config,
     init_upsampler,
     train_upsampler,
@@ -34,6 +34,7 @@ __all__ = [
     "EvalResult",
     "ImageSource",
     "MethodScore",
+    "NonFiniteLossError",
     "ResumeError",
     "SingleProcess",
     "StepReport",
@@ -49,6 +50,7 @@ __all__ = [
     "load_lpips",
     "load_training_state",
     "psnr",
+    "run_training",
     "save_training_state",
     "ssim",
     "standard_scalers",

@@ -15,11 +15,11 @@ from upsample_training_support import SIZE, TRAINED_CONFIG
 from lssgen.images import ImageFolder
 from lssgen.training.checkpoint import STATE_NAME, TENSORS_PREFIX
 from lssgen.training.evaluate import evaluate_scalers, standard_scalers
+from lssgen.training.loop import NonFiniteLossError
 from lssgen.training.lpips import LPIPS, load_lpips, lpips_key_map
 from lssgen.training.pairs import STREAM_EVAL, CropBatches
+from lssgen.training.resume import ResumeError
 from lssgen.training.train import (
-    NonFiniteLossError,
-    ResumeError,
     TrainConfig,
     default_upsampler_config,
     init_upsampler,
