@@ -20,12 +20,14 @@ import attrs
 
 from lssgen.dtypes import TRAINING_DTYPES
 from lssgen.training.checkpoint import has_training_state, read_training_info
-from lssgen.training.loop import NonFiniteLossError, TrainResult
+from lssgen.training.loop import NonFiniteLossError, RunOptions, TrainResult
 from lssgen.training.resume import ResumeError
 from lssgen_core.parameterization import check_start_sigma
 
 if TYPE_CHECKING:
     from lssgen.training.loop import StepReport
+
+Config = TypeVar("Config")
 
 EXIT_USAGE = 2
 EXIT_INTERRUPTED = 130
@@ -304,36 +306,54 @@ def training_accelerator(device: str | None = None) -> Any:
 Result = TypeVar("Result", bound=TrainResult[Any])
 
 
+def config_from_args(cls: type[Config], args: argparse.Namespace, **overrides: Any) -> Config:
+    """The attrs config `cls` from the flags named as its fields (`--batch-size` for
+    `batch_size`) and `overrides`; a refused value is a usage error of its flag."""
+    fields = {f.name: getattr(args, f.name) for f in attrs.fields(cls) if hasattr(args, f.name)}
+    with blame_field():
+        return cls(**{**fields, **overrides})
+
+
 def train_with_progress(
-    train: Callable[[Callable[[StepReport], None], Callable[[], bool]], Result],
+    train: Callable[[RunOptions], Result],
+    args: argparse.Namespace,
     *,
-    desc: str,
+    accelerator: Any,
     checkpoints: Path,
-    lr: float,
-    max_grad_norm: float,
+    desc: str,
     product: str,
-    main: bool = True,
 ) -> Result | None:
-    """`train(on_step, should_stop)` with a progress bar and Ctrl-C handling: a refused resume
-    is a usage error of --resume, a non-finite loss `TrainingDiverged`. None when interrupted
-    (the checkpoint is written and the user told how to go on). `main`: whether this process
-    speaks (the first of several)."""
+    """`train(options)` with the run options of the flags `add_loop_arguments` adds, a progress
+    bar and Ctrl-C handling: a refused resume is a usage error of --resume, a non-finite loss
+    `TrainingDiverged`. None when interrupted (the checkpoint is written and the user told how to
+    go on). Only the main process of several speaks."""
+    main = bool(accelerator.is_main_process)
     progress = Progress(enabled=main, desc=desc)
     with DeferredInterrupt(progress.write) as interrupt:
         try:
-            result = train(progress.update, lambda: interrupt.requested)
+            result = train(
+                RunOptions(
+                    checkpoint_dir=checkpoints,
+                    checkpoint_every=args.checkpoint_every,
+                    resume=args.resume,
+                    backend=accelerator,
+                    on_step=progress.update,
+                    should_stop=lambda: interrupt.requested,
+                )
+            )
         except ResumeError as exc:
             raise UsageError("--resume", str(exc)) from exc
         except NonFiniteLossError as exc:
-            raise TrainingDiverged(exc, lr, max_grad_norm, checkpoints, product) from exc
+            error = TrainingDiverged(exc, args.lr, args.max_grad_norm, checkpoints, product)
+            raise error from exc
         finally:
             progress.close()
     if not result.interrupted:
         return result
     if main:
         print(
-            f"Interrupted at step {result.step}/{result.total_steps}; checkpoint in {checkpoints}. "
-            "Run the same command with --resume to continue.",
+            f"Interrupted at step {result.step}/{result.total_steps}; checkpoint in "
+            f"{checkpoints}. Run the same command with --resume to continue.",
             file=sys.stderr,
         )
     return None

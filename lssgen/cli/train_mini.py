@@ -34,6 +34,7 @@ from lssgen.cli.common import (
     blame,
     blame_field,
     check_checkpoints,
+    config_from_args,
     finite_float,
     non_negative_int,
     positive_int,
@@ -220,21 +221,6 @@ def run(args: argparse.Namespace) -> int:
 # ------------------------------------------------------------------------------------------
 
 
-def _loop_config(args: argparse.Namespace) -> LoopConfig:
-    with blame_field():
-        return LoopConfig(
-            steps=args.steps,
-            batch_size=args.batch_size,
-            lr=args.lr,
-            warmup_steps=args.warmup_steps,
-            weight_decay=args.weight_decay,
-            max_grad_norm=args.max_grad_norm,
-            ema_decay=args.ema_decay,
-            seed=args.seed,
-            dtype=args.dtype,
-        )
-
-
 def _train(
     stage: str,
     net: torch.nn.Module,
@@ -245,25 +231,14 @@ def _train(
 ) -> TrainResult[Any] | None:
     """Run the loop on `accelerator` with progress and Ctrl-C handling (`train_with_progress`);
     None when interrupted (the checkpoint is written)."""
-    config = _loop_config(args)
+    config = config_from_args(LoopConfig, args)
     return train_with_progress(
-        lambda on_step, should_stop: run_loop(
-            net,
-            task,
-            config,
-            checkpoint_dir=checkpoints,
-            checkpoint_every=args.checkpoint_every,
-            resume=args.resume,
-            backend=accelerator,
-            on_step=on_step,
-            should_stop=should_stop,
-        ),
-        desc=f"mini {stage}",
+        lambda options: run_loop(net, task, config, **options),
+        args,
+        accelerator=accelerator,
         checkpoints=checkpoints,
-        lr=args.lr,
-        max_grad_norm=args.max_grad_norm,
+        desc=f"mini {stage}",
         product=stage,
-        main=bool(accelerator.is_main_process),
     )
 
 

@@ -26,9 +26,9 @@ from lssgen.cli.common import (
     UsageError,
     add_loop_arguments,
     blame,
-    blame_field,
     check_checkpoints,
     check_size,
+    config_from_args,
     finite_float,
     non_negative_int,
     positive_int,
@@ -160,23 +160,8 @@ def _run(args: argparse.Namespace) -> int:
 
     output = Path(args.output)
     checkpoints = _check_output(output, args.resume)
-    with blame_field():
-        config = TrainConfig(
-            size=args.size,
-            steps=args.steps,
-            batch_size=args.batch_size,
-            lr=args.lr,
-            weight_decay=args.weight_decay,
-            max_grad_norm=args.max_grad_norm,
-            seed=args.seed,
-            downsample=args.downsample,
-            pixel_loss_weight=args.pixel_loss_weight,
-            lpips_loss_weight=args.lpips_loss_weight if args.lpips_weights else 0.0,
-            dtype=args.dtype,
-            cache_latents=args.cache_latents,
-            pool_size=args.pool_size,
-            pool_reuse=args.pool_reuse,
-        )
+    lpips_weight = args.lpips_loss_weight if args.lpips_weights else 0.0
+    config = config_from_args(TrainConfig, args, lpips_loss_weight=lpips_weight)
     accelerator = training_accelerator()
     device = accelerator.device
     with blame("--vae"):
@@ -201,27 +186,21 @@ def _run(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
     result = train_with_progress(
-        lambda on_step, should_stop: train_upsampler(
+        lambda options: train_upsampler(
             model,
             images,
             codec.encode,
             config,
             decode=codec.decode,
             lpips=lpips,
-            checkpoint_dir=checkpoints,
-            checkpoint_every=args.checkpoint_every,
-            resume=args.resume,
-            backend=accelerator,
-            on_step=on_step,
-            should_stop=should_stop,
             num_workers=args.num_workers,
+            **options,
         ),
-        desc="train-upsampler",
+        args,
+        accelerator=accelerator,
         checkpoints=checkpoints,
-        lr=args.lr,
-        max_grad_norm=args.max_grad_norm,
+        desc="train-upsampler",
         product="upsampler",
-        main=main,
     )
     if result is None:
         return EXIT_INTERRUPTED

@@ -17,9 +17,8 @@ identity stops older checkpoints from resuming (`tests/mini/test_mini_train_reci
 
 from __future__ import annotations
 
-import os
 from collections.abc import Callable, Mapping
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 import attrs
 import numpy as np
@@ -27,9 +26,11 @@ import torch
 from torch import Tensor, nn
 
 from lssgen.dtypes import TRAINING_DTYPES, autocast_dtype
-from lssgen.training.backend import Backend
-from lssgen.training.loop import LoopSettings, StepReport, TrainResult, run_training
+from lssgen.training.loop import LoopSettings, RunOptions, TrainResult, run_training
 from lssgen_core.validation import fraction, non_negative, one_of, positive
+
+if TYPE_CHECKING:
+    from typing_extensions import Unpack
 
 
 @attrs.frozen
@@ -117,23 +118,18 @@ def run_loop(
     net: nn.Module,
     task: Task,
     config: LoopConfig,
-    *,
-    checkpoint_dir: str | os.PathLike[str] | None = None,
-    checkpoint_every: int = 0,
-    resume: bool = False,
-    backend: Backend | None = None,
-    on_step: Callable[[StepReport], None] | None = None,
-    should_stop: Callable[[], bool] | None = None,
+    **options: Unpack[RunOptions],
 ) -> TrainResult[nn.Module]:
-    """Train `net` with `task`'s loss up to `config.steps`; see the module docstring. The result's
-    `ema` is what a stage exports."""
+    """Train `net` with `task`'s loss up to `config.steps`; see the module docstring. `options`
+    (`RunOptions`): checkpoints, resume, backend, progress and stop. The result's `ema` is what a
+    stage exports."""
     settings = LoopSettings(
         steps=config.steps,
         max_grad_norm=config.max_grad_norm,
         autocast_dtype=config.autocast_dtype,
         ema_decay=config.ema_decay,
-        checkpoint_every=checkpoint_every,
     )
+    backend = options.get("backend")
     rank = backend.process_index if backend is not None else 0
     return run_training(
         net,
@@ -142,9 +138,5 @@ def run_loop(
         lambda parameters: make_optimizer(parameters, config),
         identity=run_identity(config, task),
         resume_advice=RESUME_ADVICE,
-        checkpoint_dir=checkpoint_dir,
-        resume=resume,
-        backend=backend,
-        on_step=on_step,
-        should_stop=should_stop,
+        **options,
     )

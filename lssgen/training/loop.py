@@ -26,7 +26,7 @@ import math
 import os
 import time
 from collections.abc import Callable, Mapping
-from typing import Any, Generic, Protocol, TypeVar
+from typing import TYPE_CHECKING, Any, Generic, Protocol, TypedDict, TypeVar
 
 import attrs
 import torch
@@ -36,7 +36,10 @@ from lssgen.training.backend import Backend, SingleProcess, any_process, mean_ov
 from lssgen.training.checkpoint import save_training_state
 from lssgen.training.ema import Trainee
 from lssgen.training.resume import normalised_identity, restore
-from lssgen_core.validation import non_negative, positive
+from lssgen_core.validation import positive
+
+if TYPE_CHECKING:
+    from typing_extensions import Unpack
 
 Inputs = TypeVar("Inputs")
 Inputs_contra = TypeVar("Inputs_contra", contravariant=True)
@@ -67,7 +70,18 @@ class LoopSettings:
     max_grad_norm: float = attrs.field(validator=positive)
     autocast_dtype: torch.dtype | None = None
     ema_decay: float | None = None  # keep an EMA of the weights with this decay
-    checkpoint_every: int = attrs.field(default=0, validator=non_negative)  # 0: only at the end
+
+
+class RunOptions(TypedDict, total=False):
+    """Where a run checkpoints, on what it runs, and who watches it: the same for every trainer,
+    passed through them to `run_training` as they are."""
+
+    checkpoint_dir: str | os.PathLike[str] | None  # None: no checkpoints
+    checkpoint_every: int  # steps between checkpoints; 0 (the default): only at the end
+    resume: bool  # continue from the checkpoint in checkpoint_dir
+    backend: Backend | None  # None: `SingleProcess` on the network's device
+    on_step: Callable[[StepReport], None] | None  # called on the main process after each step
+    should_stop: Callable[[], bool] | None  # checkpoint and return once it turns true
 
 
 @attrs.frozen
@@ -160,21 +174,25 @@ def run_training(
     *,
     identity: Mapping[str, Any],
     resume_advice: str,
-    checkpoint_dir: str | os.PathLike[str] | None = None,
-    resume: bool = False,
-    backend: Backend | None = None,
-    on_step: Callable[[StepReport], None] | None = None,
-    should_stop: Callable[[], bool] | None = None,
+    **options: Unpack[RunOptions],
 ) -> TrainResult[Net]:
-    """Train `net` in place up to `settings.steps`; see the module docstring.
+    """Train `net` in place up to `settings.steps`; see the module docstring and `RunOptions`.
 
     `optimize(parameters)` makes the optimizer and its LR schedule (after the network is on the
     backend's device, so resumed moments land there). `identity` is what must not change on a
     resume (the process count is added); `resume_advice` ends the error that refuses one.
     """
+    checkpoint_dir = options.get("checkpoint_dir")
+    checkpoint_every = options.get("checkpoint_every", 0)
+    resume = options.get("resume", False)
+    on_step, should_stop = options.get("on_step"), options.get("should_stop")
+    if checkpoint_every < 0:
+        raise ValueError(f"checkpoint_every must be >= 0, got {checkpoint_every}")
     if resume and checkpoint_dir is None:
         raise ValueError("resume=True needs a checkpoint_dir")
-    backend = backend if backend is not None else SingleProcess(_device_of(net))
+    backend = options.get("backend")
+    if backend is None:
+        backend = SingleProcess(_device_of(net))
     trainee = Trainee(net) if settings.ema_decay is not None else None
     held: nn.Module = trainee if trainee is not None else net  # what a checkpoint holds
     held.to(backend.device)  # before the optimizer exists, so loaded moments land on this device
@@ -246,7 +264,7 @@ def run_training(
             )
             on_step(report)
         interrupted = any_process(bool(should_stop and should_stop()), backend)
-        due = settings.checkpoint_every > 0 and step % settings.checkpoint_every == 0
+        due = checkpoint_every > 0 and step % checkpoint_every == 0
         if due or interrupted or step == settings.steps:
             save(step)
             tick = time.perf_counter()  # checkpoint I/O is not step time

@@ -11,23 +11,24 @@ process draws its own `batch_size` crops per step (its rank is part of the crop 
 
 from __future__ import annotations
 
-import os
 from collections.abc import Callable, Generator, Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import attrs
 import torch
 from torch import Tensor, nn
 
 from lssgen.dtypes import TRAINING_DTYPES, autocast_dtype
-from lssgen.training.backend import Backend
 from lssgen.training.batches import BatchPlan, PairBatch, iterate_batches
-from lssgen.training.loop import LoopSettings, StepReport, TrainResult, run_training
+from lssgen.training.loop import LoopSettings, RunOptions, TrainResult, run_training
 from lssgen.training.losses import Decode, Perceptual, UpsamplerLoss
 from lssgen.training.pairs import DOWNSAMPLE_MODES, SCALE_FACTOR, ImageSource
 from lssgen_core.upsample.config import UpsamplerConfig
 from lssgen_core.upsample.network import LatentUpsampler
 from lssgen_core.validation import non_negative, one_of, positive
+
+if TYPE_CHECKING:
+    from typing_extensions import Unpack
 
 Encode = Callable[[Tensor], Tensor]
 CHECKPOINT_DIRNAME = "checkpoints"
@@ -196,29 +197,24 @@ def train_upsampler(
     *,
     decode: Decode | None = None,
     lpips: Perceptual | None = None,
-    checkpoint_dir: str | os.PathLike[str] | None = None,
-    checkpoint_every: int = 0,
-    resume: bool = False,
-    backend: Backend | None = None,
-    on_step: Callable[[StepReport], None] | None = None,
-    should_stop: Callable[[], bool] | None = None,
     num_workers: int = 0,
+    **options: Unpack[RunOptions],
 ) -> TrainResult[LatentUpsampler]:
     """Train `model` in place on pairs cut from `images`; see the module docstring.
 
     `encode` / `decode` map images in [-1, 1] to model-space latents and back (`decode` is only
-    used for the pixel losses and must keep the autograd graph). With `checkpoint_dir`, a
-    checkpoint is written every `checkpoint_every` steps (0: only at the end), when
-    `should_stop()` turns true (then the loop returns with `interrupted=True`) and at the end;
-    `resume=True` continues from it and reaches the same weights as an uninterrupted run.
+    used for the pixel losses and must keep the autograd graph). `num_workers` DataLoader
+    processes decode and crop the images. `options` (`RunOptions`): checkpoints, resume, backend,
+    progress and stop, as for every trainer; a resumed run reaches the same weights as an
+    uninterrupted one.
     """
     settings = LoopSettings(
         steps=config.steps,
         max_grad_norm=config.max_grad_norm,
         autocast_dtype=config.autocast_dtype,
-        checkpoint_every=checkpoint_every,
     )
     loss_fn = make_loss(config, decode, lpips)
+    backend = options.get("backend")
     device = backend.device if backend is not None else model.device
     task = PairTask(
         images,
@@ -238,11 +234,7 @@ def train_upsampler(
             lambda parameters: make_optimizer(parameters, config),
             identity=run_identity(config, model),
             resume_advice=RESUME_ADVICE,
-            checkpoint_dir=checkpoint_dir,
-            resume=resume,
-            backend=backend,
-            on_step=on_step,
-            should_stop=should_stop,
+            **options,
         )
     finally:
         task.close()
