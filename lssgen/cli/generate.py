@@ -53,8 +53,8 @@ from lssgen.cli.common import (
     positive_int,
 )
 from lssgen.cli.geneval_layout import (
-    CONFIG_NAME,
     RESULT_NAME,
+    RUN_CONFIG_NAME,
     WorkItem,
     item_key,
     merge_results,
@@ -71,6 +71,7 @@ from lssgen.cli.prompts import PromptFileError, load_prompt_file, prompt_from_te
 from lssgen.dtypes import TORCH_DTYPES
 from lssgen_core.atomic import write_bytes_atomic, write_json_atomic
 from lssgen_core.upsample import SCALING_MODES, LatentUpsampler
+from lssgen_core.upsample.io import CONFIG_NAME
 from lssgen_diffusers.call_defaults import CALL_DEFAULTS_NAME, LSS_KEYS, read_call_defaults
 from lssgen_diffusers.options import (
     COGVIEW4_DEFAULTS,
@@ -378,7 +379,7 @@ def _prepare_outdir(path: str) -> Path:
 
 def _vae_latent_channels(model: Path) -> int | None:
     with contextlib.suppress(OSError, ValueError):
-        config = json.loads((model / "vae" / "config.json").read_text(encoding="utf-8"))
+        config = json.loads((model / "vae" / CONFIG_NAME).read_text(encoding="utf-8"))
         channels = config.get("latent_channels")
         return channels if isinstance(channels, int) else None
     return None
@@ -544,7 +545,7 @@ def _upsampler_source(args: argparse.Namespace, model: Path) -> str | None:
     if args.upsampler is not None:
         return str(Path(args.upsampler).resolve())
     folder = model / UPSAMPLER_SUBFOLDER
-    return str(folder.resolve()) if (folder / "config.json").is_file() else None
+    return str(folder.resolve()) if (folder / CONFIG_NAME).is_file() else None
 
 
 def _settings(
@@ -609,7 +610,7 @@ def _check_upsampler_needed(pipe: Any, plan: Any, scaling_mode: str) -> None:
 
 
 def _check_resume(outdir: Path, settings: dict[str, Any]) -> None:
-    path = outdir / CONFIG_NAME
+    path = outdir / RUN_CONFIG_NAME
     if not path.is_file():
         return
     try:
@@ -753,8 +754,8 @@ def _pending_work(job: _Job, items: Sequence[WorkItem]) -> list[WorkItem]:
     width, height = job.config["width"], job.config["height"]
     pending = pending_items(job.outdir, items, width, height)
     if job.is_main:
-        with _writing(job.outdir / CONFIG_NAME):
-            write_json_atomic(job.outdir / CONFIG_NAME, job.config)
+        with _writing(job.outdir / RUN_CONFIG_NAME):
+            write_json_atomic(job.outdir / RUN_CONFIG_NAME, job.config)
         for index, metadata in enumerate(job.prompts):
             with _writing(job.outdir / f"{index:05}"):
                 write_metadata(job.outdir, index, metadata)

@@ -47,6 +47,7 @@ from lssgen.mini.train_recipe import LoopConfig, run_loop
 from lssgen.mini.train_work import SUMMARY_NAME, Workdir, fingerprint, publish_folder
 from lssgen.training.loop import TrainResult
 from lssgen_core.atomic import write_json_atomic
+from lssgen_core.upsample.io import CONFIG_NAME
 
 STAGES = ("text", "vae", "latents", "transformer", "images", "assemble", "budget")
 
@@ -429,7 +430,7 @@ def _run_assemble(args: argparse.Namespace) -> int:
         raise UsageError("--no-upsampler", "not allowed with --upsampler")
     if args.upsampler:
         upsampler = Path(args.upsampler)
-    elif not args.no_upsampler and (work.upsampler / "config.json").is_file():
+    elif not args.no_upsampler and (work.upsampler / CONFIG_NAME).is_file():
         upsampler = work.upsampler
     dtype = TORCH_DTYPES[args.dtype]
     with blame("--work"):

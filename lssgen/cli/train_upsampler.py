@@ -47,6 +47,7 @@ from lssgen.training.train import (
     train_upsampler,
 )
 from lssgen_core.atomic import write_json_atomic
+from lssgen_core.upsample.io import CONFIG_NAME
 from lssgen_core.upsample.network import LatentUpsampler
 
 SUMMARY_NAME = "lssgen_training.json"
@@ -136,7 +137,7 @@ def _check_output(output: Path, resume: bool) -> Path:
         raise UsageError("--output", f"{output} is a file, not a folder")
     checkpoints = output / CHECKPOINT_DIRNAME
     check_checkpoints(checkpoints, resume, folder_argument="--output")
-    if not resume and (output / "config.json").exists():
+    if not resume and (output / CONFIG_NAME).exists():
         raise UsageError("--output", f"{output} already holds an upsampler; choose another folder")
     return checkpoints
 

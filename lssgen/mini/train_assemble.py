@@ -31,6 +31,7 @@ import torch
 from lssgen.mini.train_text import CALL_KWARGS, load_text
 from lssgen.mini.train_work import SUMMARY_NAME, Workdir, fingerprint, publish_folder
 from lssgen_core.atomic import write_json_atomic
+from lssgen_core.upsample.io import CONFIG_NAME
 
 DEFAULT_SHIFT = 1.0
 # Stored in the assembled dtype; the small rest stays float32, so a plain from_pretrained
@@ -74,9 +75,9 @@ def build_pipeline(work: Workdir, *, upsampler: Path | None, shift: float) -> An
     from lssgen_diffusers import LSSStableDiffusion3Pipeline
 
     required = {
-        "text": work.text / "text_encoder" / "config.json",
-        "vae": work.vae / "config.json",
-        "transformer": work.transformer / "config.json",
+        "text": work.text / "text_encoder" / CONFIG_NAME,
+        "vae": work.vae / CONFIG_NAME,
+        "transformer": work.transformer / CONFIG_NAME,
     }
     for stage, path in required.items():
         if not path.is_file():

@@ -42,6 +42,7 @@ from torch.nn import functional as F
 from lssgen.mini.captions import NUMBER_WORDS, RELATION_WORDS
 from lssgen.mini.palette import COLOUR_NAMES
 from lssgen.mini.shapes import SHAPES
+from lssgen_core.upsample.io import CONFIG_NAME
 
 # T5 tokens of the fast call (one zero token: a learned "register"); the stock default is 256.
 FAST_T5_TOKENS = 1
@@ -277,7 +278,7 @@ def load_text(folder: str | os.PathLike[str]) -> TextStack:
     )
 
     root = Path(folder)
-    if not (root / "text_encoder" / "config.json").is_file():
+    if not (root / "text_encoder" / CONFIG_NAME).is_file():
         raise FileNotFoundError(f"no lssgen-mini text components in {root}; run the text stage")
 
     def encoder(cls: Any, name: str) -> Any:
