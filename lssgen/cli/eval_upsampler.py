@@ -26,8 +26,8 @@ from lssgen.cli.common import (
     positive_int,
 )
 from lssgen.dtypes import TORCH_DTYPES, TRAINING_DTYPES
-from lssgen.training.evaluate import evaluate_scalers, format_table, standard_scalers
 from lssgen.training.pairs import DOWNSAMPLE_MODES, SCALE_FACTOR, STREAM_EVAL, CropBatches
+from lssgen.training.scaler_comparison import compare_scalers, format_table, standard_scalers
 from lssgen_core.atomic import write_bytes_atomic, write_json_atomic
 from lssgen_core.upsample.network import LatentUpsampler
 
@@ -101,7 +101,7 @@ def _run(args: argparse.Namespace) -> int:
     crops = CropBatches(
         images, crop_size=crop_size, batch_size=args.num_crops, seed=args.seed, stream=STREAM_EVAL
     )[0]
-    result = evaluate_scalers(
+    result = compare_scalers(
         standard_scalers(upsampler, codec.encode, codec.decode),
         crops,
         codec.encode,

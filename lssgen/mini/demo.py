@@ -148,7 +148,7 @@ def demo(
 def verdicts(images: Sequence[Image.Image], prompts: Sequence[str]) -> tuple[bool | None, ...]:
     """The evaluator's verdict per image; None where the prompt is not in its grammar."""
     from lssgen.mini.captions import parse_caption
-    from lssgen.mini.evaluate import check
+    from lssgen.mini.scoring import check
 
     results: list[bool | None] = []
     for image, prompt in zip(images, prompts):

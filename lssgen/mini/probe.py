@@ -41,11 +41,11 @@ def probe(
     seed: int = PROBE_DATA_SEED,
     names: Sequence[str] | None = None,
 ) -> dict[str, dict[str, Any]]:
-    """`lssgen.mini.evaluate.score` of each call over the probe's captions (image i from seed i).
+    """`lssgen.mini.scoring.score` of each call over the probe's captions (image i from seed i).
 
     `names` limits the run to some of `calls` (default: every one of `probe_calls()`).
     """
-    from lssgen.mini.evaluate import score
+    from lssgen.mini.scoring import score
 
     calls = dict(calls or probe_calls())
     chosen = list(names or calls)

@@ -4,7 +4,7 @@
 
 Prompts are held-out captions (`scene_for_index(EVAL_DATA_SEED, i)`: a seed training never uses,
 categories in turn, so `--count 240` is 40 per GenEval category). Every configuration generates
-every prompt from the same per-image seed; the rule-based evaluator (`lssgen.mini.evaluate`) judges
+every prompt from the same per-image seed; the rule-based evaluator (`lssgen.mini.scoring`) judges
 each image against its caption. Configurations: plain (the stock call), LSS with each scaling mode
 (resnet, latent, pixel) at the default `start_sigma`, and resnet over a `start_sigma` sweep; the
 renders of the prompts' own scenes are scored too, as the evaluator's ceiling.
@@ -164,7 +164,7 @@ def _load(path: Path) -> Image.Image:
 def score_config(
     output: Path, config: Config, captions: Sequence[Caption], plan_ratio: float | None
 ) -> dict[str, Any]:
-    from lssgen.mini.evaluate import score
+    from lssgen.mini.scoring import score
 
     images = [_load(image_path(output, config, i)) for i in range(len(captions))]
     result = with_intervals(score(images, captions))
@@ -200,14 +200,14 @@ def add_paired_differences(rows: Sequence[dict[str, Any]]) -> None:
 
 def score_renders(captions: Sequence[Caption], size: int, seed: int) -> dict[str, Any]:
     """The evaluator on the prompts' own scenes: the ceiling any model can reach."""
-    from lssgen.mini.evaluate import score
+    from lssgen.mini.scoring import score
 
     images = [render(scene_for_index(seed, i)[0], size) for i in range(len(captions))]
     result = with_intervals(score(images, captions))
     return {"name": "renders", "mode": None, "start_sigma": None, "steps": None, **result}
 
 
-def evaluate(
+def measure_quality(
     folder: Path,
     output: Path,
     *,
@@ -340,7 +340,7 @@ def run(args: argparse.Namespace) -> int:
     if isinstance(settings, int):
         return settings
     with torch_threads(timing_threads(args.threads)):
-        results = evaluate(
+        results = measure_quality(
             Path(args.model),
             Path(args.output),
             count=args.count,

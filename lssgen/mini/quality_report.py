@@ -92,8 +92,8 @@ def chart(results: Mapping[str, Any], path: Path) -> None:
 
 def sample_grid(output: Path, configs: Sequence[Any], captions: Sequence[Any], path: Path) -> None:
     """The first prompts (one per category) under each configuration, side by side, judged."""
-    from lssgen.mini.evaluate import check
     from lssgen.mini.quality import image_path
+    from lssgen.mini.scoring import check
 
     columns = []
     for config in configs:

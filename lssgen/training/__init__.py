@@ -8,19 +8,19 @@ latents); the Diffusers VAE adapter is `lssgen_diffusers.vae`, the commands are
 
 from lssgen.training.backend import SingleProcess
 from lssgen.training.checkpoint import load_training_state, save_training_state
-from lssgen.training.evaluate import (
-    EvalResult,
-    MethodScore,
-    evaluate_scalers,
-    format_table,
-    standard_scalers,
-)
 from lssgen.training.loop import NonFiniteLossError, StepReport, TrainResult, run_training
 from lssgen.training.losses import UpsamplerLoss
 from lssgen.training.lpips import LPIPS, load_lpips
 from lssgen.training.metrics import latent_mse, psnr, ssim
 from lssgen.training.pairs import DOWNSAMPLE_MODES, ImageSource, downsample
 from lssgen.training.resume import ResumeError
+from lssgen.training.scaler_comparison import (
+    MethodScore,
+    ScalerComparison,
+    compare_scalers,
+    format_table,
+    standard_scalers,
+)
 from lssgen.training.train import (
     TrainConfig,
     default_upsampler_config,
@@ -31,19 +31,19 @@ from lssgen.training.train import (
 __all__ = [
     "DOWNSAMPLE_MODES",
     "LPIPS",
-    "EvalResult",
     "ImageSource",
     "MethodScore",
     "NonFiniteLossError",
     "ResumeError",
+    "ScalerComparison",
     "SingleProcess",
     "StepReport",
     "TrainConfig",
     "TrainResult",
     "UpsamplerLoss",
+    "compare_scalers",
     "default_upsampler_config",
     "downsample",
-    "evaluate_scalers",
     "format_table",
     "init_upsampler",
     "latent_mse",
