@@ -25,9 +25,11 @@ from lssgen.training.resume import ResumeError
 from lssgen_core.parameterization import check_start_sigma
 
 if TYPE_CHECKING:
+    from attrs import AttrsInstance
+
     from lssgen.training.loop import StepReport
 
-Config = TypeVar("Config")
+Config = TypeVar("Config", bound="AttrsInstance")
 
 EXIT_USAGE = 2
 EXIT_INTERRUPTED = 130

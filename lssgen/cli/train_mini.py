@@ -43,7 +43,7 @@ from lssgen.cli.common import (
     training_accelerator,
 )
 from lssgen.dtypes import TORCH_DTYPES
-from lssgen.mini.train_recipe import LoopConfig, run_loop
+from lssgen.mini.train_recipe import LoopConfig, exported, run_loop
 from lssgen.mini.train_work import SUMMARY_NAME, Workdir, fingerprint, publish_folder
 from lssgen.training.loop import TrainResult
 from lssgen_core.atomic import write_json_atomic
@@ -305,7 +305,7 @@ def _run_vae(args: argparse.Namespace) -> int:
     result = _train("vae", net, task, args, checkpoints, accelerator)
     if result is None:
         return EXIT_INTERRUPTED
-    vae = result.ema.to("cpu")
+    vae = exported(result).to("cpu")
     stats = finish_vae(vae, stats_count=args.stats_count, size=args.size)
     _publish_model(work.vae, vae, _summary(result, config, loop=vars_of(args), **stats))
     print(
@@ -397,7 +397,7 @@ def _run_transformer(args: argparse.Namespace) -> int:
     result = _train("transformer", net, task, args, checkpoints, accelerator)
     if result is None:
         return EXIT_INTERRUPTED
-    _publish_model(work.transformer, result.ema, _summary(result, config, loop=vars_of(args)))
+    _publish_model(work.transformer, exported(result), _summary(result, config, loop=vars_of(args)))
     print(f"Saved the transformer (EMA) to {work.transformer}.", file=sys.stderr)
     return 0
 

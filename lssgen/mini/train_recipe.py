@@ -140,3 +140,10 @@ def run_loop(
         resume_advice=RESUME_ADVICE,
         **options,
     )
+
+
+def exported(result: TrainResult[nn.Module]) -> nn.Module:
+    """What a stage exports: the EMA of the trained weights (`run_loop` always keeps one)."""
+    if result.ema is None:
+        raise ValueError("this result has no EMA: it did not come from run_loop")
+    return result.ema

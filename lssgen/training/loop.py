@@ -26,7 +26,7 @@ import math
 import os
 import time
 from collections.abc import Callable, Mapping
-from typing import TYPE_CHECKING, Any, Generic, Protocol, TypedDict, TypeVar
+from typing import TYPE_CHECKING, Any, Generic, Protocol, TypedDict, TypeVar, cast
 
 import attrs
 import torch
@@ -269,7 +269,8 @@ def run_training(
             save(step)
             tick = time.perf_counter()  # checkpoint I/O is not step time
     held.eval()
-    ema = trainee.ema if trainee is not None else None
+    # A deep copy of `net`, so of its type.
+    ema = cast(Net, trainee.ema) if trainee is not None else None
     return TrainResult(
         net, ema, start, step, settings.steps, interrupted, losses, loss_ema, step_seconds
     )
