@@ -49,8 +49,6 @@ from lssgen.training.loop import TrainResult
 from lssgen_core.atomic import write_json_atomic
 from lssgen_core.upsample.io import CONFIG_NAME
 
-STAGES = ("text", "vae", "latents", "transformer", "images", "assemble", "budget")
-
 
 def _common(parser: argparse.ArgumentParser, *, work: bool = True) -> None:
     parser.formatter_class = HelpFormatter

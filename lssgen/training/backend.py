@@ -12,7 +12,7 @@ from typing import Any, Protocol
 
 import attrs
 import torch
-from torch import Tensor, nn
+from torch import Tensor
 
 
 class Backend(Protocol):
@@ -36,8 +36,6 @@ class Backend(Protocol):
 
     def clip_grad_norm_(self, parameters: Any, max_norm: float) -> Any: ...
 
-    def unwrap_model(self, model: nn.Module) -> nn.Module: ...
-
     def wait_for_everyone(self) -> None: ...
 
     def reduce(self, tensor: Tensor, reduction: str = "sum") -> Tensor: ...
@@ -60,9 +58,6 @@ class SingleProcess:
 
     def clip_grad_norm_(self, parameters: Any, max_norm: float) -> Tensor:
         return torch.nn.utils.clip_grad_norm_(parameters, max_norm)
-
-    def unwrap_model(self, model: nn.Module) -> nn.Module:
-        return model
 
     def wait_for_everyone(self) -> None:
         pass

@@ -111,10 +111,6 @@ class TrainResult(Generic[Net]):
     step_seconds: list[float]
 
     @property
-    def finished(self) -> bool:
-        return not self.interrupted
-
-    @property
     def seconds_per_step(self) -> float:
         """Mean wall time per step, the first (warm-up) step left out when there are others."""
         times = self.step_seconds[1:] or self.step_seconds
