@@ -17,6 +17,8 @@ from types import FrameType
 from typing import TYPE_CHECKING, Any, TypeVar
 
 import attrs
+import torch
+from tqdm.auto import tqdm
 
 from lssgen.dtypes import TRAINING_DTYPES
 from lssgen.training.checkpoint import has_training_state, read_training_info
@@ -207,8 +209,6 @@ class Progress:
         if not self.enabled:
             return
         if self.bar is None:
-            from tqdm.auto import tqdm
-
             self.bar = tqdm(
                 total=report.total_steps,
                 initial=report.step - 1,
@@ -293,7 +293,6 @@ def add_loop_arguments(parser: argparse.ArgumentParser, flags: LoopFlags) -> Non
 def training_accelerator(device: str | None = None) -> Any:
     """The `accelerate.Accelerator` a trainer runs on: on the CPU for `device="cpu"`, else on
     the device accelerate gives this process (one GPU each under `accelerate launch`)."""
-    import torch
     from accelerate import Accelerator  # a trainer's import: commands that never train skip it
 
     if device is None or torch.device(device).type != "cpu":

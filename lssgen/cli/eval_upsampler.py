@@ -26,10 +26,12 @@ from lssgen.cli.common import (
     positive_int,
 )
 from lssgen.dtypes import TORCH_DTYPES, TRAINING_DTYPES
+from lssgen.images import ImageFolder, comparison_grid, png_bytes
 from lssgen.training.pairs import DOWNSAMPLE_MODES, SCALE_FACTOR, STREAM_EVAL, CropBatches
 from lssgen.training.scaler_comparison import compare_scalers, format_table, standard_scalers
 from lssgen_core.atomic import write_bytes_atomic, write_json_atomic
 from lssgen_core.upsample.network import LatentUpsampler
+from lssgen_diffusers.vae import load_vae
 
 JSON_NAME = "eval.json"
 GRID_NAME = "grid.png"
@@ -74,8 +76,6 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _run(args: argparse.Namespace) -> int:
-    from lssgen.images import ImageFolder, comparison_grid, png_bytes
-    from lssgen_diffusers.vae import load_vae
 
     output = Path(args.output)
     if output.exists() and not output.is_dir():

@@ -41,8 +41,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
+from accelerate import PartialState
+from tqdm.auto import tqdm
 
+import lssgen_diffusers
+from lssgen.cli.batch_invariance import make_batch_invariant
 from lssgen.cli.common import (
     HelpFormatter,
     UsageError,
@@ -55,6 +60,7 @@ from lssgen.cli.common import (
 from lssgen.cli.geneval_layout import (
     RESULT_NAME,
     RUN_CONFIG_NAME,
+    ProcessTimings,
     WorkItem,
     item_key,
     merge_results,
@@ -69,6 +75,7 @@ from lssgen.cli.geneval_layout import (
 )
 from lssgen.cli.prompts import PromptFileError, load_prompt_file, prompt_from_text
 from lssgen.dtypes import TORCH_DTYPES
+from lssgen.images import png_bytes
 from lssgen_core.atomic import write_bytes_atomic, write_json_atomic
 from lssgen_core.upsample import SCALING_MODES, LatentUpsampler
 from lssgen_core.upsample.io import CONFIG_NAME
@@ -402,7 +409,6 @@ def _load_upsampler(path: str, model: Path, dtype: torch.dtype, argument: str) -
 
 
 def _process_state(device_arg: str | None) -> tuple[Any, torch.device]:
-    from accelerate import PartialState
 
     requested = None
     if device_arg is not None:
@@ -444,9 +450,8 @@ def _blame_loading(argument: str) -> Iterator[None]:
 
 
 def _pipeline_class(kind: str, plain: bool) -> Any:
+    # Lazy for start-up: Diffusers takes ~3 s to import; only building or loading models needs it.
     import diffusers
-
-    import lssgen_diffusers
 
     spec = KINDS[kind]
     return (
@@ -462,6 +467,7 @@ def _load_pipeline(
     device: torch.device,
     upsampler: LatentUpsampler | None,
 ) -> Any:
+    # Lazy for start-up: Diffusers takes ~3 s to import; only building or loading models needs it.
     from diffusers.utils import logging as diffusers_logging
     from transformers.utils import logging as transformers_logging
 
@@ -769,6 +775,7 @@ def _pending_work(job: _Job, items: Sequence[WorkItem]) -> list[WorkItem]:
 
 def to_pil(image: Any) -> Any:
     """One float (H, W, C) array in [0, 1] as the PIL image output_type="pil" gives."""
+    # Lazy for start-up: Diffusers takes ~3 s to import; only building or loading models needs it.
     from diffusers.image_processor import VaeImageProcessor
 
     return VaeImageProcessor.numpy_to_pil(image)[0]
@@ -776,12 +783,6 @@ def to_pil(image: Any) -> Any:
 
 def _generate(job: _Job, mine: Sequence[WorkItem], written: list[WorkItem]) -> None:
     """Generate `mine`, appending each image to `written` once its PNG is on disk."""
-    import numpy as np
-    from tqdm.auto import tqdm
-
-    from lssgen.cli.batch_invariance import make_batch_invariant
-    from lssgen.cli.geneval_layout import ProcessTimings
-    from lssgen.images import png_bytes
 
     if job.device.type == "cpu":
         make_batch_invariant(job.pipe)

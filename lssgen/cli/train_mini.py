@@ -24,6 +24,7 @@ from typing import Any
 
 import attrs
 import torch
+from tqdm.auto import tqdm
 
 from lssgen.cli.common import (
     EXIT_INTERRUPTED,
@@ -43,11 +44,25 @@ from lssgen.cli.common import (
     training_accelerator,
 )
 from lssgen.dtypes import TORCH_DTYPES
+from lssgen.mini.train_assemble import SIZE_BUDGET_BYTES, assemble
+from lssgen.mini.train_budget import markdown_table, measure, plan
+from lssgen.mini.train_data import write_images
+from lssgen.mini.train_latents import CacheConfig, build_cache, load_cache
 from lssgen.mini.train_recipe import LoopConfig, exported, run_loop
+from lssgen.mini.train_text import TextConfig, build_text, load_text
+from lssgen.mini.train_transformer import (
+    FlowTask,
+    FlowTrainConfig,
+    TransformerArch,
+    build_transformer,
+    load_initial_weights,
+)
+from lssgen.mini.train_vae import VaeArch, VaeTask, VaeTrainConfig, build_vae, finish_vae
 from lssgen.mini.train_work import SUMMARY_NAME, Workdir, fingerprint, publish_folder
 from lssgen.training.loop import TrainResult
 from lssgen_core.atomic import write_json_atomic
 from lssgen_core.upsample.io import CONFIG_NAME
+from lssgen_diffusers.vae import load_vae
 
 
 def _common(parser: argparse.ArgumentParser, *, work: bool = True) -> None:
@@ -267,7 +282,6 @@ def _publish_model(target: Path, model: Any, summary: dict[str, Any]) -> None:
 
 
 def _run_text(args: argparse.Namespace) -> int:
-    from lssgen.mini.train_text import TextConfig, build_text
 
     work = Workdir(args.work)
     if work.text.exists() and not args.overwrite:
@@ -285,7 +299,6 @@ def _run_text(args: argparse.Namespace) -> int:
 
 
 def _run_vae(args: argparse.Namespace) -> int:
-    from lssgen.mini.train_vae import VaeArch, VaeTask, VaeTrainConfig, build_vae, finish_vae
 
     work = Workdir(args.work)
     checkpoints = work.checkpoints("vae")
@@ -315,10 +328,6 @@ def _run_vae(args: argparse.Namespace) -> int:
 
 
 def _run_latents(args: argparse.Namespace) -> int:
-    from tqdm.auto import tqdm
-
-    from lssgen.mini.train_latents import CacheConfig, build_cache
-    from lssgen_diffusers.vae import load_vae
 
     work = Workdir(args.work)
     with blame("--work"):
@@ -344,15 +353,6 @@ def _run_latents(args: argparse.Namespace) -> int:
 
 
 def _run_transformer(args: argparse.Namespace) -> int:
-    from lssgen.mini.train_latents import load_cache
-    from lssgen.mini.train_text import load_text
-    from lssgen.mini.train_transformer import (
-        FlowTask,
-        FlowTrainConfig,
-        TransformerArch,
-        build_transformer,
-        load_initial_weights,
-    )
 
     work = Workdir(args.work)
     checkpoints = work.checkpoints("transformer")
@@ -401,10 +401,6 @@ def _run_transformer(args: argparse.Namespace) -> int:
 
 
 def _run_images(args: argparse.Namespace) -> int:
-    from tqdm.auto import tqdm
-
-    from lssgen.mini.train_data import write_images
-
     folder = Path(args.output) if args.output else Workdir(args.work).images
     seed = {} if args.data_seed is None else {"seed": args.data_seed}
     with tqdm(total=args.count, unit="image", desc="mini images") as bar:
@@ -420,7 +416,6 @@ def _run_images(args: argparse.Namespace) -> int:
 
 
 def _run_assemble(args: argparse.Namespace) -> int:
-    from lssgen.mini.train_assemble import SIZE_BUDGET_BYTES, assemble
 
     work = Workdir(args.work)
     upsampler = None
@@ -445,7 +440,6 @@ def _run_assemble(args: argparse.Namespace) -> int:
 
 
 def _run_budget(args: argparse.Namespace) -> int:
-    from lssgen.mini.train_budget import markdown_table, measure, plan
 
     measured = measure(args.measure_steps)
     plans = plan(measured, speedup=args.speedup)

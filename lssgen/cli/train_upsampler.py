@@ -37,6 +37,7 @@ from lssgen.cli.common import (
     training_accelerator,
 )
 from lssgen.dtypes import TORCH_DTYPES
+from lssgen.images import ImageFolder
 from lssgen.training.lpips import load_lpips
 from lssgen.training.pairs import DOWNSAMPLE_MODES
 from lssgen.training.train import (
@@ -49,6 +50,7 @@ from lssgen.training.train import (
 from lssgen_core.atomic import write_json_atomic
 from lssgen_core.upsample.io import CONFIG_NAME
 from lssgen_core.upsample.network import LatentUpsampler
+from lssgen_diffusers.vae import load_vae
 
 SUMMARY_NAME = "lssgen_training.json"
 UPSAMPLER_FLAGS = LoopFlags(
@@ -156,8 +158,6 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _run(args: argparse.Namespace) -> int:
-    from lssgen.images import ImageFolder
-    from lssgen_diffusers.vae import load_vae
 
     output = Path(args.output)
     checkpoints = _check_output(output, args.resume)

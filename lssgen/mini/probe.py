@@ -45,6 +45,7 @@ def probe(
 
     `names` limits the run to some of `calls` (default: every one of `probe_calls()`).
     """
+    # Lazy for start-up: scoring loads scipy (~0.5 s); only judging images needs it.
     from lssgen.mini.scoring import score
 
     calls = dict(calls or probe_calls())

@@ -31,8 +31,10 @@ from typing import Any
 import attrs
 import torch
 from PIL import Image
+from tqdm.auto import tqdm
 
 from lssgen.cli.common import positive_int, start_sigma_value
+from lssgen.images import png_bytes
 from lssgen.mini.captions import CATEGORIES, Caption
 from lssgen.mini.cli_common import (
     add_model_arguments,
@@ -40,7 +42,9 @@ from lssgen.mini.cli_common import (
     timing_threads,
     torch_threads,
 )
+from lssgen.mini.intervals import overall_interval, paired_difference_interval, wilson_interval
 from lssgen.mini.model import MINI_SETTINGS, MiniSettings, load_shipped_pipeline
+from lssgen.mini.quality_report import chart, sample_grid
 from lssgen.mini.render import render
 from lssgen.mini.scenes import scene_for_index
 from lssgen_core.atomic import write_bytes_atomic, write_json_atomic
@@ -130,7 +134,6 @@ def generate_all(
     on_batch: Callable[[], None] = lambda: None,
 ) -> None:
     """Generate every (batch, config) not yet done, batch-major; records seconds per batch."""
-    from lssgen.images import png_bytes
 
     times = {config: read_times(output, config) for config in configs}
     pending = [
@@ -164,6 +167,7 @@ def _load(path: Path) -> Image.Image:
 def score_config(
     output: Path, config: Config, captions: Sequence[Caption], plan_ratio: float | None
 ) -> dict[str, Any]:
+    # Lazy for start-up: scoring loads scipy (~0.5 s); only judging images needs it.
     from lssgen.mini.scoring import score
 
     images = [_load(image_path(output, config, i)) for i in range(len(captions))]
@@ -181,7 +185,6 @@ def score_config(
 
 def with_intervals(result: dict[str, Any]) -> dict[str, Any]:
     """A `score` result with 95% intervals: Wilson per category, bootstrap overall."""
-    from lssgen.mini.intervals import overall_interval, wilson_interval
 
     passed = result["passed"]
     intervals = {c: wilson_interval(sum(v), len(v)) for c, v in passed.items()}
@@ -190,7 +193,6 @@ def with_intervals(result: dict[str, Any]) -> dict[str, Any]:
 
 def add_paired_differences(rows: Sequence[dict[str, Any]]) -> None:
     """Each row's overall accuracy minus plain's, with the paired bootstrap's 95% interval."""
-    from lssgen.mini.intervals import paired_difference_interval
 
     plain = next(r for r in rows if r["mode"] is None and r["steps"] is None)
     for row in rows:
@@ -200,6 +202,7 @@ def add_paired_differences(rows: Sequence[dict[str, Any]]) -> None:
 
 def score_renders(captions: Sequence[Caption], size: int, seed: int) -> dict[str, Any]:
     """The evaluator on the prompts' own scenes: the ceiling any model can reach."""
+    # Lazy for start-up: scoring loads scipy (~0.5 s); only judging images needs it.
     from lssgen.mini.scoring import score
 
     images = [render(scene_for_index(seed, i)[0], size) for i in range(len(captions))]
@@ -224,7 +227,6 @@ def measure_quality(
 
     `fewer_steps` adds plain at the step count of each LSS configuration's predicted cost
     (`equal_cost_plain`)."""
-    from tqdm.auto import tqdm
 
     configs = tuple(configs or default_configs(settings.start_sigma))
     captions = eval_captions(count, data_seed)
@@ -269,11 +271,10 @@ def measure_quality(
     }
     write_json_atomic(output / "results.json", results)
     write_bytes_atomic(output / "results.md", (markdown(results) + "\n").encode())
-    from lssgen.mini.quality_report import chart, sample_grid
 
     chart(results, output / "chart.png")
     sample_grid(
-        output,
+        lambda config, i: image_path(output, config, i),
         [c for c in configs if c.start_sigma in (None, settings.start_sigma)],
         captions[: len(CATEGORIES)],
         output / "samples.png",

@@ -23,6 +23,8 @@ from typing import Any
 
 import attrs
 import torch
+from safetensors import safe_open
+from safetensors.torch import save
 from torch import Tensor
 
 from lssgen.mini.train_data import TRAIN_DATA_SEED, captions, render_batch
@@ -80,7 +82,6 @@ def _check_manifest(folder: Path, manifest: dict[str, Any]) -> None:
 
 def encode_chunk(encode: Callable[[Tensor], Tensor], config: CacheConfig, chunk: int) -> bytes:
     """The safetensors bytes of one chunk: its scenes' latents at every size, and captions."""
-    from safetensors.torch import save
 
     indices = config.chunk_indices(chunk)
     tensors: dict[str, Tensor] = {}
@@ -135,7 +136,6 @@ class LatentCache:
 
 
 def load_cache(folder: str | os.PathLike[str]) -> LatentCache:
-    from safetensors import safe_open
 
     root = Path(folder)
     path = root / MANIFEST

@@ -107,6 +107,7 @@ def _merge(word: list[str], pair: tuple[str, str]) -> list[str]:
 
 def word_tokenizer(max_length: int = 16, words: Sequence[str] | None = None) -> Any:
     """A `CLIPTokenizer` with one token per grammar word and byte-level fallback for the rest."""
+    # Lazy for start-up: transformers takes ~1 s to import; only the text stack needs it.
     from tokenizers import pre_tokenizers
     from transformers import CLIPTokenizer
 
@@ -127,6 +128,7 @@ def word_tokenizer(max_length: int = 16, words: Sequence[str] | None = None) -> 
 
 def null_tokenizer() -> Any:
     """A tokenizer that reads no text: every prompt is `</s>`, padded with `<pad>` (id 0)."""
+    # Lazy for start-up: transformers takes ~1 s to import; only the text stack needs it.
     from tokenizers import Regex, Tokenizer, models, normalizers, pre_tokenizers, processors
     from transformers import PreTrainedTokenizerFast
 
@@ -176,6 +178,7 @@ def seeded(seed: int) -> Iterator[None]:
 
 
 def clip_encoder(config: TextConfig, tokenizer: Any, seed: int) -> Any:
+    # Lazy for start-up: transformers takes ~1 s to import; only the text stack needs it.
     from transformers import CLIPTextConfig, CLIPTextModelWithProjection
 
     clip_config = CLIPTextConfig(
@@ -201,6 +204,7 @@ def clip_encoder(config: TextConfig, tokenizer: Any, seed: int) -> Any:
 
 def null_t5(width: int) -> Any:
     """A T5 encoder whose output is exactly zero: no layers, final RMSNorm weight 0."""
+    # Lazy for start-up: transformers takes ~1 s to import; only the text stack needs it.
     from transformers import T5Config, T5EncoderModel
 
     config = T5Config(
@@ -270,6 +274,7 @@ def build_text(config: TextConfig) -> TextStack:
 
 def load_text(folder: str | os.PathLike[str]) -> TextStack:
     """The text components saved by `TextStack.save` (offline, float32, frozen)."""
+    # Lazy for start-up: transformers takes ~1 s to import; only the text stack needs it.
     from transformers import (
         CLIPTextModelWithProjection,
         CLIPTokenizer,

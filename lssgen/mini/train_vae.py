@@ -53,6 +53,7 @@ class VaeArch:
 
 def build_vae(arch: VaeArch, seed: int) -> Any:
     """A freshly initialised `AutoencoderKL`; the same seed gives the same weights."""
+    # Lazy for start-up: Diffusers takes ~3 s to import; only building or loading models needs it.
     from diffusers import AutoencoderKL
 
     blocks = len(arch.block_out_channels)
