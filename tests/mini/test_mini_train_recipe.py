@@ -13,6 +13,7 @@ from safetensors.torch import load_file
 from torch import nn
 
 from lssgen.mini.train_recipe import LoopConfig, run_identity, run_loop
+from lssgen.training.backend import SingleProcess
 from lssgen.training.checkpoint import STATE_NAME
 
 pytestmark = pytest.mark.usefixtures("one_thread")
@@ -101,3 +102,30 @@ def test_on_accelerate_the_loop_reaches_the_plain_torch_weights(tmp_path):
     assert accelerated.losses == plain.losses
     a, b = trained_weights(accelerated), trained_weights(plain)
     assert all(torch.equal(a[k], b[k]) for k in a)
+
+
+@attrs.frozen
+class TwoProcesses(SingleProcess):
+    """Rank 0 of two: `reduce` answers for both, as the other process would add to it."""
+
+    num_processes: int = 2
+    other_loss: float = 5.0
+    other_stops_at: int = 2  # the other process is interrupted after this many steps
+    calls: list = attrs.field(factory=list)
+
+    def reduce(self, tensor, reduction="sum"):
+        self.calls.append(reduction)
+        if reduction == "mean":
+            return (tensor + self.other_loss) / 2
+        steps = sum(1 for c in self.calls if c == "sum")
+        return tensor + float(steps >= self.other_stops_at)
+
+
+def test_the_mini_stages_average_the_loss_and_stop_when_any_process_stops(tmp_path):
+    """Drift the shared loop removed: the mini loop logged rank 0's loss and stopped alone."""
+    backend = TwoProcesses()
+    result = run_loop(fresh_net(), LeastSquares(), CONFIG, checkpoint_dir=tmp_path, backend=backend)
+    alone = run_loop(fresh_net(), LeastSquares(), attrs.evolve(CONFIG, steps=2))
+    assert result.interrupted and result.step == 2  # rank 0 itself never asked to stop
+    assert result.losses == pytest.approx([(own + 5.0) / 2 for own in alone.losses], rel=1e-6)
+    assert json.loads((tmp_path / STATE_NAME).read_text())["step"] == 2
