@@ -20,6 +20,8 @@ from models import BENCH_KINDS
 if TYPE_CHECKING:
     from conftest import Collector
 
+Rounds = tuple[int, int]  # (timed rounds, warm-up rounds), the lss_rounds fixture
+
 DEVICES = ("cpu", "cuda")
 CASES = [
     pytest.param(device, kind, mode, id=f"{device}-{kind}-{mode}")
@@ -31,12 +33,7 @@ CASES = [
 
 @pytest.mark.parametrize(("device", "kind", "mode"), CASES)
 def test_generation_time(
-    benchmark: Any,
-    collector: Collector,
-    lss_rounds: tuple[int, int],
-    device: str,
-    kind: str,
-    mode: str,
+    benchmark: Any, collector: Collector, lss_rounds: Rounds, device: str, kind: str, mode: str
 ) -> None:
     if device == "cuda" and not torch.cuda.is_available():
         pytest.skip("no CUDA device")
@@ -68,7 +65,7 @@ def test_generation_time(
 def test_paired_rounds(
     benchmark: Any,
     collector: Collector,
-    lss_rounds: tuple[int, int],
+    lss_rounds: Rounds,
     lss_paired_rounds: int,
     device: str,
     kind: str,
