@@ -1,7 +1,7 @@
 # One place for the commands a developer and CI run. Everything goes into ./.venv.
 #   make install   create .venv and install lssgen (editable) with every extra, test and benchmark tools
 #   make demo      the shipped lssgen-mini model, plain and with LSS, on the CPU: times and a PNG grid
-#   make test      lint, format check, type check of lssgen_core, then the test suite
+#   make test      lint, format check, type check (pyproject's packages, then benchmarks/), tests
 #   make bench     the pytest-benchmark suite (not part of `make test`)
 #
 # TORCH_SPEC pins torch for every pip call, so nothing can resolve another (on our CPU machines
@@ -37,8 +37,10 @@ lint: install
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 
+# benchmarks/ is not a package (its modules import each other by name): checked as files.
 typecheck: install
 	$(BIN)/mypy
+	$(BIN)/mypy benchmarks
 
 pytest: install
 	$(BIN)/python -m pytest -q

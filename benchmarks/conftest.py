@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import report  # benchmarks/report.py
 import torch
 
 # Every model is built from configs; nothing may reach the hub.
@@ -158,7 +159,6 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     results = found.results()
     if not results:
         return
-    import report  # benchmarks/report.py
 
     folder = Path(session.config.getoption("--lss-results"))
     elapsed = time.perf_counter() - found.started

@@ -141,9 +141,7 @@ def _default_dtype(dtype: torch.dtype) -> Iterator[None]:
         torch.set_default_dtype(previous)
 
 
-def _build(
-    factory: Callable[[], torch.nn.Module], seed: int, offset: int, dtype: torch.dtype
-) -> Any:
+def _build(factory: Callable[[], Any], seed: int, offset: int, dtype: torch.dtype) -> Any:
     """Build one random module in ``dtype`` without touching the caller's global RNG state.
 
     Built in ``dtype`` directly (not cast afterwards) so that FLUX.1's 12B parameters never

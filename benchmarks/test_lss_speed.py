@@ -10,10 +10,17 @@ real-size profiles when a GPU is present and are skipped otherwise (the only ski
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING, Any
+
 import pytest
 import torch
 from bench_support import MODES, mode_summary, paired_summary
 from models import BENCH_KINDS
+
+if TYPE_CHECKING:
+    from conftest import Collector
+
+Rounds = tuple[int, int]  # (timed rounds, warm-up rounds), the lss_rounds fixture
 
 DEVICES = ("cpu", "cuda")
 CASES = [
@@ -25,7 +32,9 @@ CASES = [
 
 
 @pytest.mark.parametrize(("device", "kind", "mode"), CASES)
-def test_generation_time(benchmark, collector, lss_rounds, device, kind, mode):
+def test_generation_time(
+    benchmark: Any, collector: Collector, lss_rounds: Rounds, device: str, kind: str, mode: str
+) -> None:
     if device == "cuda" and not torch.cuda.is_available():
         pytest.skip("no CUDA device")
     rounds, warmup = lss_rounds
@@ -53,7 +62,14 @@ def test_generation_time(benchmark, collector, lss_rounds, device, kind, mode):
     ("device", "kind"),
     [pytest.param(d, k, id=f"{d}-{k}") for d in DEVICES for k in BENCH_KINDS],
 )
-def test_paired_rounds(benchmark, collector, lss_rounds, lss_paired_rounds, device, kind):
+def test_paired_rounds(
+    benchmark: Any,
+    collector: Collector,
+    lss_rounds: Rounds,
+    lss_paired_rounds: int,
+    device: str,
+    kind: str,
+) -> None:
     if device == "cuda" and not torch.cuda.is_available():
         pytest.skip("no CUDA device")
     rounds, (_, warmup) = lss_paired_rounds, lss_rounds

@@ -9,10 +9,16 @@ to ``LatentUpsampler``, measured here without editing it: see the README).
 from __future__ import annotations
 
 import copy
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
 
 import pytest
 import torch
 from models import BENCH_KINDS
+
+if TYPE_CHECKING:
+    from bench_support import ModelRunner
+    from conftest import Collector
 
 FORMATS = ("contiguous", "channels_last")
 CASES = [
@@ -23,7 +29,7 @@ CASES = [
 ]
 
 
-def _upsample_call(runner, memory_format):
+def _upsample_call(runner: ModelRunner, memory_format: str) -> Callable[[], None]:
     bench = runner.bench
     first = bench.plan().stages[0]
     upsampler = bench.upsampler
@@ -36,7 +42,8 @@ def _upsample_call(runner, memory_format):
         dtype=upsampler.dtype,
     )
     if memory_format == "channels_last":
-        upsampler = copy.deepcopy(upsampler).to(memory_format=torch.channels_last)
+        # Module.to takes memory_format (torch's docs); its typed overloads leave it out.
+        upsampler = copy.deepcopy(upsampler).to(memory_format=torch.channels_last)  # type: ignore[call-overload]
 
     def run() -> None:
         x = latent
@@ -51,7 +58,9 @@ def _upsample_call(runner, memory_format):
 
 
 @pytest.mark.parametrize(("device", "kind", "memory_format"), CASES)
-def test_upsampler_time(benchmark, collector, device, kind, memory_format):
+def test_upsampler_time(
+    benchmark: Any, collector: Collector, device: str, kind: str, memory_format: str
+) -> None:
     if device == "cuda" and not torch.cuda.is_available():
         pytest.skip("no CUDA device")
     runner = collector.runner(device, kind)

@@ -21,6 +21,7 @@ TRAINING_MODULES = (
     "lpips",
     "checkpoint",
     "evaluate",
+    "scaler_comparison",
     "metrics",
 )
 

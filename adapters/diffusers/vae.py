@@ -25,10 +25,10 @@ import attrs
 import torch
 from torch import Tensor
 
+from lssgen_core.upsample.io import CONFIG_NAME
 from lssgen_diffusers.vae_space import to_model_latents, to_vae_latents
 
 VAE_SUBFOLDER = "vae"
-CONFIG_NAME = "config.json"
 PIPELINE_INDEX = "model_index.json"
 
 

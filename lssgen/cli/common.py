@@ -1,6 +1,7 @@
 """What every `lssgen` command shares: usage errors that name their flag, argparse types,
-the help formatter, exit statuses, Ctrl-C handling, the progress bar and the checkpoint-folder
-check of the resumable trainers."""
+the help formatter, exit statuses, Ctrl-C handling, the progress bar, and what the two resumable
+trainers (`lssgen train-upsampler`, `lssgen mini vae|transformer`) share: their loop flags, the
+checkpoint-folder check, the accelerator, and one run of the loop with its messages."""
 
 from __future__ import annotations
 
@@ -13,20 +14,28 @@ import threading
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from types import FrameType
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any, TypeVar
 
+import attrs
 import torch
+from tqdm.auto import tqdm
 
+from lssgen.dtypes import TRAINING_DTYPES
 from lssgen.training.checkpoint import has_training_state, read_training_info
+from lssgen.training.loop import NonFiniteLossError, RunOptions, TrainResult
+from lssgen.training.resume import ResumeError
 from lssgen_core.parameterization import check_start_sigma
 
-if TYPE_CHECKING:  # only an annotation: the commands that never train need not load training
-    from lssgen.training.train import NonFiniteLossError
+if TYPE_CHECKING:
+    from attrs import AttrsInstance
+
+    from lssgen.training.loop import StepReport
+
+Config = TypeVar("Config", bound="AttrsInstance")
 
 EXIT_USAGE = 2
 EXIT_INTERRUPTED = 130
 EXIT_DIVERGED = 1
-TORCH_DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16}
 
 
 class UsageError(Exception):
@@ -87,6 +96,18 @@ class TrainingDiverged(Exception):
 def fail(prog: str, error: UsageError) -> int:
     print(f"{prog}: error: {error}", file=sys.stderr)
     return EXIT_USAGE
+
+
+def run_command(prog: str, body: Callable[[], int]) -> int:
+    """`body()`'s exit status; a usage error or a diverged training is one line and its status,
+    never a traceback."""
+    try:
+        return int(body())
+    except UsageError as error:
+        return fail(prog, error)
+    except TrainingDiverged as error:
+        print(f"{prog}: error: {error}", file=sys.stderr)
+        return EXIT_DIVERGED
 
 
 def check_size(size: int, spatial_factor: int) -> None:
@@ -176,13 +197,6 @@ class DeferredInterrupt:
         self._restore()
 
 
-class StepLike(Protocol):
-    step: int
-    total_steps: int
-    loss_ema: float
-    lr: float
-
-
 class Progress:
     """tqdm bar created at the first step, so a resumed run starts at its step."""
 
@@ -191,12 +205,10 @@ class Progress:
         self.desc = desc
         self.bar: Any = None
 
-    def update(self, report: StepLike) -> None:
+    def update(self, report: StepReport) -> None:
         if not self.enabled:
             return
         if self.bar is None:
-            from tqdm.auto import tqdm
-
             self.bar = tqdm(
                 total=report.total_steps,
                 initial=report.step - 1,
@@ -237,3 +249,112 @@ def check_checkpoints(checkpoints: Path, resume: bool, *, folder_argument: str) 
             f"{checkpoints} holds a checkpoint at step {step}; pass --resume to continue it, "
             f"or choose another {folder_argument}",
         )
+
+
+@attrs.frozen
+class LoopFlags:
+    """The defaults and wording of the flags every trainer has (`add_loop_arguments`)."""
+
+    steps: int
+    batch_size: int
+    batch_help: str  # what one step's batch holds
+    lr: float
+    lr_help: str  # which schedule the rate follows
+    weight_decay: float
+    seed_help: str  # what the seed draws
+    dtype_help: str
+    checkpoint_every: int
+    checkpoints: str  # where the checkpoint lives, as the help names it
+
+
+def add_loop_arguments(parser: argparse.ArgumentParser, flags: LoopFlags) -> None:
+    """--steps, --batch-size, --lr, --weight-decay, --max-grad-norm, --seed, --dtype,
+    --checkpoint-every and --resume, the same for every trainer."""
+    parser.add_argument("--steps", type=positive_int, default=flags.steps, help="optimizer steps")
+    parser.add_argument(
+        "--batch-size", type=positive_int, default=flags.batch_size, help=flags.batch_help
+    )
+    parser.add_argument("--lr", type=finite_float, default=flags.lr, help=flags.lr_help)
+    parser.add_argument(
+        "--weight-decay", type=finite_float, default=flags.weight_decay, help="AdamW weight decay"
+    )
+    parser.add_argument("--max-grad-norm", type=finite_float, default=1.0, help="gradient clipping")
+    parser.add_argument("--seed", type=non_negative_int, default=0, help=flags.seed_help)
+    parser.add_argument("--dtype", choices=TRAINING_DTYPES, default="fp32", help=flags.dtype_help)
+    parser.add_argument(
+        "--checkpoint-every",
+        type=non_negative_int,
+        default=flags.checkpoint_every,
+        help="steps between checkpoints (0: only at the end and on Ctrl-C)",
+    )
+    parser.add_argument("--resume", action="store_true", help=f"continue from {flags.checkpoints}")
+
+
+def training_accelerator(device: str | None = None) -> Any:
+    """The `accelerate.Accelerator` a trainer runs on: on the CPU for `device="cpu"`, else on
+    the device accelerate gives this process (one GPU each under `accelerate launch`)."""
+    from accelerate import Accelerator  # a trainer's import: commands that never train skip it
+
+    if device is None or torch.device(device).type != "cpu":
+        accelerator = Accelerator()
+        wanted = torch.device(device) if device is not None else accelerator.device
+        if accelerator.device.type != wanted.type:
+            raise UsageError("--device", f"{device} is not available here ({accelerator.device})")
+        return accelerator
+    return Accelerator(cpu=True)
+
+
+Result = TypeVar("Result", bound=TrainResult[Any])
+
+
+def config_from_args(cls: type[Config], args: argparse.Namespace, **overrides: Any) -> Config:
+    """The attrs config `cls` from the flags named as its fields (`--batch-size` for
+    `batch_size`) and `overrides`; a refused value is a usage error of its flag."""
+    fields = {f.name: getattr(args, f.name) for f in attrs.fields(cls) if hasattr(args, f.name)}
+    with blame_field():
+        return cls(**{**fields, **overrides})
+
+
+def train_with_progress(
+    train: Callable[[RunOptions], Result],
+    args: argparse.Namespace,
+    *,
+    accelerator: Any,
+    checkpoints: Path,
+    desc: str,
+    product: str,
+) -> Result | None:
+    """`train(options)` with the run options of the flags `add_loop_arguments` adds, a progress
+    bar and Ctrl-C handling: a refused resume is a usage error of --resume, a non-finite loss
+    `TrainingDiverged`. None when interrupted (the checkpoint is written and the user told how to
+    go on). Only the main process of several speaks."""
+    main = bool(accelerator.is_main_process)
+    progress = Progress(enabled=main, desc=desc)
+    with DeferredInterrupt(progress.write) as interrupt:
+        try:
+            result = train(
+                RunOptions(
+                    checkpoint_dir=checkpoints,
+                    checkpoint_every=args.checkpoint_every,
+                    resume=args.resume,
+                    backend=accelerator,
+                    on_step=progress.update,
+                    should_stop=lambda: interrupt.requested,
+                )
+            )
+        except ResumeError as exc:
+            raise UsageError("--resume", str(exc)) from exc
+        except NonFiniteLossError as exc:
+            error = TrainingDiverged(exc, args.lr, args.max_grad_norm, checkpoints, product)
+            raise error from exc
+        finally:
+            progress.close()
+    if not result.interrupted:
+        return result
+    if main:
+        print(
+            f"Interrupted at step {result.step}/{result.total_steps}; checkpoint in "
+            f"{checkpoints}. Run the same command with --resume to continue.",
+            file=sys.stderr,
+        )
+    return None

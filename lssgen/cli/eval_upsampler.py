@@ -17,7 +17,6 @@ from typing import Any
 import torch
 
 from lssgen.cli.common import (
-    TORCH_DTYPES,
     HelpFormatter,
     UsageError,
     blame,
@@ -26,10 +25,13 @@ from lssgen.cli.common import (
     non_negative_int,
     positive_int,
 )
-from lssgen.training.evaluate import evaluate_scalers, format_table, standard_scalers
+from lssgen.dtypes import TORCH_DTYPES, TRAINING_DTYPES
+from lssgen.images import ImageFolder, comparison_grid, png_bytes
 from lssgen.training.pairs import DOWNSAMPLE_MODES, SCALE_FACTOR, STREAM_EVAL, CropBatches
+from lssgen.training.scaler_comparison import compare_scalers, format_table, standard_scalers
 from lssgen_core.atomic import write_bytes_atomic, write_json_atomic
 from lssgen_core.upsample.network import LatentUpsampler
+from lssgen_diffusers.vae import load_vae
 
 JSON_NAME = "eval.json"
 GRID_NAME = "grid.png"
@@ -60,7 +62,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         default="nearest",
         help="how the low-resolution input is made (use the training setting)",
     )
-    parser.add_argument("--dtype", choices=tuple(TORCH_DTYPES), default="fp32", help="VAE dtype")
+    parser.add_argument("--dtype", choices=TRAINING_DTYPES, default="fp32", help="VAE dtype")
     parser.add_argument("--device", default=None, help="torch device (default: cuda if available)")
     parser.add_argument("--batch-size", type=positive_int, default=8, help="crops per VAE call")
     parser.add_argument("--preview", type=non_negative_int, default=4, help="crops in grid.png")
@@ -74,8 +76,6 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _run(args: argparse.Namespace) -> int:
-    from lssgen.images import ImageFolder, comparison_grid, png_bytes
-    from lssgen_diffusers.vae import load_vae
 
     output = Path(args.output)
     if output.exists() and not output.is_dir():
@@ -101,7 +101,7 @@ def _run(args: argparse.Namespace) -> int:
     crops = CropBatches(
         images, crop_size=crop_size, batch_size=args.num_crops, seed=args.seed, stream=STREAM_EVAL
     )[0]
-    result = evaluate_scalers(
+    result = compare_scalers(
         standard_scalers(upsampler, codec.encode, codec.decode),
         crops,
         codec.encode,

@@ -41,10 +41,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
+from accelerate import PartialState
+from tqdm.auto import tqdm
 
+import lssgen_diffusers
+from lssgen.cli.batch_invariance import make_batch_invariant
 from lssgen.cli.common import (
-    TORCH_DTYPES,
     HelpFormatter,
     UsageError,
     blame,
@@ -54,8 +58,9 @@ from lssgen.cli.common import (
     positive_int,
 )
 from lssgen.cli.geneval_layout import (
-    CONFIG_NAME,
     RESULT_NAME,
+    RUN_CONFIG_NAME,
+    ProcessTimings,
     WorkItem,
     item_key,
     merge_results,
@@ -69,8 +74,11 @@ from lssgen.cli.geneval_layout import (
     write_metadata,
 )
 from lssgen.cli.prompts import PromptFileError, load_prompt_file, prompt_from_text
+from lssgen.dtypes import TORCH_DTYPES
+from lssgen.images import png_bytes
 from lssgen_core.atomic import write_bytes_atomic, write_json_atomic
 from lssgen_core.upsample import SCALING_MODES, LatentUpsampler
+from lssgen_core.upsample.io import CONFIG_NAME
 from lssgen_diffusers.call_defaults import CALL_DEFAULTS_NAME, LSS_KEYS, read_call_defaults
 from lssgen_diffusers.options import (
     COGVIEW4_DEFAULTS,
@@ -83,7 +91,6 @@ from lssgen_diffusers.options import (
 )
 
 PROG = "lssgen generate"
-DTYPES: dict[str, torch.dtype] = {**TORCH_DTYPES, "fp16": torch.float16}
 SEEDING = (
     "torch.Generator('cpu').manual_seed(image_seed(seed, i, k)); image_seed: first 8 bytes of "
     "sha256(f'{seed}/{i}/{k}'), big-endian, mod 2**63"
@@ -190,7 +197,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     model.add_argument(
         "--dtype",
-        choices=("auto", *DTYPES),
+        choices=("auto", *TORCH_DTYPES),
         default="auto",
         help="model dtype; auto: bf16 on CUDA, fp32 otherwise",
     )
@@ -379,7 +386,7 @@ def _prepare_outdir(path: str) -> Path:
 
 def _vae_latent_channels(model: Path) -> int | None:
     with contextlib.suppress(OSError, ValueError):
-        config = json.loads((model / "vae" / "config.json").read_text(encoding="utf-8"))
+        config = json.loads((model / "vae" / CONFIG_NAME).read_text(encoding="utf-8"))
         channels = config.get("latent_channels")
         return channels if isinstance(channels, int) else None
     return None
@@ -402,7 +409,6 @@ def _load_upsampler(path: str, model: Path, dtype: torch.dtype, argument: str) -
 
 
 def _process_state(device_arg: str | None) -> tuple[Any, torch.device]:
-    from accelerate import PartialState
 
     requested = None
     if device_arg is not None:
@@ -432,7 +438,7 @@ def _process_state(device_arg: str | None) -> tuple[Any, torch.device]:
 def _dtype(name: str, device: torch.device) -> tuple[str, torch.dtype]:
     if name == "auto":
         name = "bf16" if device.type == "cuda" else "fp32"
-    return name, DTYPES[name]
+    return name, TORCH_DTYPES[name]
 
 
 @contextlib.contextmanager
@@ -444,9 +450,8 @@ def _blame_loading(argument: str) -> Iterator[None]:
 
 
 def _pipeline_class(kind: str, plain: bool) -> Any:
+    # Lazy for start-up: Diffusers takes ~3 s to import; only building or loading models needs it.
     import diffusers
-
-    import lssgen_diffusers
 
     spec = KINDS[kind]
     return (
@@ -462,6 +467,7 @@ def _load_pipeline(
     device: torch.device,
     upsampler: LatentUpsampler | None,
 ) -> Any:
+    # Lazy for start-up: Diffusers takes ~3 s to import; only building or loading models needs it.
     from diffusers.utils import logging as diffusers_logging
     from transformers.utils import logging as transformers_logging
 
@@ -545,7 +551,7 @@ def _upsampler_source(args: argparse.Namespace, model: Path) -> str | None:
     if args.upsampler is not None:
         return str(Path(args.upsampler).resolve())
     folder = model / UPSAMPLER_SUBFOLDER
-    return str(folder.resolve()) if (folder / "config.json").is_file() else None
+    return str(folder.resolve()) if (folder / CONFIG_NAME).is_file() else None
 
 
 def _settings(
@@ -610,7 +616,7 @@ def _check_upsampler_needed(pipe: Any, plan: Any, scaling_mode: str) -> None:
 
 
 def _check_resume(outdir: Path, settings: dict[str, Any]) -> None:
-    path = outdir / CONFIG_NAME
+    path = outdir / RUN_CONFIG_NAME
     if not path.is_file():
         return
     try:
@@ -754,8 +760,8 @@ def _pending_work(job: _Job, items: Sequence[WorkItem]) -> list[WorkItem]:
     width, height = job.config["width"], job.config["height"]
     pending = pending_items(job.outdir, items, width, height)
     if job.is_main:
-        with _writing(job.outdir / CONFIG_NAME):
-            write_json_atomic(job.outdir / CONFIG_NAME, job.config)
+        with _writing(job.outdir / RUN_CONFIG_NAME):
+            write_json_atomic(job.outdir / RUN_CONFIG_NAME, job.config)
         for index, metadata in enumerate(job.prompts):
             with _writing(job.outdir / f"{index:05}"):
                 write_metadata(job.outdir, index, metadata)
@@ -769,6 +775,7 @@ def _pending_work(job: _Job, items: Sequence[WorkItem]) -> list[WorkItem]:
 
 def to_pil(image: Any) -> Any:
     """One float (H, W, C) array in [0, 1] as the PIL image output_type="pil" gives."""
+    # Lazy for start-up: Diffusers takes ~3 s to import; only building or loading models needs it.
     from diffusers.image_processor import VaeImageProcessor
 
     return VaeImageProcessor.numpy_to_pil(image)[0]
@@ -776,12 +783,6 @@ def to_pil(image: Any) -> Any:
 
 def _generate(job: _Job, mine: Sequence[WorkItem], written: list[WorkItem]) -> None:
     """Generate `mine`, appending each image to `written` once its PNG is on disk."""
-    import numpy as np
-    from tqdm.auto import tqdm
-
-    from lssgen.cli.batch_invariance import make_batch_invariant
-    from lssgen.cli.geneval_layout import ProcessTimings
-    from lssgen.images import png_bytes
 
     if job.device.type == "cpu":
         make_batch_invariant(job.pipe)

@@ -25,7 +25,8 @@ from typing import Any
 
 from lssgen_core.atomic import write_bytes_atomic, write_json_atomic
 
-CONFIG_NAME = "config.json"
+# The settings of a generate run (its own file, beside the samples; not a component config).
+RUN_CONFIG_NAME = "config.json"
 RESULT_NAME = "result.json"
 TIMINGS_DIRNAME = "timings"
 METADATA_NAME = "metadata.jsonl"

@@ -11,6 +11,8 @@ import importlib
 import sys
 from collections.abc import Sequence
 
+from lssgen.cli.quiet_imports import torchvision_fallback_hidden
+
 # command name -> (module, one-line help)
 COMMANDS: dict[str, tuple[str, str]] = {
     "train-upsampler": (
@@ -34,7 +36,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
         "Score lssgen-mini plain vs LSS (scaling modes, start_sigma sweep): accuracy and speed.",
     ),
     "mini": (
-        "lssgen.mini.train_cli",
+        "lssgen.cli.train_mini",
         "Train and assemble lssgen-mini stage by stage (text, vae, latents, transformer, ...).",
     ),
 }
@@ -50,4 +52,6 @@ def main(argv: Sequence[str] | None = None) -> int:
         if name in argv[:1]:
             importlib.import_module(module_name).add_arguments(command)
     args = parser.parse_args(argv)
-    return int(importlib.import_module(args._module).run(args) or 0)
+    # The commands import Diffusers (hence transformers) as they run: hide its torchvision note.
+    with torchvision_fallback_hidden():
+        return int(importlib.import_module(args._module).run(args) or 0)

@@ -16,44 +16,55 @@ import argparse
 import sys
 import warnings
 from pathlib import Path
-from typing import Any
 
 import torch
 
 from lssgen.cli.common import (
-    EXIT_DIVERGED,
     EXIT_INTERRUPTED,
-    TORCH_DTYPES,
-    DeferredInterrupt,
     HelpFormatter,
-    Progress,
-    TrainingDiverged,
+    LoopFlags,
     UsageError,
+    add_loop_arguments,
     blame,
-    blame_field,
     check_checkpoints,
     check_size,
-    fail,
+    config_from_args,
     finite_float,
     non_negative_int,
     positive_int,
+    run_command,
+    train_with_progress,
+    training_accelerator,
 )
+from lssgen.dtypes import TORCH_DTYPES
+from lssgen.images import ImageFolder
 from lssgen.training.lpips import load_lpips
 from lssgen.training.pairs import DOWNSAMPLE_MODES
 from lssgen.training.train import (
     CHECKPOINT_DIRNAME,
-    DTYPES,
-    NonFiniteLossError,
-    ResumeError,
     TrainConfig,
     default_upsampler_config,
     init_upsampler,
     train_upsampler,
 )
 from lssgen_core.atomic import write_json_atomic
+from lssgen_core.upsample.io import CONFIG_NAME
 from lssgen_core.upsample.network import LatentUpsampler
+from lssgen_diffusers.vae import load_vae
 
 SUMMARY_NAME = "lssgen_training.json"
+UPSAMPLER_FLAGS = LoopFlags(
+    steps=10_000,
+    batch_size=16,
+    batch_help="crops per step (per process)",
+    lr=1e-4,
+    lr_help="OneCycle peak learning rate (AdamW)",
+    weight_decay=1e-4,
+    seed_help="initial weights and crop draws",
+    dtype_help="bf16: VAE in bf16 and bf16 autocast; weights stay fp32",
+    checkpoint_every=1000,
+    checkpoints="OUTPUT/checkpoints",
+)
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -74,26 +85,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         default=256,
         help="low-resolution crop side in pixels; high-res crops are twice this",
     )
-    parser.add_argument("--steps", type=positive_int, default=10_000, help="optimizer steps")
-    parser.add_argument(
-        "--batch-size", type=positive_int, default=16, help="crops per step (per process)"
-    )
-    parser.add_argument(
-        "--lr", type=finite_float, default=1e-4, help="OneCycle peak learning rate (AdamW)"
-    )
-    parser.add_argument(
-        "--weight-decay", type=finite_float, default=1e-4, help="AdamW weight decay"
-    )
-    parser.add_argument("--max-grad-norm", type=finite_float, default=1.0, help="gradient clipping")
-    parser.add_argument(
-        "--seed", type=non_negative_int, default=0, help="initial weights and crop draws"
-    )
-    parser.add_argument(
-        "--dtype",
-        choices=DTYPES,
-        default="fp32",
-        help="bf16: VAE in bf16 and bf16 autocast; weights stay fp32",
-    )
+    add_loop_arguments(parser, UPSAMPLER_FLAGS)
     parser.add_argument(
         "--downsample",
         choices=DOWNSAMPLE_MODES,
@@ -117,13 +109,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         default=1.0,
         help="LPIPS weight when --lpips-weights is given (the original used 1)",
     )
-    parser.add_argument(
-        "--checkpoint-every",
-        type=non_negative_int,
-        default=1000,
-        help="steps between checkpoints (0: only at the end and on Ctrl-C)",
-    )
-    parser.add_argument("--resume", action="store_true", help="continue from OUTPUT/checkpoints")
     parser.add_argument(
         "--init",
         metavar="PATH",
@@ -154,7 +139,7 @@ def _check_output(output: Path, resume: bool) -> Path:
         raise UsageError("--output", f"{output} is a file, not a folder")
     checkpoints = output / CHECKPOINT_DIRNAME
     check_checkpoints(checkpoints, resume, folder_argument="--output")
-    if not resume and (output / "config.json").exists():
+    if not resume and (output / CONFIG_NAME).exists():
         raise UsageError("--output", f"{output} already holds an upsampler; choose another folder")
     return checkpoints
 
@@ -168,47 +153,17 @@ def _model(args: argparse.Namespace, latent_channels: int) -> LatentUpsampler:
     return model
 
 
-def _accelerator() -> Any:
-    from accelerate import Accelerator
-
-    return Accelerator()
-
-
 def run(args: argparse.Namespace) -> int:
-    prog = "lssgen train-upsampler"
-    try:
-        return _run(args)
-    except UsageError as error:
-        return fail(prog, error)
-    except TrainingDiverged as error:
-        print(f"{prog}: error: {error}", file=sys.stderr)
-        return EXIT_DIVERGED
+    return run_command("lssgen train-upsampler", lambda: _run(args))
 
 
 def _run(args: argparse.Namespace) -> int:
-    from lssgen.images import ImageFolder
-    from lssgen_diffusers.vae import load_vae
 
     output = Path(args.output)
     checkpoints = _check_output(output, args.resume)
-    with blame_field():
-        config = TrainConfig(
-            size=args.size,
-            steps=args.steps,
-            batch_size=args.batch_size,
-            lr=args.lr,
-            weight_decay=args.weight_decay,
-            max_grad_norm=args.max_grad_norm,
-            seed=args.seed,
-            downsample=args.downsample,
-            pixel_loss_weight=args.pixel_loss_weight,
-            lpips_loss_weight=args.lpips_loss_weight if args.lpips_weights else 0.0,
-            dtype=args.dtype,
-            cache_latents=args.cache_latents,
-            pool_size=args.pool_size,
-            pool_reuse=args.pool_reuse,
-        )
-    accelerator = _accelerator()
+    lpips_weight = args.lpips_loss_weight if args.lpips_weights else 0.0
+    config = config_from_args(TrainConfig, args, lpips_loss_weight=lpips_weight)
+    accelerator = training_accelerator()
     device = accelerator.device
     with blame("--vae"):
         codec = load_vae(args.vae, torch_dtype=TORCH_DTYPES[args.dtype], device=device)
@@ -222,7 +177,6 @@ def _run(args: argparse.Namespace) -> int:
         with blame("--lpips-weights"):
             lpips = load_lpips(args.lpips_weights, device=device)
     main = bool(accelerator.is_main_process)
-    progress = Progress(enabled=main)
     if main:
         for warning in caught:
             print(f"warning: {warning.message}", file=sys.stderr)
@@ -232,37 +186,24 @@ def _run(args: argparse.Namespace) -> int:
             f"{config.size}px; device {device}; {accelerator.num_processes} process(es)",
             file=sys.stderr,
         )
-    with DeferredInterrupt(progress.write) as interrupt:
-        try:
-            try:
-                result = train_upsampler(
-                    model,
-                    images,
-                    codec.encode,
-                    config,
-                    decode=codec.decode,
-                    lpips=lpips,
-                    checkpoint_dir=checkpoints,
-                    checkpoint_every=args.checkpoint_every,
-                    resume=args.resume,
-                    backend=accelerator,
-                    on_step=progress.update,
-                    should_stop=lambda: interrupt.requested,
-                    num_workers=args.num_workers,
-                )
-            except ResumeError as exc:
-                raise UsageError("--resume", str(exc)) from exc
-            except NonFiniteLossError as exc:
-                raise TrainingDiverged(exc, args.lr, args.max_grad_norm, checkpoints) from exc
-        finally:
-            progress.close()
-    if result.interrupted:
-        if main:
-            print(
-                f"Interrupted at step {result.step}/{config.steps}; checkpoint in {checkpoints}. "
-                "Run the same command with --resume to continue.",
-                file=sys.stderr,
-            )
+    result = train_with_progress(
+        lambda options: train_upsampler(
+            model,
+            images,
+            codec.encode,
+            config,
+            decode=codec.decode,
+            lpips=lpips,
+            num_workers=args.num_workers,
+            **options,
+        ),
+        args,
+        accelerator=accelerator,
+        checkpoints=checkpoints,
+        desc="train-upsampler",
+        product="upsampler",
+    )
+    if result is None:
         return EXIT_INTERRUPTED
     if main:
         result.model.to("cpu").save_pretrained(output)

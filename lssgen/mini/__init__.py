@@ -1,10 +1,10 @@
 """lssgen-mini's data: procedural scenes with exact captions, and their renderer.
 
 The demo model "lssgen-mini" is trained on these scenes and judged by the rule-based evaluator in
-`lssgen.mini.evaluate` (imported separately: it needs scipy). Typical use::
+`lssgen.mini.scoring` (imported separately: it needs scipy). Typical use::
 
     from lssgen.mini import render, scene_for_index
-    from lssgen.mini.evaluate import check, score
+    from lssgen.mini.scoring import check, score
 
     scene, caption = scene_for_index(seed=0, index=17)  # deterministic, random access
     image = render(scene, 256)  # PIL RGB, anti-aliased
@@ -13,7 +13,7 @@ The demo model "lssgen-mini" is trained on these scenes and judged by the rule-b
 
 Modules, one concept each: `palette` (named colours, background tones), `shapes` (geometry),
 `captions` (structured captions, text, parser), `rules` (when objects satisfy a caption),
-`scenes` (scene model and sampling), `render` (scene to image), `evaluate` (image to verdict).
+`scenes` (scene model and sampling), `render` (scene to image), `scoring` (image to verdict).
 """
 
 from lssgen.mini.captions import (

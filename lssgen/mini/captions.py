@@ -24,6 +24,7 @@ otherwise). The rules themselves live in `lssgen.mini.rules`.
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable
 
 import attrs
 
@@ -87,12 +88,16 @@ class Phrase:
         return ("an " if words[0] in "aeiou" else "a ") + words
 
 
+def _phrases(objects: Iterable[Phrase]) -> tuple[Phrase, ...]:
+    return tuple(objects)
+
+
 @attrs.frozen
 class Caption:
     """A structured caption. Position captions read `objects[0] <relation> objects[1]`."""
 
     category: str = attrs.field(validator=attrs.validators.in_(CATEGORIES))
-    objects: tuple[Phrase, ...] = attrs.field(converter=tuple)
+    objects: tuple[Phrase, ...] = attrs.field(converter=_phrases)
     relation: str | None = None
 
     def __attrs_post_init__(self) -> None:
@@ -193,7 +198,9 @@ def perturbations(caption: Caption) -> tuple[tuple[str, Caption], ...]:
     """
     variants: list[tuple[str, Caption]] = []
 
-    def add(kind: str, objects: tuple[Phrase, ...], relation: str | None = caption.relation):
+    def add(
+        kind: str, objects: tuple[Phrase, ...], relation: str | None = caption.relation
+    ) -> None:
         if len(objects) == 2 and objects[0] == objects[1]:
             return
         variants.append((kind, Caption(caption.category, objects, relation)))

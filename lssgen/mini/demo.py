@@ -27,6 +27,7 @@ import torch
 from PIL import Image
 
 from lssgen.cli.common import UsageError, fail
+from lssgen.mini.captions import parse_caption
 from lssgen.mini.cli_common import (
     add_model_arguments,
     check_output_file,
@@ -37,6 +38,7 @@ from lssgen.mini.cli_common import (
 from lssgen.mini.grid import prompt_grid, save_png
 from lssgen.mini.model import MINI_SETTINGS, MiniSettings, load_shipped_pipeline
 from lssgen.mini.timing import ZERO, speedups, timed
+from lssgen_core.cost import TransformerCost
 
 # One prompt per GenEval category, in the form of the captions the shipped model was trained on:
 # without GenEval's "a photo of" prefix, which it never saw and answers with noise (seen on the
@@ -99,7 +101,6 @@ def demo(
     report: Any = print,
 ) -> tuple[ModeRun, ModeRun]:
     """Plain and LSS runs of `prompts` (prompt i from seed + i in both)."""
-    from lssgen_core.cost import TransformerCost
 
     pipe = load_shipped_pipeline(folder)
     pipe.set_progress_bar_config(disable=True)
@@ -153,8 +154,8 @@ def demo(
 
 def verdicts(images: Sequence[Image.Image], prompts: Sequence[str]) -> tuple[bool | None, ...]:
     """The evaluator's verdict per image; None where the prompt is not in its grammar."""
-    from lssgen.mini.captions import parse_caption
-    from lssgen.mini.evaluate import check
+    # Lazy for start-up: scoring loads scipy (~0.5 s); only judging images needs it.
+    from lssgen.mini.scoring import check
 
     results: list[bool | None] = []
     for image, prompt in zip(images, prompts):

@@ -8,6 +8,9 @@ from collections.abc import Sequence
 
 from PIL import Image, ImageDraw, ImageFont
 
+from lssgen.images import png_bytes
+from lssgen_core.atomic import write_bytes_atomic
+
 _VERDICTS = {True: ("evaluator: pass", "darkgreen"), False: ("evaluator: fail", "darkred")}
 
 
@@ -49,7 +52,5 @@ def prompt_grid(
 
 def save_png(image: Image.Image, path: str | os.PathLike[str]) -> None:
     """Write `image` as a PNG atomically (temp file, then rename)."""
-    from lssgen.images import png_bytes
-    from lssgen_core.atomic import write_bytes_atomic
 
     write_bytes_atomic(path, png_bytes(image))

@@ -15,9 +15,9 @@ from typing import Any
 
 import attrs
 
-from lssgen.mini.train_assemble import MANIFEST_NAME, load_mini_pipeline
-
 SHIPPED_MODEL = Path(__file__).resolve().with_name("model")
+# What `lssgen mini assemble` writes beside model_index.json: sizes and training runs.
+MANIFEST_NAME = "lssgen_mini.json"
 
 
 @attrs.frozen
@@ -79,3 +79,12 @@ def manifest(folder: str | os.PathLike[str] = SHIPPED_MODEL) -> dict[str, Any]:
 def load_shipped_pipeline(folder: str | os.PathLike[str] = SHIPPED_MODEL, **kwargs: Any) -> Any:
     """The lssgen-mini `LSSStableDiffusion3Pipeline`, float32 on the CPU, loaded offline."""
     return load_mini_pipeline(check_model_folder(folder), **kwargs)
+
+
+def load_mini_pipeline(folder: str | os.PathLike[str], **kwargs: Any) -> Any:
+    """`LSSStableDiffusion3Pipeline.from_pretrained(folder)`, offline: float32 unless `kwargs`
+    name a dtype (Diffusers loads models as float32 by default, whatever their stored dtype)."""
+    # Lazy for start-up: Diffusers takes ~3 s to import; only building or loading models needs it.
+    from lssgen_diffusers import LSSStableDiffusion3Pipeline
+
+    return LSSStableDiffusion3Pipeline.from_pretrained(folder, local_files_only=True, **kwargs)

@@ -25,6 +25,8 @@ import torch
 
 from lssgen.mini.model import MINI_SETTINGS, MiniSettings
 from lssgen.mini.scenes import scene_for_index
+from lssgen.mini.train_data import captions, render_batch
+from lssgen.mini.train_vae import encode_mode
 
 PROBE_DATA_SEED = 7_100_001
 PROBE_COUNT = 48  # 8 per GenEval category
@@ -51,11 +53,12 @@ def probe(
     seed: int = PROBE_DATA_SEED,
     names: Sequence[str] | None = None,
 ) -> dict[str, dict[str, Any]]:
-    """`lssgen.mini.evaluate.score` of each call over the probe's captions (image i from seed i).
+    """`lssgen.mini.scoring.score` of each call over the probe's captions (image i from seed i).
 
     `names` limits the run to some of `calls` (default: every one of `probe_calls()`).
     """
-    from lssgen.mini.evaluate import score
+    # Lazy for start-up: scoring loads scipy (~0.5 s); only judging images needs it.
+    from lssgen.mini.scoring import score
 
     calls = dict(calls or probe_calls())
     chosen = list(names or calls)
@@ -91,9 +94,6 @@ def text_reliance(
     Uses the pipeline's own VAE, normalisation and prompt encoding, so it measures the model as
     it is called. `size` defaults to the first LSS stage's (`MINI_SETTINGS.min_size`).
     """
-    from lssgen.mini.train_data import captions, render_batch
-    from lssgen.mini.train_vae import encode_mode
-
     if count < 2:
         raise ValueError(f"count must be at least 2 (captions are paired with others), got {count}")
     size = size or MINI_SETTINGS.min_size

@@ -4,7 +4,7 @@
 
 Prompts are held-out captions (`scene_for_index(EVAL_DATA_SEED, i)`: a seed training never uses,
 categories in turn, so `--count 240` is 40 per GenEval category). Every configuration generates
-every prompt from the same per-image seed; the rule-based evaluator (`lssgen.mini.evaluate`) judges
+every prompt from the same per-image seed; the rule-based evaluator (`lssgen.mini.scoring`) judges
 each image against its caption. Configurations: plain (the stock call), LSS with each scaling mode
 (resnet, latent, pixel) at the default `start_sigma`, and resnet over a `start_sigma` sweep; the
 renders of the prompts' own scenes are scored too, as the evaluator's ceiling.
@@ -32,8 +32,10 @@ from typing import Any
 import attrs
 import torch
 from PIL import Image
+from tqdm.auto import tqdm
 
 from lssgen.cli.common import positive_int, start_sigma_value
+from lssgen.images import png_bytes
 from lssgen.mini.captions import CATEGORIES, Caption
 from lssgen.mini.cli_common import (
     add_model_arguments,
@@ -41,7 +43,9 @@ from lssgen.mini.cli_common import (
     timing_threads,
     torch_threads,
 )
+from lssgen.mini.intervals import overall_interval, paired_difference_interval, wilson_interval
 from lssgen.mini.model import MINI_SETTINGS, MiniSettings, load_shipped_pipeline
+from lssgen.mini.quality_report import chart, sample_grid
 from lssgen.mini.render import render
 from lssgen.mini.scenes import scene_for_index
 from lssgen.mini.timing import TIMING_BATCH, ZERO, CallTime, speedups, timed
@@ -145,7 +149,6 @@ def generate_all(
     on_batch: Callable[[], None] = lambda: None,
 ) -> None:
     """Generate every (batch, config) not yet done, batch-major; records seconds per batch."""
-    from lssgen.images import png_bytes
 
     times = {config: read_times(output, config) for config in configs}
     pending = [
@@ -177,7 +180,8 @@ def _load(path: Path) -> Image.Image:
 def score_config(
     output: Path, config: Config, captions: Sequence[Caption], plan_ratio: float | None
 ) -> dict[str, Any]:
-    from lssgen.mini.evaluate import score
+    # Lazy for start-up: scoring loads scipy (~0.5 s); only judging images needs it.
+    from lssgen.mini.scoring import score
 
     images = [_load(image_path(output, config, i)) for i in range(len(captions))]
     result = with_intervals(score(images, captions))
@@ -195,7 +199,6 @@ def score_config(
 
 def with_intervals(result: dict[str, Any]) -> dict[str, Any]:
     """A `score` result with 95% intervals: Wilson per category, bootstrap overall."""
-    from lssgen.mini.intervals import overall_interval, wilson_interval
 
     passed = result["passed"]
     intervals = {c: wilson_interval(sum(v), len(v)) for c, v in passed.items()}
@@ -204,7 +207,6 @@ def with_intervals(result: dict[str, Any]) -> dict[str, Any]:
 
 def add_paired_differences(rows: Sequence[dict[str, Any]]) -> None:
     """Each row's overall accuracy minus plain's, with the paired bootstrap's 95% interval."""
-    from lssgen.mini.intervals import paired_difference_interval
 
     plain = next(r for r in rows if r["mode"] is None and r["steps"] is None)
     for row in rows:
@@ -214,14 +216,15 @@ def add_paired_differences(rows: Sequence[dict[str, Any]]) -> None:
 
 def score_renders(captions: Sequence[Caption], size: int, seed: int) -> dict[str, Any]:
     """The evaluator on the prompts' own scenes: the ceiling any model can reach."""
-    from lssgen.mini.evaluate import score
+    # Lazy for start-up: scoring loads scipy (~0.5 s); only judging images needs it.
+    from lssgen.mini.scoring import score
 
     images = [render(scene_for_index(seed, i)[0], size) for i in range(len(captions))]
     result = with_intervals(score(images, captions))
     return {"name": "renders", "mode": None, "start_sigma": None, "steps": None, **result}
 
 
-def evaluate(
+def measure_quality(
     folder: Path,
     output: Path,
     *,
@@ -238,7 +241,6 @@ def evaluate(
 
     `fewer_steps` adds plain at the step count of each LSS configuration's predicted cost
     (`equal_cost_plain`)."""
-    from tqdm.auto import tqdm
 
     configs = tuple(configs or default_configs(settings.start_sigma))
     captions = eval_captions(count, data_seed)
@@ -287,11 +289,10 @@ def evaluate(
     }
     write_json_atomic(output / "results.json", results)
     write_bytes_atomic(output / "results.md", (markdown(results) + "\n").encode())
-    from lssgen.mini.quality_report import chart, sample_grid
 
     chart(results, output / "chart.png")
     sample_grid(
-        output,
+        lambda config, i: image_path(output, config, i),
         [c for c in configs if c.start_sigma in (None, settings.start_sigma)],
         captions[: len(CATEGORIES)],
         output / "samples.png",
@@ -366,7 +367,7 @@ def run(args: argparse.Namespace) -> int:
     if isinstance(settings, int):
         return settings
     with torch_threads(timing_threads(args.threads)):
-        results = evaluate(
+        results = measure_quality(
             Path(args.model),
             Path(args.output),
             count=args.count,

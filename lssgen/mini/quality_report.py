@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -96,16 +96,22 @@ def chart(results: Mapping[str, Any], path: Path) -> None:
     save_png(image, path)
 
 
-def sample_grid(output: Path, configs: Sequence[Any], captions: Sequence[Any], path: Path) -> None:
-    """The first prompts (one per category) under each configuration, side by side, judged."""
-    from lssgen.mini.evaluate import check
-    from lssgen.mini.quality import image_path
+def sample_grid(
+    image_path: Callable[[Any, int], Path],
+    configs: Sequence[Any],
+    captions: Sequence[Any],
+    path: Path,
+) -> None:
+    """The first prompts (one per category) under each configuration, side by side, judged;
+    `image_path(config, i)` is where prompt i's image of a configuration lies."""
+    # Lazy for start-up: scoring loads scipy (~0.5 s); only judging images needs it.
+    from lssgen.mini.scoring import check
 
     columns = []
     for config in configs:
         images = []
         for i in range(len(captions)):
-            with Image.open(image_path(output, config, i)) as image:
+            with Image.open(image_path(config, i)) as image:
                 images.append(image.convert("RGB"))
         verdicts = [check(image, caption).passed for image, caption in zip(images, captions)]
         columns.append((config.name, images, verdicts))

@@ -33,7 +33,9 @@ def render(scene: Scene, size: int, supersample: int = SUPERSAMPLE) -> Image.Ima
     return image
 
 
-def render_background(background: Background, size: int, supersample: int = SUPERSAMPLE):
+def render_background(
+    background: Background, size: int, supersample: int = SUPERSAMPLE
+) -> Image.Image:
     """The background alone, `size` x `size` RGB."""
     tone = BACKGROUND_TONES[background.tone]
     if background.kind == "plain":

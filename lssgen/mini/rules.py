@@ -1,7 +1,7 @@
 """The rules that decide whether a set of objects satisfies a caption (GenEval's, on exact data).
 
 Both the ground truth of a generated scene (`lssgen.mini.scenes.satisfies`) and the image
-evaluator (`lssgen.mini.evaluate.check`) reduce what they know to `Detection`s and call `judge`,
+evaluator (`lssgen.mini.scoring.check`) reduce what they know to `Detection`s and call `judge`,
 so a scene and its render are held to literally the same rules:
 
 - every phrase needs at least `count` matching objects (shape equal, colour equal when the phrase

@@ -16,6 +16,8 @@ same rules the image evaluator applies (`lssgen.mini.rules`).
 from __future__ import annotations
 
 import math
+from collections.abc import Iterable, Sequence
+from typing import Any
 
 import attrs
 import numpy as np
@@ -78,6 +80,10 @@ class Background:
     seed: int = 0
 
 
+def _point(center: Sequence[float]) -> tuple[float, float]:
+    return float(center[0]), float(center[1])
+
+
 @attrs.frozen
 class SceneObject:
     """A shape of a size class in a palette colour, centred (area centroid) at `center`."""
@@ -85,7 +91,7 @@ class SceneObject:
     shape: str = attrs.field(validator=attrs.validators.in_(SHAPES))
     colour: str = attrs.field(validator=attrs.validators.in_(COLOUR_NAMES))
     size: str = attrs.field(validator=attrs.validators.in_(SIZES))
-    center: tuple[float, float] = attrs.field(converter=lambda c: (float(c[0]), float(c[1])))
+    center: tuple[float, float] = attrs.field(converter=_point)
 
     @property
     def extent(self) -> float:
@@ -110,12 +116,16 @@ class SceneObject:
         return area(self.shape, self.extent)
 
 
+def _scene_objects(objects: Iterable[SceneObject]) -> tuple[SceneObject, ...]:
+    return tuple(objects)
+
+
 @attrs.frozen
 class Scene:
     """What one image shows: a background and the objects painted over it, none overlapping."""
 
     background: Background
-    objects: tuple[SceneObject, ...] = attrs.field(converter=tuple)
+    objects: tuple[SceneObject, ...] = attrs.field(converter=_scene_objects)
 
 
 @attrs.frozen
@@ -212,11 +222,11 @@ def sample_background(
     )
 
 
-def _pick(rng: np.random.Generator, options: tuple):
+def _pick(rng: np.random.Generator, options: tuple[Any, ...]) -> Any:
     return options[int(rng.integers(len(options)))]
 
 
-def _distinct(rng: np.random.Generator, options: tuple, n: int) -> list:
+def _distinct(rng: np.random.Generator, options: tuple[Any, ...], n: int) -> list[Any]:
     return [options[i] for i in rng.permutation(len(options))[:n]]
 
 
@@ -236,15 +246,17 @@ def _sample_caption(
         shapes = _distinct(rng, grammar.shapes, 2)
         if category == "two_object":
             colours = [_pick(rng, grammar.colours) for _ in shapes]
-            return Caption(category, tuple(map(Phrase, shapes))), colours
+            return Caption(category, tuple(Phrase(s) for s in shapes)), colours
         colours = _distinct(rng, grammar.colours, 2)
-        return Caption(category, tuple(map(Phrase, shapes, colours))), colours
+        phrases = tuple(Phrase(s, c) for s, c in zip(shapes, colours))
+        return Caption(category, phrases), colours
     if category == "position":
         # Distinct colours tell the two objects apart even when their shapes are the same.
         shapes = [_pick(rng, grammar.shapes) for _ in range(2)]
         colours = _distinct(rng, grammar.colours, 2)
         relation = _pick(rng, grammar.relations)
-        return Caption(category, tuple(map(Phrase, shapes, colours)), relation), colours
+        phrases = tuple(Phrase(s, c) for s, c in zip(shapes, colours))
+        return Caption(category, phrases, relation), colours
     raise ValueError(f"unknown category {category!r}; expected one of {CATEGORIES}")
 
 

@@ -28,21 +28,26 @@ from typing import Any
 
 import torch
 
+from lssgen.mini.model import MANIFEST_NAME, MINI_SETTINGS
 from lssgen.mini.train_text import CALL_KWARGS, load_text
 from lssgen.mini.train_work import SUMMARY_NAME, Workdir, fingerprint, publish_folder
 from lssgen_core.atomic import write_json_atomic
+from lssgen_core.upsample import LatentUpsampler
+from lssgen_core.upsample.io import CONFIG_NAME
+from lssgen_diffusers.aligned_save import align_safetensors
+from lssgen_diffusers.call_defaults import write_call_defaults
 
 DEFAULT_SHIFT = 1.0
 # Stored in the assembled dtype; the small rest stays float32, so a plain from_pretrained
 # (Diffusers loads its models as float32 by default, Transformers in their stored dtype, the
 # upsampler in its stored dtype) gives an all-float32 pipeline that runs on CPU.
 HALF_COMPONENTS = ("transformer", "vae")
-MANIFEST_NAME = "lssgen_mini.json"
 SIZE_BUDGET_BYTES = 25 * 1024 * 1024
 
 
 @contextlib.contextmanager
 def quiet_diffusers() -> Iterator[None]:
+    # Lazy for start-up: Diffusers takes ~3 s to import; only building or loading models needs it.
     from diffusers.utils import logging
 
     level = logging.get_verbosity()
@@ -54,6 +59,7 @@ def quiet_diffusers() -> Iterator[None]:
 
 
 def mini_scheduler(shift: float = DEFAULT_SHIFT) -> Any:
+    # Lazy for start-up: Diffusers takes ~3 s to import; only building or loading models needs it.
     from diffusers import FlowMatchEulerDiscreteScheduler
 
     return FlowMatchEulerDiscreteScheduler(num_train_timesteps=1000, shift=shift)
@@ -62,21 +68,21 @@ def mini_scheduler(shift: float = DEFAULT_SHIFT) -> Any:
 def load_upsampler(folder: Path | None) -> Any:
     if folder is None:
         return None
-    from lssgen_core.upsample import LatentUpsampler
 
     return LatentUpsampler.from_pretrained(folder, torch_dtype=torch.float32)
 
 
 def build_pipeline(work: Workdir, *, upsampler: Path | None, shift: float) -> Any:
     """The LSS pipeline of the work folder's parts, float32 on the CPU."""
+    # Lazy for start-up: Diffusers takes ~3 s to import; only building or loading models needs it.
     from diffusers import AutoencoderKL, SD3Transformer2DModel
 
     from lssgen_diffusers import LSSStableDiffusion3Pipeline
 
     required = {
-        "text": work.text / "text_encoder" / "config.json",
-        "vae": work.vae / "config.json",
-        "transformer": work.transformer / "config.json",
+        "text": work.text / "text_encoder" / CONFIG_NAME,
+        "vae": work.vae / CONFIG_NAME,
+        "transformer": work.transformer / CONFIG_NAME,
     }
     for stage, path in required.items():
         if not path.is_file():
@@ -136,7 +142,6 @@ def assemble(
     dtype: torch.dtype = torch.float16,
 ) -> dict[str, int]:
     """Write the pipeline folder to `output` (replacing it whole); returns its component sizes."""
-    from lssgen_diffusers.aligned_save import align_safetensors
 
     pipe = build_pipeline(work, upsampler=upsampler, shift=shift)
     for name in HALF_COMPONENTS:
@@ -172,15 +177,5 @@ def write_mini_call_defaults(folder: str | os.PathLike[str]) -> Path:
     """lssgen-mini's own call settings (`lssgen.mini.model.MINI_SETTINGS`, its LSS call) as the
     folder's `lssgen_call_defaults.json`, so `lssgen generate --model FOLDER` and any tool that
     reads that convention (`lssgen_diffusers.call_defaults`) run it as the demo does."""
-    from lssgen.mini.model import MINI_SETTINGS
-    from lssgen_diffusers.call_defaults import write_call_defaults
 
     return write_call_defaults(folder, MINI_SETTINGS.lss())
-
-
-def load_mini_pipeline(folder: str | os.PathLike[str], **kwargs: Any) -> Any:
-    """`LSSStableDiffusion3Pipeline.from_pretrained(folder)`, offline: float32 unless `kwargs`
-    name a dtype (Diffusers loads models as float32 by default, whatever their stored dtype)."""
-    from lssgen_diffusers import LSSStableDiffusion3Pipeline
-
-    return LSSStableDiffusion3Pipeline.from_pretrained(folder, local_files_only=True, **kwargs)

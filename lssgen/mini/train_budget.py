@@ -9,6 +9,7 @@ assuming `speedup` from the measured thread count to the one training will use. 
 
 from __future__ import annotations
 
+import io
 import time
 from collections.abc import Callable
 from typing import Any
@@ -16,12 +17,16 @@ from typing import Any
 import attrs
 import torch
 
+from lssgen.mini.render import render
+from lssgen.mini.scenes import scene_for_index
 from lssgen.mini.train_data import TRAIN_DATA_SEED, render_batch
 from lssgen.mini.train_latents import LatentCache
-from lssgen.mini.train_loop import LoopConfig, run_loop
+from lssgen.mini.train_recipe import LoopConfig, run_loop
 from lssgen.mini.train_text import TextConfig, build_text
 from lssgen.mini.train_transformer import FlowTask, FlowTrainConfig, build_transformer
 from lssgen.mini.train_vae import VaeTask, VaeTrainConfig, build_vae
+from lssgen.training.train import default_upsampler_config, init_upsampler
+from lssgen_diffusers.vae import VaeCodec
 
 
 @attrs.frozen
@@ -72,7 +77,6 @@ def measure_vae(steps: int, batch_size: int = 8) -> Measurement:
 
 
 def measure_encode(repeats: int, sizes: tuple[int, ...] = (256, 128)) -> Measurement:
-    from lssgen_diffusers.vae import VaeCodec
 
     codec = VaeCodec.from_vae(build_vae(VaeTrainConfig().arch, 0).eval())
     batch = 16
@@ -134,7 +138,6 @@ def measure_upsampler(
 ) -> Measurement:
     """`lssgen train-upsampler --size 128 --cache-latents` per step: the upsampler's forward and
     backward on 16x16 -> 32x32 latents, plus a quarter of the batch encoded (pool reuse 4)."""
-    from lssgen.training.train import default_upsampler_config, init_upsampler
 
     model = init_upsampler(default_upsampler_config(16), 0)
     optimizer = torch.optim.AdamW(model.parameters())
@@ -151,10 +154,6 @@ def measure_upsampler(
 
 
 def measure_images(count: int = 8) -> Measurement:
-    import io
-
-    from lssgen.mini.render import render
-    from lssgen.mini.scenes import scene_for_index
 
     def write() -> None:
         for i in range(count):

@@ -23,11 +23,13 @@ from typing import Any
 
 import attrs
 import torch
+from safetensors import safe_open
+from safetensors.torch import save
 from torch import Tensor
 
 from lssgen.mini.train_data import TRAIN_DATA_SEED, captions, render_batch
-from lssgen.mini.train_loop import non_negative, positive
 from lssgen_core.atomic import write_bytes_atomic, write_json_atomic
+from lssgen_core.validation import non_negative, positive
 
 MANIFEST = "manifest.json"
 FORMAT = "lssgen-mini-latents"
@@ -80,7 +82,6 @@ def _check_manifest(folder: Path, manifest: dict[str, Any]) -> None:
 
 def encode_chunk(encode: Callable[[Tensor], Tensor], config: CacheConfig, chunk: int) -> bytes:
     """The safetensors bytes of one chunk: its scenes' latents at every size, and captions."""
-    from safetensors.torch import save
 
     indices = config.chunk_indices(chunk)
     tensors: dict[str, Tensor] = {}
@@ -135,7 +136,6 @@ class LatentCache:
 
 
 def load_cache(folder: str | os.PathLike[str]) -> LatentCache:
-    from safetensors import safe_open
 
     root = Path(folder)
     path = root / MANIFEST

@@ -42,6 +42,7 @@ from torch.nn import functional as F
 from lssgen.mini.captions import NUMBER_WORDS, RELATION_WORDS
 from lssgen.mini.palette import COLOUR_NAMES
 from lssgen.mini.shapes import SHAPES
+from lssgen_core.upsample.io import CONFIG_NAME
 
 # T5 tokens of the fast call (one zero token: a learned "register"); the stock default is 256.
 FAST_T5_TOKENS = 1
@@ -106,6 +107,7 @@ def _merge(word: list[str], pair: tuple[str, str]) -> list[str]:
 
 def word_tokenizer(max_length: int = 16, words: Sequence[str] | None = None) -> Any:
     """A `CLIPTokenizer` with one token per grammar word and byte-level fallback for the rest."""
+    # Lazy for start-up: transformers takes ~1 s to import; only the text stack needs it.
     from tokenizers import pre_tokenizers
     from transformers import CLIPTokenizer
 
@@ -126,6 +128,7 @@ def word_tokenizer(max_length: int = 16, words: Sequence[str] | None = None) -> 
 
 def null_tokenizer() -> Any:
     """A tokenizer that reads no text: every prompt is `</s>`, padded with `<pad>` (id 0)."""
+    # Lazy for start-up: transformers takes ~1 s to import; only the text stack needs it.
     from tokenizers import Regex, Tokenizer, models, normalizers, pre_tokenizers, processors
     from transformers import PreTrainedTokenizerFast
 
@@ -175,6 +178,7 @@ def seeded(seed: int) -> Iterator[None]:
 
 
 def clip_encoder(config: TextConfig, tokenizer: Any, seed: int) -> Any:
+    # Lazy for start-up: transformers takes ~1 s to import; only the text stack needs it.
     from transformers import CLIPTextConfig, CLIPTextModelWithProjection
 
     clip_config = CLIPTextConfig(
@@ -200,6 +204,7 @@ def clip_encoder(config: TextConfig, tokenizer: Any, seed: int) -> Any:
 
 def null_t5(width: int) -> Any:
     """A T5 encoder whose output is exactly zero: no layers, final RMSNorm weight 0."""
+    # Lazy for start-up: transformers takes ~1 s to import; only the text stack needs it.
     from transformers import T5Config, T5EncoderModel
 
     config = T5Config(
@@ -269,6 +274,7 @@ def build_text(config: TextConfig) -> TextStack:
 
 def load_text(folder: str | os.PathLike[str]) -> TextStack:
     """The text components saved by `TextStack.save` (offline, float32, frozen)."""
+    # Lazy for start-up: transformers takes ~1 s to import; only the text stack needs it.
     from transformers import (
         CLIPTextModelWithProjection,
         CLIPTokenizer,
@@ -277,7 +283,7 @@ def load_text(folder: str | os.PathLike[str]) -> TextStack:
     )
 
     root = Path(folder)
-    if not (root / "text_encoder" / "config.json").is_file():
+    if not (root / "text_encoder" / CONFIG_NAME).is_file():
         raise FileNotFoundError(f"no lssgen-mini text components in {root}; run the text stage")
 
     def encoder(cls: Any, name: str) -> Any:

@@ -36,7 +36,6 @@ from torch import Tensor, nn
 
 from lssgen.mini.captions import PREFIXES
 from lssgen.mini.train_latents import LatentCache
-from lssgen.mini.train_loop import fraction, non_negative, positive
 from lssgen.mini.train_text import (
     FAST_T5_TOKENS,
     STOCK_T5_TOKENS,
@@ -44,6 +43,7 @@ from lssgen.mini.train_text import (
     encode_prompts,
     seeded,
 )
+from lssgen_core.validation import fraction, non_negative, positive
 
 TIMESTEP_SAMPLING = ("logit_normal", "uniform")
 NUM_TRAIN_TIMESTEPS = 1000
@@ -72,6 +72,7 @@ def build_transformer(
     seed: int,
 ) -> Any:
     """A freshly initialised `SD3Transformer2DModel`; the same seed gives the same weights."""
+    # Lazy for start-up: Diffusers takes ~3 s to import; only building or loading models needs it.
     from diffusers import SD3Transformer2DModel
 
     with seeded(seed):
@@ -96,6 +97,7 @@ def load_initial_weights(net: nn.Module, folder: str | os.PathLike[str]) -> None
     Every tensor must match by name and shape: a warm start from another architecture would
     silently keep some layers random.
     """
+    # Lazy for start-up: Diffusers takes ~3 s to import; only building or loading models needs it.
     from diffusers import SD3Transformer2DModel
 
     saved = SD3Transformer2DModel.from_pretrained(folder, torch_dtype=torch.float32)

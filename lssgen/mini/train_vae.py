@@ -27,8 +27,8 @@ import torch
 from torch import Tensor, nn
 
 from lssgen.mini.train_data import HELD_OUT_SEED, TRAIN_DATA_SEED, random_crop, render_batch
-from lssgen.mini.train_loop import non_negative, positive
 from lssgen.mini.train_text import seeded
+from lssgen_core.validation import non_negative, positive
 
 NATIVE_SIZE = 256
 
@@ -53,6 +53,7 @@ class VaeArch:
 
 def build_vae(arch: VaeArch, seed: int) -> Any:
     """A freshly initialised `AutoencoderKL`; the same seed gives the same weights."""
+    # Lazy for start-up: Diffusers takes ~3 s to import; only building or loading models needs it.
     from diffusers import AutoencoderKL
 
     blocks = len(arch.block_out_channels)

@@ -1,28 +1,28 @@
-"""Training and evaluating latent upsamplers (and the parts lssgen-mini's training shares).
+"""Training and evaluating latent upsamplers, and the one training loop (`lssgen.training.loop`)
+that the upsampler and lssgen-mini's stages share.
 
 Works for any VAE given as `encode` / `decode` callables (images in [-1, 1] <-> model-space
 latents); the Diffusers VAE adapter is `lssgen_diffusers.vae`, the commands are
 `lssgen train-upsampler` / `lssgen eval-upsampler` (`lssgen.cli`).
 """
 
+from lssgen.training.backend import SingleProcess
 from lssgen.training.checkpoint import load_training_state, save_training_state
-from lssgen.training.evaluate import (
-    EvalResult,
-    MethodScore,
-    evaluate_scalers,
-    format_table,
-    standard_scalers,
-)
+from lssgen.training.loop import NonFiniteLossError, StepReport, TrainResult, run_training
 from lssgen.training.losses import UpsamplerLoss
 from lssgen.training.lpips import LPIPS, load_lpips
 from lssgen.training.metrics import latent_mse, psnr, ssim
 from lssgen.training.pairs import DOWNSAMPLE_MODES, ImageSource, downsample
+from lssgen.training.resume import ResumeError
+from lssgen.training.scaler_comparison import (
+    MethodScore,
+    ScalerComparison,
+    compare_scalers,
+    format_table,
+    standard_scalers,
+)
 from lssgen.training.train import (
-    ResumeError,
-    SingleProcess,
-    StepReport,
     TrainConfig,
-    TrainResult,
     default_upsampler_config,
     init_upsampler,
     train_upsampler,
@@ -31,24 +31,26 @@ from lssgen.training.train import (
 __all__ = [
     "DOWNSAMPLE_MODES",
     "LPIPS",
-    "EvalResult",
     "ImageSource",
     "MethodScore",
+    "NonFiniteLossError",
     "ResumeError",
+    "ScalerComparison",
     "SingleProcess",
     "StepReport",
     "TrainConfig",
     "TrainResult",
     "UpsamplerLoss",
+    "compare_scalers",
     "default_upsampler_config",
     "downsample",
-    "evaluate_scalers",
     "format_table",
     "init_upsampler",
     "latent_mse",
     "load_lpips",
     "load_training_state",
     "psnr",
+    "run_training",
     "save_training_state",
     "ssim",
     "standard_scalers",

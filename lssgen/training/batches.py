@@ -149,17 +149,18 @@ def iterate_batches(
     num_workers: int = 0,
 ) -> Generator[PairBatch, None, None]:
     """The encoded batches of steps start, ..., stop - 1."""
-    if plan.cache_latents:
-        yield from _pooled(source, encode, plan, start, stop, device, rank, num_workers)
-        return
     dataset = CropBatches(
         source,
         crop_size=plan.crop_size,
         batch_size=plan.batch_size,
         seed=plan.seed,
-        stream=STREAM_BATCH,
+        # Item i is step i's batch, or with cached latents chunk i of the pools: two streams.
+        stream=STREAM_POOL if plan.cache_latents else STREAM_BATCH,
         rank=rank,
     )
+    if plan.cache_latents:
+        yield from _pooled(dataset, encode, plan, start, stop, device, rank, num_workers)
+        return
     for crops in _loader(dataset, range(start, stop), num_workers, device):
         yield encode_pairs(
             crops, encode, mode=plan.downsample, keep_image=plan.keep_images, device=device
@@ -167,7 +168,7 @@ def iterate_batches(
 
 
 def _pooled(
-    source: ImageSource,
+    dataset: CropBatches,
     encode: Encode,
     plan: BatchPlan,
     start: int,
@@ -176,14 +177,6 @@ def _pooled(
     rank: int,
     num_workers: int,
 ) -> Generator[PairBatch, None, None]:
-    dataset = CropBatches(
-        source,
-        crop_size=plan.crop_size,
-        batch_size=plan.batch_size,
-        seed=plan.seed,
-        stream=STREAM_POOL,
-        rank=rank,
-    )
     step = start
     while step < stop:
         pool_index, offset = divmod(step, plan.steps_per_pool)

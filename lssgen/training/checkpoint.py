@@ -18,9 +18,11 @@ from pathlib import Path
 from typing import Any, Protocol
 
 import torch
+from safetensors.torch import save
 from torch import Tensor, nn
 
 from lssgen_core.atomic import write_bytes_atomic, write_json_atomic
+from lssgen_core.upsample.io import read_weights
 
 STATE_NAME = "training_state.json"
 TENSORS_PREFIX = "training_state-"
@@ -68,8 +70,6 @@ def save_training_state(
     info: Mapping[str, Any],
 ) -> Path:
     """Write a checkpoint of `step` into `folder`, replacing the previous one; returns the JSON."""
-    from safetensors.torch import save
-
     root = Path(folder)
     root.mkdir(parents=True, exist_ok=True)
     tensors = {f"{_MODEL}{k}": v for k, v in model.state_dict().items()}
@@ -155,8 +155,6 @@ def load_training_state(
     Call before moving the optimizer under a distributed wrapper, with the model already on its
     training device: the optimizer moves its loaded moments to the parameters' device.
     """
-    from lssgen_core.upsample.io import read_weights
-
     state = read_training_info(folder)
     tensors_path = Path(folder) / str(state["tensors"])
     if not tensors_path.is_file():

@@ -26,6 +26,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from lssgen_core.upsample.io import read_weights
+
 # (in, out, kernel, stride, padding, max-pool before) of AlexNet's five conv layers.
 _ALEX_LAYERS = (
     (3, 64, 11, 4, 2, False),
@@ -89,8 +91,6 @@ def lpips_key_map() -> dict[str, str]:
 
 def load_lpips(path: str | os.PathLike[str], *, device: str | torch.device = "cpu") -> LPIPS:
     """Frozen LPIPS from a local safetensors file in the `lpips` package's naming (see above)."""
-    from lssgen_core.upsample.io import read_weights
-
     file = Path(path)
     if not file.is_file():
         raise FileNotFoundError(f"LPIPS weights not found: {file}")

@@ -2,7 +2,7 @@
 
 Pure PyTorch. `safetensors` is imported only when upsampler weights are loaded or saved.
 
-Training an upsampler (`train_upsampler`) and comparing scalers (`evaluate_scalers`) are
+Training an upsampler (`train_upsampler`) and comparing scalers (`compare_scalers`) are
 applications: they live in `lssgen.training`, and importing this package loads none of them.
 """
 

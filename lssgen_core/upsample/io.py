@@ -19,6 +19,7 @@ from lssgen_core.atomic import write_bytes_atomic
 from lssgen_core.upsample.config import CONFIG_CLASS_NAME, UpsamplerConfig
 from lssgen_core.upsample.network import LatentUpsampler
 
+# A Diffusers component folder's config (upsampler, VAE, transformer ...): one name for all.
 CONFIG_NAME = "config.json"
 WEIGHTS_NAME = "diffusion_pytorch_model.safetensors"
 PICKLE_SUFFIXES = (".bin", ".pt", ".pth", ".ckpt", ".pkl")

@@ -21,8 +21,8 @@ from lssgen.mini.quality import (
     default_configs,
     equal_cost_plain,
     eval_captions,
-    evaluate,
     image_path,
+    measure_quality,
     read_times,
 )
 from lssgen.mini.scenes import scene_for_index
@@ -37,7 +37,7 @@ COUNT, BATCH = 7, 4  # two batches, the second one short
 @pytest.fixture(scope="module")
 def run(tiny_folder, tmp_path_factory):
     output = tmp_path_factory.mktemp("quality")
-    results = evaluate(
+    results = measure_quality(
         tiny_folder,
         output,
         count=COUNT,
@@ -153,7 +153,7 @@ def test_a_rerun_resumes_and_redoes_only_the_missing_batch(run, tiny_folder):
     stamps = {
         (c, i): image_path(output, c, i).stat().st_mtime_ns for c in CONFIGS for i in range(COUNT)
     }
-    evaluate(
+    measure_quality(
         tiny_folder,
         output,
         count=COUNT,

@@ -91,7 +91,7 @@ FOLLOWING_PROMPTS = (
 def prompt_following(pipe, steps: int = 12) -> float:
     """Per prompt: 1 if an object of the asked colour is found, 1 more if it has the asked shape."""
     from lssgen.mini.captions import parse_caption
-    from lssgen.mini.evaluate import check
+    from lssgen.mini.scoring import check
 
     generators = [torch.Generator().manual_seed(i) for i in range(len(FOLLOWING_PROMPTS))]
     call = MINI_SETTINGS.plain(num_inference_steps=steps)

@@ -9,9 +9,9 @@ from mini_support import LOW, NATIVE, mini
 from safetensors.torch import load_file
 from torch import nn
 
-from lssgen.mini.train_loop import LoopConfig, run_loop
+from lssgen.mini.train_recipe import LoopConfig, run_loop
 from lssgen.training.checkpoint import STATE_NAME
-from lssgen.training.train import NonFiniteLossError
+from lssgen.training.loop import NonFiniteLossError
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 

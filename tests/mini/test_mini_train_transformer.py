@@ -5,9 +5,10 @@ import json
 import attrs
 import pytest
 import torch
+from mini_support import trained_weights
 
 from lssgen.mini.train_latents import CacheConfig, build_cache, chunk_path, load_cache
-from lssgen.mini.train_loop import LoopConfig, run_loop, step_generator
+from lssgen.mini.train_recipe import LoopConfig, run_loop, step_generator
 from lssgen.mini.train_text import FAST_T5_TOKENS, STOCK_T5_TOKENS, TextConfig, build_text
 from lssgen.mini.train_transformer import (
     FlowTask,
@@ -17,7 +18,7 @@ from lssgen.mini.train_transformer import (
     load_initial_weights,
 )
 from lssgen.mini.train_vae import VaeArch, build_vae
-from lssgen.training.train import ResumeError
+from lssgen.training.resume import ResumeError
 
 CACHE = CacheConfig(count=6, sizes=(64, 32), chunk_size=4, encode_batch=3)
 ARCH = TransformerArch(
@@ -114,7 +115,7 @@ def test_a_few_steps_lower_the_flow_loss_on_a_fixed_batch(cache_dir, text):
     before = loss(transformer(text))
     result = run_loop(transformer(text), task, LOOP)
     assert all(torch.isfinite(torch.tensor(result.losses)))
-    assert loss(result.trainee.net) < before
+    assert loss(result.model) < before
 
 
 def test_k_plus_k_steps_resume_to_the_weights_of_2k(cache_dir, text, tmp_path):
@@ -124,7 +125,7 @@ def test_k_plus_k_steps_resume_to_the_weights_of_2k(cache_dir, text, tmp_path):
     run_loop(transformer(text), task, attrs.evolve(LOOP, steps=2), checkpoint_dir=tmp_path)
     resumed = run_loop(transformer(text, 5), task, LOOP, checkpoint_dir=tmp_path, resume=True)
     assert resumed.losses == straight.losses[2:]
-    a, b = resumed.trainee.state_dict(), straight.trainee.state_dict()
+    a, b = trained_weights(resumed), trained_weights(straight)
     assert all(torch.equal(a[k], b[k]) for k in a)
     # Extending a finished run is allowed (constant LR); other data is not.
     longer = run_loop(

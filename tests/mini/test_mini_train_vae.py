@@ -5,8 +5,9 @@ import json
 import attrs
 import pytest
 import torch
+from mini_support import trained_weights
 
-from lssgen.mini.train_loop import LoopConfig, run_loop, step_generator
+from lssgen.mini.train_recipe import LoopConfig, run_loop, step_generator
 from lssgen.mini.train_vae import (
     VaeArch,
     VaeTask,
@@ -16,7 +17,7 @@ from lssgen.mini.train_vae import (
     finish_vae,
 )
 from lssgen.training.checkpoint import read_training_info
-from lssgen.training.train import ResumeError
+from lssgen.training.resume import ResumeError
 
 TINY = VaeTrainConfig(
     arch=VaeArch(block_out_channels=(8, 8, 8, 8), norm_num_groups=4), crop=32, render_sizes=(32, 64)
@@ -33,7 +34,7 @@ def task(config=TINY, batch_size=LOOP.batch_size):
 
 
 def state(result):
-    return {k: v.clone() for k, v in result.trainee.state_dict().items()}
+    return {k: v.clone() for k, v in trained_weights(result).items()}
 
 
 def assert_same_state(a, b):
@@ -63,7 +64,7 @@ def test_a_few_steps_lower_the_reconstruction_loss():
     result = run_loop(build_vae(TINY.arch, 0), task(), LOOP)
     assert len(result.losses) == LOOP.steps
     assert all(torch.isfinite(torch.tensor(result.losses)))
-    assert l1(result.trainee.net) < before
+    assert l1(result.model) < before
 
 
 def test_k_plus_k_steps_resume_to_the_weights_of_2k(tmp_path):
@@ -99,7 +100,7 @@ def test_interrupting_checkpoints_and_resume_refuses_other_settings(tmp_path):
 
 
 def test_finishing_stores_latent_statistics_that_normalise_the_latents():
-    vae = run_loop(build_vae(TINY.arch, 0), task(), LOOP).trainee.ema
+    vae = run_loop(build_vae(TINY.arch, 0), task(), LOOP).ema
     stats = finish_vae(vae, stats_count=8, size=64)
     assert vae.config.shift_factor == stats["shift_factor"]
     assert vae.config.scaling_factor == stats["scaling_factor"]

@@ -16,8 +16,7 @@ from PIL import Image
 from safetensors.torch import load_file
 from upsample_training_support import SIZE, write_images
 
-from lssgen.cli import main
-from lssgen.cli import train_upsampler as train_cli
+from lssgen.cli import common, main
 from lssgen.training.train import init_upsampler
 from lssgen_core.upsample import LatentUpsampler, UpsamplerConfig
 
@@ -86,7 +85,7 @@ def test_ctrl_c_checkpoints_and_resume_matches_an_uninterrupted_run(
     straight, stopped = tmp_path / "straight", tmp_path / "stopped"
     assert main(_train_args(vae4_dir, train_dir, straight, "--steps", "8")) == 0
 
-    update = train_cli.Progress.update
+    update = common.Progress.update
 
     def press_ctrl_c_at_step_3(self, report) -> None:  # type: ignore[no-untyped-def]
         update(self, report)
@@ -96,7 +95,7 @@ def test_ctrl_c_checkpoints_and_resume_matches_an_uninterrupted_run(
     # The handler in place before (Python's default, or SIG_IGN under `nohup ... &`) comes back.
     previous_int = signal.getsignal(signal.SIGINT)
     with monkeypatch.context() as patch:
-        patch.setattr(train_cli.Progress, "update", press_ctrl_c_at_step_3)
+        patch.setattr(common.Progress, "update", press_ctrl_c_at_step_3)
         assert main(_train_args(vae4_dir, train_dir, stopped, "--steps", "8")) == 130
     assert "Interrupted at step 3/8" in capsys.readouterr().err
     assert not (stopped / "config.json").exists()
@@ -114,7 +113,7 @@ def test_ctrl_c_checkpoints_and_resume_matches_an_uninterrupted_run(
 @pytest.mark.parametrize("first", [signal.SIGINT, signal.SIGTERM], ids=["ctrl-c", "sigterm"])
 def test_second_signal_aborts_at_once(first: signal.Signals) -> None:
     previous_int, previous_term = signal.getsignal(signal.SIGINT), signal.getsignal(signal.SIGTERM)
-    interrupt = train_cli.DeferredInterrupt(lambda message: None)
+    interrupt = common.DeferredInterrupt(lambda message: None)
     with interrupt:
         os.kill(os.getpid(), first)
         assert interrupt.requested

@@ -14,12 +14,12 @@ from upsample_training_support import SIZE, TRAINED_CONFIG
 
 from lssgen.images import ImageFolder
 from lssgen.training.checkpoint import STATE_NAME, TENSORS_PREFIX
-from lssgen.training.evaluate import evaluate_scalers, standard_scalers
+from lssgen.training.loop import NonFiniteLossError
 from lssgen.training.lpips import LPIPS, load_lpips, lpips_key_map
 from lssgen.training.pairs import STREAM_EVAL, CropBatches
+from lssgen.training.resume import ResumeError
+from lssgen.training.scaler_comparison import compare_scalers, standard_scalers
 from lssgen.training.train import (
-    NonFiniteLossError,
-    ResumeError,
     TrainConfig,
     default_upsampler_config,
     init_upsampler,
@@ -65,7 +65,7 @@ def test_trained_upsampler_beats_bicubic_on_held_out_crops(
 ) -> None:
     heldout = ImageFolder(heldout_dir, min_size=2 * SIZE)
     crops = CropBatches(heldout, crop_size=2 * SIZE, batch_size=32, seed=0, stream=STREAM_EVAL)[0]
-    result = evaluate_scalers(
+    result = compare_scalers(
         standard_scalers(trained.model, codec4.encode, codec4.decode),
         crops,
         codec4.encode,

@@ -50,7 +50,7 @@ class MethodScore:
 
 
 @attrs.frozen(eq=False)
-class EvalResult:
+class ScalerComparison:
     scores: tuple[MethodScore, ...]
     reference: MethodScore  # the VAE's reconstruction of the high crop
     num_crops: int
@@ -128,7 +128,7 @@ def _score(
 
 
 @torch.no_grad()
-def evaluate_scalers(
+def compare_scalers(
     scalers: Mapping[str, LatentScaler],
     high_crops: Tensor,
     encode: Encode,
@@ -137,7 +137,7 @@ def evaluate_scalers(
     downsample_mode: str = "nearest",
     batch_size: int = 8,
     preview_count: int = 4,
-) -> EvalResult:
+) -> ScalerComparison:
     """Score each scaler on the uint8 high-resolution crops (N, 3, S, S), S even."""
     if high_crops.ndim != 4 or high_crops.shape[0] == 0:
         raise ValueError(
@@ -171,7 +171,7 @@ def evaluate_scalers(
         score = _score(name, predicted.float(), decoded, high_latents, target_images)
         scores.append(attrs.evolve(score, ms_per_call=statistics.median(times)))
         previews[name] = decoded[:k]
-    return EvalResult(
+    return ScalerComparison(
         scores=tuple(scores),
         reference=reference,
         num_crops=len(target_images),
@@ -181,7 +181,7 @@ def evaluate_scalers(
     )
 
 
-def format_table(result: EvalResult) -> str:
+def format_table(result: ScalerComparison) -> str:
     """A plain-text table, one row per method, the VAE reconstruction last."""
     header = f"{'method':<20} {'latent MSE':>11} {'PSNR (dB)':>10} {'SSIM':>7} {'ms/call':>9}"
     lines = [header, "-" * len(header)]

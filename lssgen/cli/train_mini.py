@@ -24,29 +24,45 @@ from typing import Any
 
 import attrs
 import torch
+from tqdm.auto import tqdm
 
 from lssgen.cli.common import (
-    EXIT_DIVERGED,
     EXIT_INTERRUPTED,
-    DeferredInterrupt,
     HelpFormatter,
-    Progress,
-    TrainingDiverged,
+    LoopFlags,
     UsageError,
+    add_loop_arguments,
     blame,
     blame_field,
     check_checkpoints,
-    fail,
+    config_from_args,
     finite_float,
     non_negative_int,
     positive_int,
+    run_command,
+    train_with_progress,
+    training_accelerator,
 )
-from lssgen.mini.train_loop import DTYPES, LoopConfig, LoopResult, run_loop
+from lssgen.dtypes import TORCH_DTYPES
+from lssgen.mini.train_assemble import SIZE_BUDGET_BYTES, assemble
+from lssgen.mini.train_budget import markdown_table, measure, plan
+from lssgen.mini.train_data import write_images
+from lssgen.mini.train_latents import CacheConfig, build_cache, load_cache
+from lssgen.mini.train_recipe import LoopConfig, exported, run_loop
+from lssgen.mini.train_text import TextConfig, build_text, load_text
+from lssgen.mini.train_transformer import (
+    FlowTask,
+    FlowTrainConfig,
+    TransformerArch,
+    build_transformer,
+    load_initial_weights,
+)
+from lssgen.mini.train_vae import VaeArch, VaeTask, VaeTrainConfig, build_vae, finish_vae
 from lssgen.mini.train_work import SUMMARY_NAME, Workdir, fingerprint, publish_folder
-from lssgen.training.train import NonFiniteLossError, ResumeError, SingleProcess
+from lssgen.training.loop import TrainResult
 from lssgen_core.atomic import write_json_atomic
-
-STAGES = ("text", "vae", "latents", "transformer", "images", "assemble", "budget")
+from lssgen_core.upsample.io import CONFIG_NAME
+from lssgen_diffusers.vae import load_vae
 
 
 def _common(parser: argparse.ArgumentParser, *, work: bool = True) -> None:
@@ -59,37 +75,28 @@ def _common(parser: argparse.ArgumentParser, *, work: bool = True) -> None:
 
 
 def _loop_arguments(parser: argparse.ArgumentParser, defaults: LoopConfig) -> None:
-    parser.add_argument("--device", default="cpu", help="torch device, e.g. cpu or cuda")
-    parser.add_argument("--steps", type=positive_int, default=defaults.steps, help="total steps")
-    parser.add_argument(
-        "--batch-size", type=positive_int, default=defaults.batch_size, help="samples per step"
+    parser.add_argument("--device", default="cpu", help="cpu, or cuda (accelerate's GPU)")
+    flags = LoopFlags(
+        steps=defaults.steps,
+        batch_size=defaults.batch_size,
+        batch_help="samples per step",
+        lr=defaults.lr,
+        lr_help="AdamW learning rate, constant after the warm-up",
+        weight_decay=defaults.weight_decay,
+        seed_help="initial weights and data draws",
+        dtype_help="bf16: bf16 autocast; weights stay fp32",
+        checkpoint_every=100,
+        checkpoints="WORK/checkpoints/<stage>",
     )
-    parser.add_argument("--lr", type=finite_float, default=defaults.lr, help="AdamW learning rate")
+    add_loop_arguments(parser, flags)
     parser.add_argument(
         "--warmup-steps", type=non_negative_int, default=defaults.warmup_steps, help="linear LR"
-    )
-    parser.add_argument(
-        "--weight-decay", type=finite_float, default=defaults.weight_decay, help="AdamW"
-    )
-    parser.add_argument(
-        "--max-grad-norm",
-        type=finite_float,
-        default=defaults.max_grad_norm,
-        help="gradient clipping",
     )
     parser.add_argument(
         "--ema-decay",
         type=finite_float,
         default=defaults.ema_decay,
         help="EMA of the exported weights",
-    )
-    parser.add_argument("--seed", type=non_negative_int, default=defaults.seed, help="init + data")
-    parser.add_argument("--dtype", choices=DTYPES, default=defaults.dtype, help="bf16: autocast")
-    parser.add_argument(
-        "--checkpoint-every", type=non_negative_int, default=100, help="steps between checkpoints"
-    )
-    parser.add_argument(
-        "--resume", action="store_true", help="continue from WORK/checkpoints/<stage>"
     )
 
 
@@ -200,7 +207,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     _common(assemble)
     assemble.add_argument("--output", required=True, help="pipeline folder to write")
     assemble.add_argument("--shift", type=finite_float, default=1.0, help="scheduler shift")
-    assemble.add_argument("--dtype", choices=("fp16", "fp32"), default="fp16")
+    assemble.add_argument("--dtype", choices=("fp16", "fp32"), default="fp16", help="weights")
     assemble.add_argument(
         "--upsampler", help="LatentUpsampler folder (default: WORK/upsampler if it exists)"
     )
@@ -220,13 +227,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     if args.threads:
         torch.set_num_threads(args.threads)
-    try:
-        return int(_RUNNERS[args.stage](args))
-    except UsageError as error:
-        return fail(f"lssgen mini {args.stage}", error)
-    except TrainingDiverged as error:
-        print(f"lssgen mini {args.stage}: error: {error}", file=sys.stderr)
-        return EXIT_DIVERGED
+    return run_command(f"lssgen mini {args.stage}", lambda: int(_RUNNERS[args.stage](args)))
 
 
 # ------------------------------------------------------------------------------------------
@@ -234,60 +235,28 @@ def run(args: argparse.Namespace) -> int:
 # ------------------------------------------------------------------------------------------
 
 
-def _loop_config(args: argparse.Namespace) -> LoopConfig:
-    with blame_field():
-        return LoopConfig(
-            steps=args.steps,
-            batch_size=args.batch_size,
-            lr=args.lr,
-            warmup_steps=args.warmup_steps,
-            weight_decay=args.weight_decay,
-            max_grad_norm=args.max_grad_norm,
-            ema_decay=args.ema_decay,
-            seed=args.seed,
-            dtype=args.dtype,
-        )
-
-
 def _train(
-    stage: str, net: torch.nn.Module, task: Any, args: argparse.Namespace, checkpoints: Path
-) -> LoopResult | None:
-    """Run the loop with progress, Ctrl-C handling and resume errors as usage errors; None when
-    interrupted (the checkpoint is written)."""
-    config = _loop_config(args)
-    progress = Progress(desc=f"mini {stage}")
-    with DeferredInterrupt(progress.write) as interrupt:
-        try:
-            result = run_loop(
-                net,
-                task,
-                config,
-                checkpoint_dir=checkpoints,
-                checkpoint_every=args.checkpoint_every,
-                resume=args.resume,
-                backend=SingleProcess(args.device),
-                on_step=progress.update,
-                should_stop=lambda: interrupt.requested,
-            )
-        except ResumeError as exc:
-            raise UsageError("--resume", str(exc)) from exc
-        except NonFiniteLossError as exc:
-            raise TrainingDiverged(
-                exc, args.lr, args.max_grad_norm, checkpoints, product=stage
-            ) from exc
-        finally:
-            progress.close()
-    if result.interrupted:
-        print(
-            f"Interrupted at step {result.step}/{config.steps}; checkpoint in {checkpoints}. "
-            "Run the same command with --resume to continue.",
-            file=sys.stderr,
-        )
-        return None
-    return result
+    stage: str,
+    net: torch.nn.Module,
+    task: Any,
+    args: argparse.Namespace,
+    checkpoints: Path,
+    accelerator: Any,
+) -> TrainResult[Any] | None:
+    """Run the loop on `accelerator` with progress and Ctrl-C handling (`train_with_progress`);
+    None when interrupted (the checkpoint is written)."""
+    config = config_from_args(LoopConfig, args)
+    return train_with_progress(
+        lambda options: run_loop(net, task, config, **options),
+        args,
+        accelerator=accelerator,
+        checkpoints=checkpoints,
+        desc=f"mini {stage}",
+        product=stage,
+    )
 
 
-def _summary(result: LoopResult, config: Any, **extra: Any) -> dict[str, Any]:
+def _summary(result: TrainResult[Any], config: Any, **extra: Any) -> dict[str, Any]:
     return {
         "config": attrs.asdict(config) if attrs.has(type(config)) else config,
         "steps_done": result.step,
@@ -313,7 +282,6 @@ def _publish_model(target: Path, model: Any, summary: dict[str, Any]) -> None:
 
 
 def _run_text(args: argparse.Namespace) -> int:
-    from lssgen.mini.train_text import TextConfig, build_text
 
     work = Workdir(args.work)
     if work.text.exists() and not args.overwrite:
@@ -331,7 +299,6 @@ def _run_text(args: argparse.Namespace) -> int:
 
 
 def _run_vae(args: argparse.Namespace) -> int:
-    from lssgen.mini.train_vae import VaeArch, VaeTask, VaeTrainConfig, build_vae, finish_vae
 
     work = Workdir(args.work)
     checkpoints = work.checkpoints("vae")
@@ -344,10 +311,12 @@ def _run_vae(args: argparse.Namespace) -> int:
             kl_weight=args.kl_weight,
         )
     task = VaeTask(config, args.batch_size)
-    result = _train("vae", build_vae(config.arch, args.seed), task, args, checkpoints)
+    accelerator = training_accelerator(args.device)
+    net = build_vae(config.arch, args.seed)
+    result = _train("vae", net, task, args, checkpoints, accelerator)
     if result is None:
         return EXIT_INTERRUPTED
-    vae = result.trainee.ema.to("cpu")
+    vae = exported(result).to("cpu")
     stats = finish_vae(vae, stats_count=args.stats_count, size=args.size)
     _publish_model(work.vae, vae, _summary(result, config, loop=vars_of(args), **stats))
     print(
@@ -359,10 +328,6 @@ def _run_vae(args: argparse.Namespace) -> int:
 
 
 def _run_latents(args: argparse.Namespace) -> int:
-    from tqdm.auto import tqdm
-
-    from lssgen.mini.train_latents import CacheConfig, build_cache
-    from lssgen_diffusers.vae import load_vae
 
     work = Workdir(args.work)
     with blame("--work"):
@@ -388,15 +353,6 @@ def _run_latents(args: argparse.Namespace) -> int:
 
 
 def _run_transformer(args: argparse.Namespace) -> int:
-    from lssgen.mini.train_latents import load_cache
-    from lssgen.mini.train_text import load_text
-    from lssgen.mini.train_transformer import (
-        FlowTask,
-        FlowTrainConfig,
-        TransformerArch,
-        build_transformer,
-        load_initial_weights,
-    )
 
     work = Workdir(args.work)
     checkpoints = work.checkpoints("transformer")
@@ -432,24 +388,19 @@ def _run_transformer(args: argparse.Namespace) -> int:
         with blame("--init-from"):
             load_initial_weights(net, args.init_from)
         init = fingerprint(args.init_from)
+    accelerator = training_accelerator(args.device)
     task = FlowTask(
-        config, args.batch_size, cache, text.to(args.device), fingerprint(work.text), init
+        config, args.batch_size, cache, text.to(accelerator.device), fingerprint(work.text), init
     )
-    result = _train("transformer", net, task, args, checkpoints)
+    result = _train("transformer", net, task, args, checkpoints, accelerator)
     if result is None:
         return EXIT_INTERRUPTED
-    _publish_model(
-        work.transformer, result.trainee.ema, _summary(result, config, loop=vars_of(args))
-    )
+    _publish_model(work.transformer, exported(result), _summary(result, config, loop=vars_of(args)))
     print(f"Saved the transformer (EMA) to {work.transformer}.", file=sys.stderr)
     return 0
 
 
 def _run_images(args: argparse.Namespace) -> int:
-    from tqdm.auto import tqdm
-
-    from lssgen.mini.train_data import write_images
-
     folder = Path(args.output) if args.output else Workdir(args.work).images
     seed = {} if args.data_seed is None else {"seed": args.data_seed}
     with tqdm(total=args.count, unit="image", desc="mini images") as bar:
@@ -465,7 +416,6 @@ def _run_images(args: argparse.Namespace) -> int:
 
 
 def _run_assemble(args: argparse.Namespace) -> int:
-    from lssgen.mini.train_assemble import SIZE_BUDGET_BYTES, assemble
 
     work = Workdir(args.work)
     upsampler = None
@@ -473,9 +423,9 @@ def _run_assemble(args: argparse.Namespace) -> int:
         raise UsageError("--no-upsampler", "not allowed with --upsampler")
     if args.upsampler:
         upsampler = Path(args.upsampler)
-    elif not args.no_upsampler and (work.upsampler / "config.json").is_file():
+    elif not args.no_upsampler and (work.upsampler / CONFIG_NAME).is_file():
         upsampler = work.upsampler
-    dtype = torch.float16 if args.dtype == "fp16" else torch.float32
+    dtype = TORCH_DTYPES[args.dtype]
     with blame("--work"):
         sizes = assemble(work, args.output, upsampler=upsampler, shift=args.shift, dtype=dtype)
     total = sum(sizes.values())
@@ -490,7 +440,6 @@ def _run_assemble(args: argparse.Namespace) -> int:
 
 
 def _run_budget(args: argparse.Namespace) -> int:
-    from lssgen.mini.train_budget import markdown_table, measure, plan
 
     measured = measure(args.measure_steps)
     plans = plan(measured, speedup=args.speedup)

@@ -8,7 +8,10 @@ import pytest
 from PIL import Image, ImageDraw, ImageFilter
 
 from lssgen.mini.captions import CATEGORIES, perturbations
-from lssgen.mini.evaluate import (
+from lssgen.mini.render import render
+from lssgen.mini.rules import judge
+from lssgen.mini.scenes import Background, Scene, SceneObject, satisfies, scene_for_index
+from lssgen.mini.scoring import (
     check,
     classify_shape,
     high_frequency_ratio,
@@ -19,9 +22,6 @@ from lssgen.mini.evaluate import (
     sharpness,
     to_array,
 )
-from lssgen.mini.render import render
-from lssgen.mini.rules import judge
-from lssgen.mini.scenes import Background, Scene, SceneObject, satisfies, scene_for_index
 from lssgen.mini.shapes import SHAPES, unit_outline
 
 

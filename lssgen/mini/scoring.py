@@ -163,7 +163,9 @@ def segment(
     return tuple(found)
 
 
-def _detection(colour: str, component: np.ndarray, box, width: int, height: int) -> Detection:
+def _detection(
+    colour: str, component: np.ndarray, box: tuple[slice, slice], width: int, height: int
+) -> Detection:
     ys, xs = np.nonzero(component)
     rows, cols = box
     center = ((cols.start + xs.mean() + 0.5) / width, (rows.start + ys.mean() + 0.5) / height)
