@@ -203,7 +203,7 @@ def test_a_batch_timed_on_the_wall_clock_only_is_made_and_timed_again(run, tiny_
     (output / config.name / "times.json").write_text(json.dumps(times))
     assert set(read_times(output, config)) == {"4"}
     stamp = image_path(output, config, 0).stat().st_mtime_ns
-    evaluate(
+    measure_quality(
         tiny_folder,
         output,
         count=COUNT,
@@ -222,7 +222,7 @@ def test_a_batch_timed_on_the_wall_clock_only_is_made_and_timed_again(run, tiny_
 
 def test_the_demo_and_the_evaluation_time_calls_of_the_same_size():
     from lssgen.mini.demo import DEMO_PROMPTS
-    from lssgen.mini.quality import evaluate as evaluate_function
+    from lssgen.mini.quality import measure_quality as evaluate_function
     from lssgen.mini.timing import TIMING_BATCH
 
     assert len(DEMO_PROMPTS) == TIMING_BATCH
