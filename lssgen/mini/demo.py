@@ -92,7 +92,7 @@ def demo(
     report: Any = print,
 ) -> tuple[ModeRun, ModeRun]:
     """Plain and LSS runs of `prompts` (prompt i from seed + i in both)."""
-    from lssgen_core.cost import TransformerCost
+    from lssgen_core.cost import TransformerCost, plan_cost
 
     pipe = load_shipped_pipeline(folder)
     pipe.set_progress_bar_config(disable=True)
@@ -104,8 +104,9 @@ def demo(
         text_tokens=text_tokens,
     )
     plain_call, lss_call = settings.plain(), settings.lss()
-    report(pipe.lss_plan_for(**plain_call, start_sigma=1.0).describe(cost))
-    report(pipe.lss_plan_for(**lss_call).describe(cost))
+    for plan in (pipe.lss_plan_for(**plain_call, start_sigma=1.0), pipe.lss_plan_for(**lss_call)):
+        report(plan.describe())
+        report(plan_cost(plan, cost).describe())
     # Untimed warm-up of both modes: first calls pay for allocator and kernel set-up.
     for call in (plain_call, lss_call):
         pipe(prompts[0], **{**call, "num_inference_steps": 2})
