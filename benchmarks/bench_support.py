@@ -4,7 +4,7 @@ Nothing in the library is changed. The pieces of one call are timed by wrapping,
 benchmark's own pipeline and module *instances*, the methods the stage loop calls:
 
 - ``plan``: ``pipe._lss_plan`` (stage planning, scheduler copies, schedule read-back);
-- ``enter``: ``pipe._lss_enter`` (unpack, noise draw, scaling, re-noise, pack), and inside it
+- ``enter``: the core stage loop's ``hand_over`` (noise draw, scaling, re-noise), and inside it
   ``scaler``: the object ``pipe._lss_scaler`` returns (upsampler, interpolation or the pixel
   round trip, whose VAE calls are then nested under it);
 - ``schedule_check``: ``lssgen_diffusers.mixin._check_stage_schedule`` (per stage);
@@ -28,6 +28,7 @@ import attrs
 import torch
 from models import BenchModel
 
+import lssgen_core.sampling.stages as stages
 import lssgen_diffusers.mixin as mixin
 from lssgen_core.cost import CalibratedCost, StepCost, calibrate, plan_cost
 
@@ -118,31 +119,32 @@ def _time_scalers(pipe: Any, recorder: Recorder) -> None:
     vars(pipe)["_lss_scaler"] = timed_scaler
 
 
-_patched_check: list[Recorder] = []
+_patched: dict[str, list[Recorder]] = {}
 
 
-def _time_schedule_checks(recorder: Recorder) -> None:
-    """Time the per-stage schedule check (a module function: patched once per process)."""
-    if _patched_check:
-        _patched_check[0] = recorder
+def _time_module_function(module: Any, name: str, span: str, recorder: Recorder) -> None:
+    """Time ``module.name`` as ``span`` (a module function: patched once per process)."""
+    if name in _patched:
+        _patched[name][0] = recorder
         return
-    _patched_check.append(recorder)
-    original = mixin._check_stage_schedule
+    current = _patched[name] = [recorder]
+    original = getattr(module, name)
 
     def timed(*args: Any, **kwargs: Any) -> Any:
-        with _patched_check[0].span("schedule_check"):
+        with current[0].span(span):
             return original(*args, **kwargs)
 
-    mixin._check_stage_schedule = timed
+    setattr(module, name, timed)
 
 
 def instrument(bench: BenchModel, recorder: Recorder) -> None:
     """Time the pieces of every call of ``bench``'s two pipelines into ``recorder``."""
     pipe = bench.pipeline
     _wrap_method(pipe, "_lss_plan", recorder, "plan")
-    _wrap_method(pipe, "_lss_enter", recorder, "enter")
+    # The stage hand-over (upsampling and re-noising) is the core stage loop's.
+    _time_module_function(stages, "hand_over", "enter", recorder)
     _time_scalers(pipe, recorder)
-    _time_schedule_checks(recorder)
+    _time_module_function(mixin, "_check_stage_schedule", "schedule_check", recorder)
     for each in (pipe, bench.stock):
         _wrap_method(each, "encode_prompt", recorder, "text")
     _wrap_method(pipe.vae, "decode", recorder, "vae_decode")
@@ -327,7 +329,7 @@ def model_summary(
     full_step = steps.get(full_tokens, float("nan"))
     plain = modes["plain"]
     out: dict[str, Any] = {
-        "plan": plan.describe(bench.cost),
+        "plan": f"{plan.describe()}\n{plan_cost(plan, bench.cost).describe()}",
         "predicted_speedup": predicted,
         "calibrated_speedup": calibrated_speedup,
         "calibration": None

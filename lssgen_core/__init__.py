@@ -6,6 +6,7 @@ Needs only torch, numpy and attrs (safetensors for upsampler weights, imported w
 from lssgen_core.atomic import json_safe, write_bytes_atomic, write_json_atomic
 from lssgen_core.cost import CalibratedCost, TransformerCost, UNetCost, calibrate, plan_cost
 from lssgen_core.denoiser import Denoiser
+from lssgen_core.errors import LSSArgumentError, LSSArgumentTypeError
 from lssgen_core.explicit_plan import budget_final_steps
 from lssgen_core.noise import randn
 from lssgen_core.parameterization import (
@@ -15,7 +16,6 @@ from lssgen_core.parameterization import (
     Parameterization,
     convert_latent,
     convert_sigma,
-    renoise,
 )
 from lssgen_core.plan import (
     ENTRY_RULES,
@@ -61,6 +61,8 @@ __all__ = [
     "CalibratedCost",
     "Denoiser",
     "FlowSchedule",
+    "LSSArgumentError",
+    "LSSArgumentTypeError",
     "LSSPlanWarning",
     "LatentUpSampler",
     "LatentUpsampler",
@@ -89,7 +91,6 @@ __all__ = [
     "plan_notes",
     "plan_stages",
     "randn",
-    "renoise",
     "resolution_shift",
     "sample_ddim",
     "sample_euler",

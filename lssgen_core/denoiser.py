@@ -13,22 +13,7 @@ from typing import Any, Protocol, runtime_checkable
 
 import torch
 
-from lssgen_core.parameterization import Parameterization
-
 
 @runtime_checkable
 class Denoiser(Protocol):
     def __call__(self, x: torch.Tensor, sigma: torch.Tensor, **cond: Any) -> torch.Tensor: ...
-
-
-def parameterization_of(
-    denoiser: Denoiser, parameterization: Parameterization | None = None
-) -> Parameterization:
-    """The sigma space a denoiser works in: the explicit argument, else its own attribute."""
-    found = parameterization or getattr(denoiser, "parameterization", None)
-    if not isinstance(found, Parameterization):
-        raise ValueError(
-            "parameterization is required: pass FLOW, VP or VE (lssgen_core.parameterization), "
-            "or give the denoiser a `parameterization` attribute"
-        )
-    return found

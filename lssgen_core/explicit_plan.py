@@ -28,6 +28,8 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Sequence
 
+from lssgen_core.errors import LSSArgumentError, LSSArgumentTypeError
+
 # Diffusers' discrete schedulers refuse more steps than their training schedule's 1000 levels.
 MAX_SCHEDULE_STEPS = 1000
 
@@ -50,16 +52,20 @@ def check_stage_steps(stage_steps: object) -> tuple[int, ...] | None:
     if stage_steps is None:
         return None
     if isinstance(stage_steps, (str, bytes)) or not isinstance(stage_steps, Sequence):
-        raise TypeError(
+        raise LSSArgumentTypeError(
+            "stage_steps",
             f"stage_steps must be a tuple of step counts, one per stage, smallest stage first "
-            f"(e.g. (12, 6)), got {stage_steps!r}"
+            f"(e.g. (12, 6)), got {stage_steps!r}",
         )
     if not stage_steps:
-        raise ValueError("stage_steps=() must have one step count (an integer >= 1) per stage")
+        raise LSSArgumentError(
+            "stage_steps", "stage_steps=() must have one step count (an integer >= 1) per stage"
+        )
     for k, steps in enumerate(stage_steps):
         if isinstance(steps, bool) or not isinstance(steps, int) or steps < 1:
-            raise ValueError(
-                f"stage_steps[{k}]={steps!r} must be an integer >= 1 (stage_steps={stage_steps!r})"
+            raise LSSArgumentError(
+                "stage_steps",
+                f"stage_steps[{k}]={steps!r} must be an integer >= 1 (stage_steps={stage_steps!r})",
             )
     return tuple(stage_steps)
 
@@ -69,14 +75,16 @@ def check_stage_entries(stage_entries: object) -> tuple[float | None, ...] | Non
     if stage_entries is None:
         return None
     if isinstance(stage_entries, (str, bytes)) or not isinstance(stage_entries, Sequence):
-        raise TypeError(
+        raise LSSArgumentTypeError(
+            "stage_entries",
             f"stage_entries must be a tuple of entry levels, one per later stage (e.g. (0.3,)), "
-            f"got {stage_entries!r}"
+            f"got {stage_entries!r}",
         )
     if not stage_entries:
-        raise ValueError(
+        raise LSSArgumentError(
+            "stage_entries",
             "stage_entries=() must have one entry level per later stage (a float in (0, 1), or "
-            "None for start_sigma)"
+            "None for start_sigma)",
         )
     levels: list[float | None] = []
     for k, level in enumerate(stage_entries):
@@ -90,9 +98,10 @@ def check_stage_entries(stage_entries: object) -> tuple[float | None, ...] | Non
             or not 0 < level < 1
         ):
             # 1 would be pure noise: the stage would throw away every stage before it.
-            raise ValueError(
+            raise LSSArgumentError(
+                "stage_entries",
                 f"stage_entries[{k}]={level!r} must be a float in (0, 1) (the flow level stage "
-                f"{k + 1} enters at) or None for start_sigma (stage_entries={stage_entries!r})"
+                f"{k + 1} enters at) or None for start_sigma (stage_entries={stage_entries!r})",
             )
         levels.append(float(level))
     return tuple(levels)
@@ -102,7 +111,9 @@ def check_final_steps(final_steps: object) -> int | None:
     if final_steps is None:
         return None
     if isinstance(final_steps, bool) or not isinstance(final_steps, int) or final_steps < 1:
-        raise ValueError(f"final_steps={final_steps!r} must be an integer >= 1")
+        raise LSSArgumentError(
+            "final_steps", f"final_steps={final_steps!r} must be an integer >= 1"
+        )
     return final_steps
 
 
@@ -116,10 +127,11 @@ def explicit_stage_count(
     if stage_entries is not None:
         counts.append(len(stage_entries) + 1)
     if len(counts) == 2 and counts[0] != counts[1]:
-        raise ValueError(
+        raise LSSArgumentError(
+            "stage_entries",
             f"stage_steps={stage_steps} plans {counts[0]} stages but stage_entries="
             f"{stage_entries} gives {len(stage_entries or ())} later stages; stage_entries needs "
-            f"one entry per later stage ({counts[0] - 1})"
+            f"one entry per later stage ({counts[0] - 1})",
         )
     return counts[0] if counts else None
 
@@ -128,44 +140,54 @@ def min_size_for_stages(height: int, width: int, stages: int) -> int:
     """The ``min_size`` that gives ``stages`` stages at ``height`` x ``width``."""
     smallest = min(height, width)
     if smallest < 2 ** (stages - 1):
-        raise ValueError(
+        raise LSSArgumentError(
+            "stage_steps",
             f"{stages} stages need min(height, width) >= {2 ** (stages - 1)}, got {smallest}; "
-            "pass fewer stage_steps / stage_entries"
+            "pass fewer stage_steps / stage_entries",
         )
     return smallest // 2 ** (stages - 1)
 
 
 def check_explicit_combination(
     *,
-    num_steps: int,
     start_sigma: float,
     shorten_steps: bool,
     stage_steps: tuple[int, ...] | None,
     stage_entries: tuple[float | None, ...] | None,
     final_steps: int | None,
+    shorten_argument: str = "shorten_steps",
 ) -> None:
-    """Refuse explicit inputs that contradict each other or the paper's arguments."""
+    """Refuse explicit inputs that contradict each other or the paper's arguments
+    (``shorten_argument``: ``shorten_steps`` as the caller names it)."""
     explicit = stage_steps is not None or stage_entries is not None or final_steps is not None
     if stage_steps is not None and final_steps is not None:
-        raise ValueError(
+        raise LSSArgumentError(
+            "final_steps",
             f"pass stage_steps or final_steps, not both: stage_steps={stage_steps} already fixes "
-            f"the target stage's steps (final_steps={final_steps})"
+            f"the target stage's steps (final_steps={final_steps})",
         )
     if stage_steps is not None and shorten_steps:
-        raise ValueError(
-            f"stage_steps={stage_steps} fixes every stage's steps, so shorten_steps / "
-            "shorten_intermediate_steps=True has nothing to shorten; leave it False"
+        raise LSSArgumentError(
+            shorten_argument,
+            f"stage_steps={stage_steps} fixes every stage's steps, so {shorten_argument}=True "
+            "has nothing to shorten; leave it unset or False",
         )
     if explicit and start_sigma >= 1:
-        raise ValueError(
+        raise LSSArgumentError(
+            "start_sigma",
             f"start_sigma={start_sigma} means one stage (plain generation), but stage_steps / "
-            "stage_entries / final_steps plan several; pass start_sigma in (0, 1)"
+            "stage_entries / final_steps plan several; pass start_sigma in (0, 1)",
         )
+
+
+def check_one_stage_steps(stage_steps: tuple[int, ...] | None, num_steps: int) -> None:
+    """One stage is plain generation: its step count is ``num_steps``."""
     if stage_steps is not None and len(stage_steps) == 1 and stage_steps[0] != num_steps:
-        raise ValueError(
+        raise LSSArgumentError(
+            "stage_steps",
             f"stage_steps={stage_steps} is one stage, which is plain generation with num_steps="
             f"{num_steps} (num_inference_steps in the pipelines); pass stage_steps=({num_steps},) "
-            "or that step count as num_steps"
+            "or that step count as num_steps",
         )
 
 

@@ -23,6 +23,8 @@ from typing import TypeVar
 
 import torch
 
+from lssgen_core.errors import LSSArgumentError, LSSArgumentTypeError
+
 Sigma = TypeVar("Sigma", float, torch.Tensor)
 
 
@@ -141,9 +143,10 @@ def check_sigma(
     sigma: float, parameterization: Parameterization, *, argument: str = "sigma"
 ) -> None:
     if not (0.0 <= sigma <= parameterization.max_sigma) or math.isnan(sigma):
-        raise ValueError(
+        raise LSSArgumentError(
+            argument,
             f"{argument}={sigma} is outside the {parameterization.name} range "
-            f"[0, {parameterization.max_sigma}]"
+            f"[0, {parameterization.max_sigma}]",
         )
 
 
@@ -166,32 +169,16 @@ def convert_latent(
     return x * (a_target / a_source)
 
 
-def renoise(
-    upsampled: torch.Tensor,
-    noise: torch.Tensor,
-    start_sigma: float,
-    parameterization: Parameterization = FLOW,
-) -> torch.Tensor:
-    """Put a clean upsampled latent back onto the diffusion path at flow level ``start_sigma``.
-
-    ``start_sigma`` is the paper's ``sigma_init`` in flow terms (``(1 - s) * up + s * noise``); for
-    VP and VE latents the point with the same signal-to-noise ratio is used, so one value of
-    ``start_sigma`` means the same thing for every model family.
-    """
-    check_start_sigma(start_sigma, allow_zero=True)
-    return parameterization.add_noise(
-        upsampled, noise, convert_sigma(start_sigma, FLOW, parameterization)
-    )
-
-
-def check_start_sigma(start_sigma: float, *, allow_zero: bool = False) -> None:
-    interval = "[0, 1]" if allow_zero else "(0, 1]"
+def check_start_sigma(start_sigma: float) -> None:
+    interval = "(0, 1]"
     # "0.7" < 1 raises an unnamed TypeError deep in the planner; True would pass as 1.
     if isinstance(start_sigma, bool) or not isinstance(start_sigma, numbers.Real):
-        raise TypeError(
+        raise LSSArgumentTypeError(
+            "start_sigma",
             f"start_sigma must be a real number in {interval}, got {start_sigma!r} "
-            f"({type(start_sigma).__name__})"
+            f"({type(start_sigma).__name__})",
         )
-    low_ok = start_sigma >= 0 if allow_zero else start_sigma > 0
-    if not (low_ok and start_sigma <= 1) or math.isnan(start_sigma):
-        raise ValueError(f"start_sigma={start_sigma} is outside the allowed range {interval}")
+    if not (0 < start_sigma <= 1) or math.isnan(start_sigma):
+        raise LSSArgumentError(
+            "start_sigma", f"start_sigma={start_sigma} is outside the allowed range {interval}"
+        )

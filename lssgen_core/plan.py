@@ -27,38 +27,25 @@ from __future__ import annotations
 import math
 import warnings
 from collections.abc import Sequence
-from typing import TYPE_CHECKING
 
 import attrs
 
-from lssgen_core.explicit_plan import (
-    check_explicit_combination,
-    check_final_steps,
-    check_stage_entries,
-    check_stage_steps,
-    explicit_stage_count,
-    is_explicit_plan,
-    min_size_for_stages,
-    schedule_for_steps,
+from lssgen_core.errors import LSSArgumentError
+from lssgen_core.explicit_plan import is_explicit_plan, schedule_for_steps
+from lssgen_core.parameterization import FLOW, Parameterization, convert_sigma
+from lssgen_core.plan_arguments import (
+    ENTRY_RULES as ENTRY_RULES,
 )
-from lssgen_core.parameterization import (
-    FLOW,
-    Parameterization,
-    check_start_sigma,
-    convert_sigma,
+from lssgen_core.plan_arguments import (
+    PlanArguments,
+    check_entry_rule,
+    check_plan_arguments,
+    check_plan_values,
+    check_positive_int,
 )
-from lssgen_core.schedules import (
-    FlowSchedule,
-    Schedule,
-    StageSize,
-    check_num_steps,
-    resolution_shift,
-)
+from lssgen_core.plan_arguments import count_extra_stages as count_extra_stages
+from lssgen_core.schedules import FlowSchedule, Schedule, StageSize
 
-if TYPE_CHECKING:
-    from lssgen_core.cost import StepCost
-
-ENTRY_RULES = ("sigma", "strength")
 # A scheduled level within this distance of start_sigma counts as equal (float round-off).
 _LEVEL_TOLERANCE = 1e-9
 # Flow levels this close to 1 are pure noise for entry purposes (VE schedules of flow models clamp
@@ -168,8 +155,9 @@ class StagePlan:
         work = sum(stage.num_tokens * stage.num_denoising_steps for stage in self.stages)
         return work / (self.target.num_tokens * self.num_steps)
 
-    def describe(self, cost_model: StepCost | None = None) -> str:
-        """The plan as a text table; with a ``cost_model``, also the predicted cost and speed-up."""
+    def describe(self) -> str:
+        """The plan as a text table (``plan_cost(plan, cost_model).describe()`` adds the
+        predicted cost and speed-up)."""
         header = (
             f"LSS plan: {self.width}x{self.height}, {self.num_steps} steps, "
             f"start_sigma={self.start_sigma}, min_size={self.min_size}, "
@@ -205,10 +193,6 @@ class StagePlan:
             f"{self.token_steps_ratio():.1%}"
         )
         text = [header, line(columns), *(line(r) for r in rows), footer, *plan_notes(self)]
-        if cost_model is not None:
-            from lssgen_core.cost import plan_cost
-
-            text.append(plan_cost(self, cost_model).describe())
         return "\n".join(text)
 
     def __str__(self) -> str:
@@ -260,14 +244,6 @@ def warn_plan_notes(plan: StagePlan, stacklevel: int = 2) -> None:
         warnings.warn(note, LSSPlanWarning, stacklevel=stacklevel + 1)
 
 
-def count_extra_stages(height: int, width: int, min_size: int, start_sigma: float) -> int:
-    """How many stages come before the target one (the original's ``stage_count``)."""
-    if start_sigma >= 1:
-        return 0
-    ratio = min(height, width) // min_size
-    return math.floor(math.log2(ratio)) if ratio >= 1 else 0
-
-
 def shortened_steps(num_steps: int, area_ratio: float) -> int:
     """Steps for a stage whose area is ``1/area_ratio`` of the base: N, N/2 at half size, N/4 ..."""
     return max(1, int(num_steps // math.log2(max(2.0, area_ratio))))
@@ -290,7 +266,7 @@ def entry_index(
     if entry_rule == "strength":
         return min(max(num_steps - int(num_steps * start_sigma), 0), num_steps - 1)
     if entry_rule != "sigma":
-        raise ValueError(f"entry_rule={entry_rule!r} must be one of {ENTRY_RULES}")
+        check_entry_rule(entry_rule)  # raises: neither rule
     levels = [convert_sigma(sigma, parameterization, FLOW) for sigma in sigmas[:-1]]
     index = 0
     for i, level in enumerate(levels):
@@ -303,68 +279,6 @@ def entry_index(
     return index
 
 
-def resolve_stage_count(
-    height: int,
-    width: int,
-    *,
-    num_steps: int,
-    min_size: int | None = None,
-    start_sigma: float = 0.75,
-    shorten_steps: bool = False,
-    stage_steps: Sequence[int] | None = None,
-    stage_entries: Sequence[float | None] | None = None,
-    final_steps: int | None = None,
-) -> tuple[int, int]:
-    """``(min_size, extra stages)`` of the plan these arguments ask for, or an error naming the
-    arguments that contradict each other; no schedule is built (the pipelines call this first)."""
-    steps = check_stage_steps(stage_steps)
-    entries = check_stage_entries(stage_entries)
-    final = check_final_steps(final_steps)
-    check_explicit_combination(
-        num_steps=num_steps,
-        start_sigma=start_sigma,
-        shorten_steps=shorten_steps,
-        stage_steps=steps,
-        stage_entries=entries,
-        final_steps=final,
-    )
-    asked_stages = explicit_stage_count(steps, entries)
-    min_size_given = min_size is not None
-    if min_size is None:
-        min_size = 512 if asked_stages is None else min_size_for_stages(height, width, asked_stages)
-    if min_size > min(height, width):
-        raise ValueError(
-            f"min_size={min_size} must be <= min(height, width) = {min(height, width)}; "
-            f"use min_size={min(height, width)} for a single stage"
-        )
-    extra = count_extra_stages(height, width, min_size, start_sigma)
-    if asked_stages is not None and extra + 1 != asked_stages:
-        raise ValueError(
-            f"min_size={min_size} plans {extra + 1} stage(s) at {width}x{height}, but "
-            f"stage_steps / stage_entries ask for {asked_stages}; leave min_size unset or pass "
-            f"min_size={min_size_for_stages(height, width, asked_stages)}"
-        )
-    if final is not None and extra == 0:
-        raise ValueError(
-            f"final_steps={final} sets the steps of the last of several stages, but "
-            f"min_size={min_size} plans one stage at {width}x{height} (plain generation, "
-            f"num_steps={num_steps}); pass min_size <= {min(height, width) // 2}"
-            + ("" if min_size_given else " (min_size defaults to 512)")
-        )
-    return min_size, extra
-
-
-def _check_bool(value: bool, argument: str) -> None:
-    # bool("no") is True: a string or number here is a mistake, not a flag.
-    if not isinstance(value, bool):
-        raise TypeError(f"{argument} must be a bool (True or False), got {value!r}")
-
-
-def _check_positive_int(value: int, argument: str) -> None:
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise ValueError(f"{argument}={value!r} must be an integer >= 1")
-
-
 def _check_sizes(
     height: int, width: int, extra_stages: int, pixel_multiple: int, min_size: int
 ) -> None:
@@ -373,16 +287,18 @@ def _check_sizes(
         if value % needed == 0:
             continue
         if not extra_stages:
-            raise ValueError(
+            raise LSSArgumentError(
+                argument,
                 f"{argument}={value} must be a multiple of "
-                f"vae_scale_factor * patch_size = {pixel_multiple}"
+                f"vae_scale_factor * patch_size = {pixel_multiple}",
             )
         sizes = " -> ".join(str(value // 2**k) for k in range(extra_stages, -1, -1))
-        raise ValueError(
+        raise LSSArgumentError(
+            argument,
             f"{argument}={value} must be a multiple of {needed}: each of the "
             f"{extra_stages + 1} stages ({sizes}) must be a multiple of "
             f"vae_scale_factor * patch_size = {pixel_multiple}; or raise min_size "
-            f"(now {min_size}) to use fewer stages"
+            f"(now {min_size}) to use fewer stages",
         )
 
 
@@ -399,8 +315,6 @@ def plan_stages(
     schedule: Schedule | None = None,
     parameterization: Parameterization = FLOW,
     entry_rule: str = "sigma",
-    base_size: tuple[int, int] | None = None,
-    compensate_resolution: bool = False,
     stage_steps: Sequence[int] | None = None,
     stage_entries: Sequence[float | None] | None = None,
     final_steps: int | None = None,
@@ -409,51 +323,57 @@ def plan_stages(
 
     ``patch_size`` is the model's latent multiple: 2 for FLUX (2x2 packing), SD3 and CogView4
     (transformer patches), 1 for UNets. ``schedule`` gives each stage its levels in
-    ``parameterization``'s sigmas (default: unshifted flow). ``base_size`` (height, width) is the
-    reference for ``shorten_steps`` (default: the target). ``compensate_resolution`` raises the
-    entry level of each later stage with :func:`~lssgen_core.schedules.resolution_shift` (off in
-    the paper and the original).
+    ``parameterization``'s sigmas (default: unshifted flow).
 
     ``min_size`` defaults to 512, or, with ``stage_steps`` / ``stage_entries``, to the size that
     gives their number of stages (a ``min_size`` passed with them must give that number).
     ``stage_steps`` (steps each stage runs, smallest first), ``stage_entries`` (each later stage's
     entry level, None for ``start_sigma``) and ``final_steps`` (steps the target stage runs) are
-    explained in :mod:`lssgen_core.explicit_plan`; contradictory combinations raise ``ValueError``
-    before any schedule is built.
+    explained in :mod:`lssgen_core.explicit_plan`; contradictory combinations raise
+    :class:`~lssgen_core.errors.LSSArgumentError` before any schedule is built
+    (:mod:`lssgen_core.plan_arguments` checks every argument).
     """
-    for argument, value in (
-        ("height", height),
-        ("width", width),
-        ("vae_scale_factor", vae_scale_factor),
-        ("patch_size", patch_size),
-    ):
-        _check_positive_int(value, argument)
-    if min_size is not None:
-        _check_positive_int(min_size, "min_size")
-    check_num_steps(num_steps)
-    check_start_sigma(start_sigma)
-    _check_bool(shorten_steps, "shorten_steps")
-    _check_bool(compensate_resolution, "compensate_resolution")
-    if entry_rule not in ENTRY_RULES:
-        raise ValueError(f"entry_rule={entry_rule!r} must be one of {ENTRY_RULES}")
-    stage_steps = check_stage_steps(stage_steps)
-    stage_entries = check_stage_entries(stage_entries)
-    final_steps = check_final_steps(final_steps)
-    min_size, extra = resolve_stage_count(
-        height,
-        width,
-        num_steps=num_steps,
-        min_size=min_size,
+    values = check_plan_values(
         start_sigma=start_sigma,
         shorten_steps=shorten_steps,
+        entry_rule=entry_rule,
         stage_steps=stage_steps,
         stage_entries=stage_entries,
         final_steps=final_steps,
     )
+    arguments = check_plan_arguments(height, width, values, num_steps=num_steps, min_size=min_size)
+    return plan_from_arguments(
+        arguments,
+        vae_scale_factor=vae_scale_factor,
+        patch_size=patch_size,
+        schedule=schedule,
+        parameterization=parameterization,
+    )
+
+
+def plan_from_arguments(
+    arguments: PlanArguments,
+    *,
+    vae_scale_factor: int = 8,
+    patch_size: int = 1,
+    schedule: Schedule | None = None,
+    parameterization: Parameterization = FLOW,
+) -> StagePlan:
+    """The plan of arguments checked by :func:`~lssgen_core.plan_arguments.check_plan_arguments`
+    (see :func:`plan_stages`); only the model's latent geometry and the schedule are checked here.
+    """
+    check_positive_int(vae_scale_factor, "vae_scale_factor")
+    check_positive_int(patch_size, "patch_size")
+    height, width, num_steps = arguments.height, arguments.width, arguments.num_steps
+    values, extra, min_size = arguments.values, arguments.extra_stages, arguments.min_size
+    stage_steps, stage_entries, final_steps = (
+        values.stage_steps,
+        values.stage_entries,
+        values.final_steps,
+    )
     pixel_multiple = vae_scale_factor * patch_size
     _check_sizes(height, width, extra, pixel_multiple, min_size)
     schedule = schedule or FlowSchedule()
-    base_height, base_width = base_size or (height, width)
 
     stages: list[Stage] = []
     for index, k in enumerate(range(extra, -1, -1)):
@@ -469,8 +389,8 @@ def plan_stages(
             latent_width=latent_width,
             num_tokens=(latent_height // patch_size) * (latent_width // patch_size),
         )
-        area_ratio = (base_height * base_width) / (stage_height * stage_width)
-        steps = shortened_steps(num_steps, area_ratio) if shorten_steps else num_steps
+        area_ratio = (height * width) / (stage_height * stage_width)
+        steps = shortened_steps(num_steps, area_ratio) if values.shorten_steps else num_steps
         run = _asked_steps(index, extra, stage_steps, final_steps)
         if index == 0 and run is not None:
             steps = run
@@ -484,11 +404,10 @@ def plan_stages(
             stages.append(Stage(index, size, steps, levels(steps), 0))
             continue
         asked = None if stage_entries is None else stage_entries[index - 1]
-        entry = start_sigma if asked is None else asked
-        level = resolution_shift(entry, 4.0) if compensate_resolution else entry
+        level = values.start_sigma if asked is None else asked
 
         def entry_of(sigmas: Sequence[float], level: float = level) -> int:
-            return entry_index(sigmas, level, parameterization, entry_rule)
+            return entry_index(sigmas, level, parameterization, values.entry_rule)
 
         if run is None:
             sigmas = levels(steps)
@@ -512,10 +431,10 @@ def plan_stages(
         width=width,
         num_steps=num_steps,
         min_size=min_size,
-        start_sigma=start_sigma,
-        shorten_steps=shorten_steps,
+        start_sigma=values.start_sigma,
+        shorten_steps=values.shorten_steps,
         parameterization=parameterization,
-        entry_rule=entry_rule,
+        entry_rule=values.entry_rule,
         stages=tuple(stages),
         dropped_stages=dropped,
         stage_steps=stage_steps,
@@ -548,14 +467,16 @@ def _first_useful_stage(stages: Sequence[Stage], parameterization: Parameterizat
 def _check_schedule(sigmas: Sequence[float], num_steps: int, size: StageSize) -> None:
     for step, sigma in enumerate(sigmas):
         if not math.isfinite(sigma):
-            raise ValueError(
+            raise LSSArgumentError(
+                "schedule",
                 f"schedule returned a non-finite level ({sigma}) at step {step} of stage "
-                f"{size.width}x{size.height}: {list(sigmas)}"
+                f"{size.width}x{size.height}: {list(sigmas)}",
             )
     if len(sigmas) != num_steps + 1 or sigmas[-1] != 0:
-        raise ValueError(
+        raise LSSArgumentError(
+            "schedule",
             f"schedule returned {len(sigmas)} levels ending in {sigmas[-1] if sigmas else None}; "
-            f"expected num_steps + 1 = {num_steps + 1} levels ending in 0"
+            f"expected num_steps + 1 = {num_steps + 1} levels ending in 0",
         )
     if any(b > a for a, b in zip(sigmas, sigmas[1:])):
-        raise ValueError(f"schedule must be non-increasing, got {list(sigmas)}")
+        raise LSSArgumentError("schedule", f"schedule must be non-increasing, got {list(sigmas)}")

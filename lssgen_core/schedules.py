@@ -15,6 +15,8 @@ from typing import Protocol
 import attrs
 import numpy as np
 
+from lssgen_core.errors import LSSArgumentError
+
 # --- timestep shifts on flow sigmas ---------------------------------------------------------------
 
 
@@ -99,7 +101,7 @@ def exponential_sigmas(num_steps: int, sigma_min: float, sigma_max: float) -> li
 
 def check_num_steps(num_steps: int, argument: str = "num_steps") -> None:
     if isinstance(num_steps, bool) or not isinstance(num_steps, (int, np.integer)) or num_steps < 1:
-        raise ValueError(f"{argument}={num_steps!r} must be an integer >= 1")
+        raise LSSArgumentError(argument, f"{argument}={num_steps!r} must be an integer >= 1")
 
 
 # --- schedules that know a stage's size -----------------------------------------------------------

@@ -21,6 +21,8 @@ from typing import Any
 
 import torch
 
+from lssgen_core.errors import LSSArgumentError, LSSArgumentTypeError
+
 # Stock float arguments that steer guidance; NaN or inf in any of them is never meaningful.
 GUIDANCE_ARGUMENTS = ("guidance_scale", "true_cfg_scale", "guidance_rescale")
 # Stock arguments that replace num_inference_steps with a schedule of their own.
@@ -42,33 +44,39 @@ def check_size(value: Any, argument: str, minimum: int) -> None:
     Integral floats pass, as the stock pipelines accept them.
     """
     if isinstance(value, bool) or not isinstance(value, numbers.Real):
-        raise TypeError(f"{argument} must be an integer, got {value!r} ({_type_name(value)})")
-    if not value >= minimum:
-        raise ValueError(
+        raise LSSArgumentTypeError(
+            argument, f"{argument} must be an integer, got {value!r} ({_type_name(value)})"
+        )
+    if not float(value) >= minimum:
+        raise LSSArgumentError(
+            argument,
             f"{argument}={value} is below the smallest size this pipeline makes: {minimum} px "
-            "(one latent token: vae_scale_factor x the denoiser's patch size)"
+            "(one latent token: vae_scale_factor x the denoiser's patch size)",
         )
 
 
 def check_count(value: Any, argument: str) -> None:
     if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 1:
-        raise ValueError(f"{argument}={value!r} must be an integer >= 1")
+        raise LSSArgumentError(argument, f"{argument}={value!r} must be an integer >= 1")
 
 
 def check_finite_real(value: Any, argument: str) -> None:
     if isinstance(value, bool) or not isinstance(value, numbers.Real):
-        raise TypeError(f"{argument} must be a real number, got {value!r} ({_type_name(value)})")
+        raise LSSArgumentTypeError(
+            argument, f"{argument} must be a real number, got {value!r} ({_type_name(value)})"
+        )
     if not math.isfinite(value):
-        raise ValueError(f"{argument}={value} must be a finite real number")
+        raise LSSArgumentError(argument, f"{argument}={value} must be a finite real number")
 
 
 def check_generator(generator: Any) -> None:
     items = generator if isinstance(generator, list) else [generator]
     if generator is None or all(isinstance(g, torch.Generator) for g in items):
         return
-    raise TypeError(
+    raise LSSArgumentTypeError(
+        "generator",
         "generator must be a torch.Generator, a list of them (one per image) or None, got "
-        f"{generator!r} ({_type_name(generator)}); e.g. torch.Generator().manual_seed(42)"
+        f"{generator!r} ({_type_name(generator)}); e.g. torch.Generator().manual_seed(42)",
     )
 
 
@@ -76,14 +84,16 @@ def check_prompt(prompt: Any, argument: str = "prompt") -> None:
     if prompt is None or isinstance(prompt, str):
         return
     if not isinstance(prompt, list):
-        raise TypeError(
-            f"{argument} must be a string or a list of strings, got {_type_name(prompt)}"
+        raise LSSArgumentTypeError(
+            argument, f"{argument} must be a string or a list of strings, got {_type_name(prompt)}"
         )
     if not prompt:
-        raise ValueError(f"{argument} is an empty list; pass at least one prompt")
+        raise LSSArgumentError(argument, f"{argument} is an empty list; pass at least one prompt")
     for i, item in enumerate(prompt):
         if not isinstance(item, str):
-            raise TypeError(f"{argument}[{i}] must be a string, got {_type_name(item)}")
+            raise LSSArgumentTypeError(
+                argument, f"{argument}[{i}] must be a string, got {_type_name(item)}"
+            )
 
 
 def count_non_finite(tensor: torch.Tensor) -> int:
@@ -96,22 +106,27 @@ def check_latents(latents: Any, *, dtype: torch.dtype | None, denoiser: str) -> 
     if latents is None:
         return
     if not isinstance(latents, torch.Tensor):
-        raise TypeError(
+        raise LSSArgumentTypeError(
+            "latents",
             f"latents must be a torch.Tensor, got {_type_name(latents)}; e.g. "
-            "torch.from_numpy(array)"
+            "torch.from_numpy(array)",
         )
     if not latents.is_floating_point():
-        raise TypeError(f"latents must be a floating-point tensor, got dtype {latents.dtype}")
+        raise LSSArgumentTypeError(
+            "latents", f"latents must be a floating-point tensor, got dtype {latents.dtype}"
+        )
     if dtype is not None and latents.dtype != dtype:
-        raise TypeError(
+        raise LSSArgumentTypeError(
+            "latents",
             f"latents has dtype {latents.dtype} but the {denoiser} runs in {dtype}; pass "
-            f"latents.to({dtype})"
+            f"latents.to({dtype})",
         )
     bad = count_non_finite(latents)
     if bad:
-        raise ValueError(
+        raise LSSArgumentError(
+            "latents",
             f"latents holds {bad} non-finite value(s) (NaN or inf) of {latents.numel()}; the "
-            "image would come out black. Pass finite starting noise, or none"
+            "image would come out black. Pass finite starting noise, or none",
         )
 
 
@@ -123,9 +138,10 @@ def check_embeds_batch(call: Mapping[str, Any], names: tuple[str, ...]) -> None:
     for name in names:
         value = call.get(name)
         if isinstance(value, torch.Tensor) and value.shape[0] != embeds.shape[0]:
-            raise ValueError(
+            raise LSSArgumentError(
+                name,
                 f"{name} has batch size {value.shape[0]} but prompt_embeds has batch size "
-                f"{embeds.shape[0]}; pass one {name} per prompt"
+                f"{embeds.shape[0]}; pass one {name} per prompt",
             )
 
 
@@ -133,7 +149,7 @@ def run_stock_check_inputs(pipe: Any, call: Mapping[str, Any], height: int, widt
     """The stock ``check_inputs`` with this call's arguments, as the stock ``__call__`` runs it
     (its size defaults filled in), so several stages refuse what one stage refuses."""
     resolved: dict[str, Any] = {"height": height, "width": width}
-    callback = call.get("callback_on_step_end")
+    callback: Any = call.get("callback_on_step_end")
     if hasattr(callback, "tensor_inputs"):  # PipelineCallback: the stock call reads it first
         resolved["callback_on_step_end_tensor_inputs"] = callback.tensor_inputs
     parameters = inspect.signature(pipe.check_inputs).parameters

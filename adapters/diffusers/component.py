@@ -23,8 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from lssgen_core.upsample import LatentUpsampler
-from lssgen_core.upsample.io import CONFIG_NAME, WEIGHTS_NAME, load_upsampler
-from lssgen_core.upsample.io import save_upsampler as save_upsampler_folder
+from lssgen_core.upsample.io import CONFIG_NAME, WEIGHTS_NAME, load_upsampler, save_upsampler
 
 COMPONENT_NAME = "latent_upsampler"
 
@@ -109,14 +108,14 @@ def load_saved_upsampler(
     )
 
 
-def save_upsampler(
+def save_component(
     upsampler: LatentUpsampler | None,
     save_directory: str | os.PathLike[str],
     variant: str | None = None,
 ) -> None:
-    """Write the upsampler subfolder (nothing when there is no upsampler)."""
+    """Write the pipeline's upsampler subfolder (nothing when there is no upsampler)."""
     if upsampler is not None:
-        save_upsampler_folder(
+        save_upsampler(
             upsampler,
             Path(save_directory) / COMPONENT_NAME,
             weights_name=variant_weights_name(variant),

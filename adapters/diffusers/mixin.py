@@ -1,13 +1,13 @@
-"""The LSS stage loop, once for every pipeline: plan, encode the prompt once, run each stage.
+"""LSS for every Diffusers pipeline: plan, encode the prompt once, run the core's stage loop.
 
-Each stage is one call of the stock pipeline's own ``__call__`` at the stage's size and step count,
-so every stock argument keeps its meaning. Between stages the finished latent is brought to
-spatial form, scaled 2x (``lssgen_core`` scalers), re-noised to the next stage's entry level with
-the core parameterisation and handed over as ``latents``; the stock loop enters its schedule
-part-way through a :class:`~lssgen_diffusers.scheduler_view.SchedulerView`. Per-model subclasses
-supply only what differs: packing, how the stock ``__call__`` sets its timesteps, how it encodes
-prompts, and their defaults.
-"""
+The stage loop is the core's (:func:`~lssgen_core.sampling.run_stages`); here each stage is one
+call of the stock pipeline's own ``__call__`` at the stage's size and step count, so every stock
+argument keeps its meaning. Between stages the loop scales the finished latent 2x (brought to
+spatial form here) and re-noises it to the next stage's entry level; it is handed over as
+``latents`` and the stock loop enters its schedule part-way through a
+:class:`~lssgen_diffusers.scheduler_view.SchedulerView`. Per-model subclasses supply only what
+differs: packing, how the stock ``__call__`` sets its timesteps, how it encodes prompts, and their
+defaults."""
 
 from __future__ import annotations
 
@@ -15,24 +15,18 @@ import copy
 import functools
 import os
 from collections.abc import Mapping
-from typing import Any, ClassVar
+from typing import Any, ClassVar, cast
 
 import attrs
 import torch
 
-from lssgen_core.noise import randn
+from lssgen_core.errors import LSSArgumentError
 from lssgen_core.parameterization import Parameterization
-from lssgen_core.plan import (
-    Stage,
-    StagePlan,
-    count_extra_stages,
-    plan_stages,
-    resolve_stage_count,
-    warn_plan_notes,
-)
-from lssgen_core.sampling import enter_stage
+from lssgen_core.plan import Stage, StagePlan, plan_from_arguments, warn_plan_notes
+from lssgen_core.plan_arguments import PlanArguments, check_plan_arguments
+from lssgen_core.sampling import StageOutcome, run_stages
 from lssgen_core.schedules import StageSize
-from lssgen_core.upsample import LatentScaler, make_latent_scaler
+from lssgen_core.upsample import LatentScaler, LatentUpsampler, make_latent_scaler
 from lssgen_diffusers import call_checks, placement
 from lssgen_diffusers.cache_hooks import check_cache_across_stages
 from lssgen_diffusers.call_args import bind_call
@@ -40,10 +34,11 @@ from lssgen_diffusers.component import (
     COMPONENT_NAME,
     load_saved_upsampler,
     lss_init,
-    save_upsampler,
+    save_component,
 )
 from lssgen_diffusers.held_state import HeldAcrossStages
-from lssgen_diffusers.options import LSSDefaults, LSSOptions, resolve_options
+from lssgen_diffusers.host import StockPipeline
+from lssgen_diffusers.options import LSS_ARGUMENTS, LSSDefaults, LSSOptions, resolve_options
 from lssgen_diffusers.progress import StageProgress
 from lssgen_diffusers.scheduler_levels import (
     check_supported,
@@ -109,36 +104,26 @@ LSS_ARGUMENTS_DOC = """
 
 @attrs.frozen
 class _Request:
-    """One call's resolved LSS options and bound stock arguments."""
+    """One call's resolved LSS options, bound stock arguments and checked plan arguments."""
 
     options: LSSOptions
     call: Mapping[str, Any]
-    height: int
-    width: int
-    min_size: int | None  # None: the explicit stage count sets it
+    arguments: PlanArguments
+    # The stock arguments as given, for the stock call of one stage.
+    stock_args: tuple[Any, ...]
+    stock_kwargs: Mapping[str, Any]
+
+    @property
+    def height(self) -> int:
+        return self.arguments.height
+
+    @property
+    def width(self) -> int:
+        return self.arguments.width
 
     @property
     def single_stage(self) -> bool:
-        options = self.options
-        if options.is_explicit or self.min_size is None:
-            # Refuses contradictory explicit arguments, before any model runs.
-            _, extra = resolve_stage_count(
-                self.height,
-                self.width,
-                num_steps=self.call["num_inference_steps"],
-                min_size=self.min_size,
-                start_sigma=options.start_sigma,
-                shorten_steps=options.shorten_steps,
-                stage_steps=options.stage_steps,
-                stage_entries=options.stage_entries,
-                final_steps=options.final_steps,
-            )
-            return extra == 0
-        assert self.min_size is not None
-        return (
-            count_extra_stages(self.height, self.width, self.min_size, self.options.start_sigma)
-            == 0
-        )
+        return self.arguments.is_single_stage
 
 
 @attrs.define
@@ -166,11 +151,17 @@ def _repeat_to(tensor: Any, total: int, argument: str) -> Any:
     if not isinstance(tensor, torch.Tensor) or tensor.shape[0] == total:
         return tensor
     if total % tensor.shape[0]:
-        raise ValueError(
+        raise LSSArgumentError(
+            argument,
             f"{argument} has batch size {tensor.shape[0]}, which does not divide the "
-            f"{total} images requested"
+            f"{total} images requested",
         )
     return tensor.repeat_interleave(total // tensor.shape[0], dim=0)
+
+
+def _integral(size: Any) -> Any:
+    """An integral float size as the int it is (stock accepts ``512.0``); others as given."""
+    return int(size) if isinstance(size, float) and size.is_integer() else size
 
 
 def _images(result: Any) -> Any:
@@ -245,6 +236,18 @@ class LSSPipelineMixin:
         """Inverse of :meth:`_lss_to_spatial`: what the stock ``latents`` argument takes."""
         return latents
 
+    # --- the stock pipeline underneath ----------------------------------------------------------
+
+    @property
+    def _lss_host(self) -> StockPipeline:
+        """This pipeline, typed as the stock pipeline it extends (for its attributes)."""
+        return cast(StockPipeline, self)
+
+    @property
+    def _lss_stock(self) -> StockPipeline:
+        """The stock pipeline's own methods, past the ones this mixin overrides."""
+        return cast(StockPipeline, super())
+
     # --- the component -----------------------------------------------------------------------
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
@@ -257,7 +260,7 @@ class LSSPipelineMixin:
                 stock, LSSPipelineMixin.__call__, cls.lss_defaults, LSS_ARGUMENTS_DOC
             )
         if "__init__" not in cls.__dict__:
-            cls.__init__ = lss_init(stock)  # type: ignore[misc]
+            cls.__init__ = lss_init(stock)  # type: ignore[method-assign]
 
     @classmethod
     def from_pretrained(
@@ -285,35 +288,35 @@ class LSSPipelineMixin:
     ) -> None:
         """The stock ``save_pretrained`` plus the upsampler in ``latent_upsampler/``."""
         # Written first so that push_to_hub (done inside the stock method) uploads it too.
-        stock_save = super().save_pretrained  # type: ignore[misc]
+        stock_save = self._lss_stock.save_pretrained
         variant = bind_call(stock_save, (save_directory, *args), kwargs).get("variant")
-        save_upsampler(getattr(self, COMPONENT_NAME, None), save_directory, variant)
-        config = self.config  # type: ignore[attr-defined]
-        entry = config.get(COMPONENT_NAME, (None, None))
+        save_component(getattr(self, COMPONENT_NAME, None), save_directory, variant)
+        host = self._lss_host
+        entry = host.config.get(COMPONENT_NAME, (None, None))
         # The stock method would warn that it cannot save the component and record it as absent
         # in the pipeline's own config; record it as absent only in the written model_index.json.
-        self.register_to_config(**{COMPONENT_NAME: (None, None)})  # type: ignore[attr-defined]
+        host.register_to_config(**{COMPONENT_NAME: (None, None)})
         try:
-            super().save_pretrained(save_directory, *args, **kwargs)  # type: ignore[misc]
+            stock_save(save_directory, *args, **kwargs)
         finally:
-            self.register_to_config(**{COMPONENT_NAME: entry})  # type: ignore[attr-defined]
+            host.register_to_config(**{COMPONENT_NAME: entry})
 
     # --- pipeline hooks the stock __call__ uses -------------------------------------------------
 
     def progress_bar(self, iterable: Any = None, total: int | None = None) -> Any:
         run = self._lss_run
         if run is None or iterable is not None:
-            return super().progress_bar(iterable=iterable, total=total)  # type: ignore[misc]
+            return self._lss_stock.progress_bar(iterable=iterable, total=total)
         return StageProgress(run.bar)
 
     def maybe_free_model_hooks(self) -> None:
         run = self._lss_run
         if run is None or run.final:
-            super().maybe_free_model_hooks()  # type: ignore[misc]
+            self._lss_stock.maybe_free_model_hooks()
             return
         # Between stages: stateful caches must go (the next stage has another token count), but
         # offloading every model only to load the denoiser straight back would waste transfers.
-        for component in self.components.values():  # type: ignore[attr-defined]
+        for component in self._lss_host.components.values():
             if hasattr(component, "_reset_stateful_cache"):
                 component._reset_stateful_cache()
 
@@ -328,13 +331,13 @@ class LSSPipelineMixin:
         """The stock ``device``, leaving out the latent upsampler (it sorts first by name, so the
         stock property would report the upsampler's device for the whole pipeline)."""
         with placement.upsampler_hidden(self):
-            return super().device  # type: ignore[misc,no-any-return]
+            return self._lss_stock.device
 
     @property
     def dtype(self) -> torch.dtype:
         """The stock ``dtype``, leaving out the latent upsampler (as :attr:`device`)."""
         with placement.upsampler_hidden(self):
-            return super().dtype  # type: ignore[misc,no-any-return]
+            return self._lss_stock.dtype
 
     @property
     def lss_stage(self) -> Stage | None:
@@ -345,38 +348,13 @@ class LSSPipelineMixin:
     # --- the call ------------------------------------------------------------------------------
 
     @torch.no_grad()
-    def __call__(
-        self,
-        *args: Any,
-        start_sigma: float | None = None,
-        min_size: int | None = None,
-        min_resolution: int | None = None,
-        shorten_intermediate_steps: bool | None = None,
-        scaling_mode: str | None = None,
-        entry_rule: str | None = None,
-        stage_steps: tuple[int, ...] | None = None,
-        stage_entries: tuple[float | None, ...] | None = None,
-        final_steps: int | None = None,
-        **kwargs: Any,
-    ) -> Any:
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
         self.lss_plan = None
-        request = self._lss_request(
-            args,
-            kwargs,
-            start_sigma=start_sigma,
-            min_size=min_size,
-            min_resolution=min_resolution,
-            shorten_intermediate_steps=shorten_intermediate_steps,
-            scaling_mode=scaling_mode,
-            entry_rule=entry_rule,
-            stage_steps=stage_steps,
-            stage_entries=stage_entries,
-            final_steps=final_steps,
-        )
+        request = self._lss_request(args, kwargs)
         call = request.call
         if request.single_stage:
             self.lss_plan = self._lss_single_stage_plan(request)
-            return self._lss_stock_call(args, kwargs, request)
+            return self._lss_stock_call(request)
 
         # Everything that can be wrong is checked before the first model runs.
         call_checks.run_stock_check_inputs(self, call, request.height, request.width)
@@ -390,13 +368,14 @@ class LSSPipelineMixin:
         latents = call.get("latents")
         expected = self._lss_latent_shape(total, plan.stages[0])
         if latents is not None and tuple(latents.shape) != expected:
-            raise ValueError(
+            raise LSSArgumentError(
+                "latents",
                 f"latents has shape {tuple(latents.shape)}; with several stages it is the first "
                 f"stage's starting noise ({plan.stages[0].width}x{plan.stages[0].height} px) "
-                f"and must have shape {expected}"
+                f"and must have shape {expected}",
             )
         if plan.is_single_stage:  # smaller stages dropped (a pure-noise entry; warned above)
-            return self._lss_stock_call(args, kwargs, request)
+            return self._lss_stock_call(request)
         check_cache_across_stages(
             getattr(self, self._lss_denoiser_name),
             plan,
@@ -411,61 +390,54 @@ class LSSPipelineMixin:
         + LSS_ARGUMENTS_DOC
     )
 
-    def lss_plan_for(
-        self,
-        *,
-        start_sigma: float | None = None,
-        min_size: int | None = None,
-        min_resolution: int | None = None,
-        shorten_intermediate_steps: bool | None = None,
-        scaling_mode: str | None = None,
-        entry_rule: str | None = None,
-        stage_steps: tuple[int, ...] | None = None,
-        stage_entries: tuple[float | None, ...] | None = None,
-        final_steps: int | None = None,
-        **kwargs: Any,
-    ) -> StagePlan:
+    def lss_plan_for(self, **kwargs: Any) -> StagePlan:
         """The plan a call with these arguments would run, without running anything.
 
-        Takes a call's own arguments: ``kwargs`` are stock ``__call__`` arguments (``height``,
-        ``width``, ``num_inference_steps``, ``mu`` ...; unset ones take the stock defaults), and
-        ``scaling_mode`` is checked but does not change the plan.
+        Takes a call's own keyword arguments: the LSS ones (``start_sigma``, ``min_size`` ...)
+        and stock ``__call__`` ones (``height``, ``width``, ``num_inference_steps``, ``mu`` ...;
+        unset ones take the stock defaults); ``scaling_mode`` is checked but does not change the
+        plan.
         """
-        request = self._lss_request(
-            (),
-            kwargs,
-            start_sigma=start_sigma,
-            min_size=min_size,
-            min_resolution=min_resolution,
-            shorten_intermediate_steps=shorten_intermediate_steps,
-            scaling_mode=scaling_mode,
-            entry_rule=entry_rule,
-            stage_steps=stage_steps,
-            stage_entries=stage_entries,
-            final_steps=final_steps,
-        )
+        request = self._lss_request((), kwargs)
         return self._lss_plan(request, check=not request.single_stage)
 
     # --- checks and planning -------------------------------------------------------------------
 
-    def _lss_request(
-        self, args: tuple[Any, ...], kwargs: Mapping[str, Any], **lss_arguments: Any
-    ) -> _Request:
-        options = resolve_options(self.lss_defaults, **lss_arguments)
-        call = bind_call(super().__call__, args, kwargs)  # type: ignore[misc]
+    def _lss_request(self, args: tuple[Any, ...], kwargs: Mapping[str, Any]) -> _Request:
+        """Split a call's LSS arguments (:data:`~lssgen_diffusers.options.LSS_ARGUMENTS`) from its
+        stock ones, resolve the first and bind the second, checking both before any work."""
+        stock = {name: value for name, value in kwargs.items() if name not in LSS_ARGUMENTS}
+        lss = {name: kwargs.get(name) for name in LSS_ARGUMENTS}
+        options = resolve_options(self.lss_defaults, **lss)
+        call = bind_call(self._lss_stock.__call__, args, stock)
         # Checked as the caller asked, before the stock rounding (FLUX: 8 px would round to 0).
         self._lss_check_call(call, *self._lss_requested_size(call))
         height, width = self._lss_target_size(call)
-        return _Request(options, call, height, width, options.min_size_for(height, width))
+        arguments = check_plan_arguments(
+            height,
+            width,
+            options.values,
+            num_steps=self._lss_num_steps(call),
+            min_size=options.min_size_for(height, width),
+            min_size_argument=options.min_size_argument or "min_size",
+            steps_argument="num_inference_steps",
+        )
+        return _Request(options, call, arguments, args, stock)
+
+    def _lss_num_steps(self, call: Mapping[str, Any]) -> Any:
+        """The call's step count: ``num_inference_steps``, or, as stock, the length of the
+        ``sigmas`` / ``timesteps`` that replace it (those are refused with several stages)."""
+        for name in call_checks.SCHEDULE_ARGUMENTS:
+            if call.get(name) is not None:
+                return len(call[name])
+        return call.get("num_inference_steps")
 
     def _lss_check_call(self, call: Mapping[str, Any], height: int, width: int) -> None:
         """Stock arguments the stock call would fail on deep inside, or silently misread; the
         same for one stage and several (:mod:`lssgen_diffusers.call_checks`)."""
-        smallest = self.vae_scale_factor * self.lss_patch_size  # type: ignore[attr-defined]
+        smallest = self._lss_host.vae_scale_factor * self.lss_patch_size
         call_checks.check_size(height, "height", smallest)
         call_checks.check_size(width, "width", smallest)
-        if all(call.get(name) is None for name in call_checks.SCHEDULE_ARGUMENTS):
-            call_checks.check_count(call.get("num_inference_steps"), "num_inference_steps")
         call_checks.check_count(call.get("num_images_per_prompt"), "num_images_per_prompt")
         for name in call_checks.GUIDANCE_ARGUMENTS:
             if name in call:
@@ -483,13 +455,11 @@ class LSSPipelineMixin:
             names = [n for n in self.lss_batched_embeds if guided or not n.startswith("negative")]
             call_checks.check_embeds_batch(call, tuple(names))
 
-    def _lss_stock_call(
-        self, args: tuple[Any, ...], kwargs: Mapping[str, Any], request: _Request
-    ) -> Any:
+    def _lss_stock_call(self, request: _Request) -> Any:
         """One stage: the stock call as it is, with its final latent checked before decoding."""
         what = call_checks.stage_produced(0, request.width, request.height)
-        with call_checks.checked_decode(self.vae, what):  # type: ignore[attr-defined]
-            result = super().__call__(*args, **kwargs)  # type: ignore[misc]
+        with call_checks.checked_decode(self._lss_host.vae, what):
+            result = self._lss_stock.__call__(*request.stock_args, **request.stock_kwargs)
         if request.call.get("output_type") == "latent":
             call_checks.check_finite_latent(_images(result), what)
         return result
@@ -499,7 +469,8 @@ class LSSPipelineMixin:
         return call.get("height") or default_height, call.get("width") or default_width
 
     def _lss_target_size(self, call: Mapping[str, Any]) -> tuple[int, int]:
-        return self._lss_stock_size(*self._lss_requested_size(call))
+        height, width = self._lss_stock_size(*self._lss_requested_size(call))
+        return _integral(height), _integral(width)
 
     def _lss_plan_stock_size(self, request: _Request) -> StagePlan:
         """The checked plan for the size the stock call would make (FLUX rounds down, with a
@@ -512,11 +483,12 @@ class LSSPipelineMixin:
         self._lss_warn_stock_size(request.call, requested["height"], requested["width"])
         try:
             return self._lss_plan(request, check=True)
-        except ValueError as exc:
+        except LSSArgumentError as exc:
             note = " and ".join(f"{n}={v} rounds down to {rounded[n]}" for n, v in changed.items())
-            raise ValueError(
+            raise LSSArgumentError(
+                exc.argument,
                 f"{note}, as the stock pipeline rounds it, and that size does not split into "
-                f"these stages: {exc}"
+                f"these stages: {exc}",
             ) from exc
 
     def _lss_prompt_batch(self, call: Mapping[str, Any]) -> int:
@@ -527,54 +499,53 @@ class LSSPipelineMixin:
             return len(prompt)
         embeds = call.get("prompt_embeds")
         if embeds is None:
-            raise ValueError("pass prompt or prompt_embeds")
+            raise LSSArgumentError("prompt", "pass prompt or prompt_embeds")
         return int(embeds.shape[0])
 
     def _lss_check_arguments(self, call: Mapping[str, Any], total: int) -> None:
         for argument in self.lss_schedule_arguments:
             if call.get(argument) is not None:
-                raise ValueError(
+                raise LSSArgumentError(
+                    argument,
                     f"{argument} fixes one schedule for the whole call, but LSS builds a schedule "
                     f"for every stage size; leave {argument} unset, or use one stage "
-                    "(start_sigma=1)"
+                    "(start_sigma=1)",
                 )
         generator = call.get("generator")
         if isinstance(generator, list) and len(generator) != total:
-            raise ValueError(
+            raise LSSArgumentError(
+                "generator",
                 f"generator is a list of {len(generator)} generators but {total} images are "
-                "requested (batch size x num_images_per_prompt); pass one generator per image"
+                "requested (batch size x num_images_per_prompt); pass one generator per image",
             )
 
     def _lss_scaler(self, scaling_mode: str) -> LatentScaler:
-        upsampler = getattr(self, COMPONENT_NAME, None)
-        vae = self.vae  # type: ignore[attr-defined]
-        if scaling_mode == "resnet":
-            if upsampler is None:
-                raise ValueError(
-                    "scaling_mode='resnet' (the default) uses the pipeline's latent_upsampler, "
-                    "which is None; pass latent_upsampler=LatentUpsampler.from_pretrained(folder) "
-                    "to from_pretrained or the constructor, or choose scaling_mode='latent' or "
-                    "'pixel'"
-                )
-            upsampler.check_latent_channels(vae.config.latent_channels)
-            runs_on = torch.device(self._execution_device)  # type: ignore[attr-defined]
-            placement.check_upsampler_device(upsampler, runs_on)
+        upsampler: LatentUpsampler | None = getattr(self, COMPONENT_NAME, None)
+        host = self._lss_host
+        vae = host.vae
         if scaling_mode == "pixel":
             codec = VaeCodec.from_vae(vae)
             return make_latent_scaler("pixel", decode=codec.decode, encode=codec.encode)
-        return make_latent_scaler(scaling_mode, upsampler=upsampler)
+        # Refuses "resnet" without an upsampler (the core's one check of it).
+        scaler = make_latent_scaler(scaling_mode, upsampler=upsampler)
+        if scaling_mode == "resnet":
+            assert upsampler is not None
+            upsampler.check_latent_channels(vae.config.latent_channels)
+            runs_on = torch.device(host._execution_device)
+            placement.check_upsampler_device(upsampler, runs_on)
+        return scaler
 
     def _lss_configured_scheduler(
         self, num_steps: int, size: StageSize, call: Mapping[str, Any]
     ) -> Any:
-        scheduler = copy.deepcopy(self.scheduler)  # type: ignore[attr-defined]
+        scheduler = copy.deepcopy(self._lss_host.scheduler)
         self._lss_set_timesteps(scheduler, num_steps, size, call)
         return scheduler
 
     def _lss_plan(self, request: _Request, *, check: bool) -> StagePlan:
-        height, width, options, call = request.height, request.width, request.options, request.call
-        num_steps = call["num_inference_steps"]
-        vae_scale = self.vae_scale_factor  # type: ignore[attr-defined]
+        arguments, call = request.arguments, request.call
+        height, width, num_steps = arguments.height, arguments.width, arguments.num_steps
+        vae_scale = self._lss_host.vae_scale_factor
         latent_height, latent_width = height // vae_scale, width // vae_scale
         patch = self.lss_patch_size
         target = StageSize(
@@ -593,21 +564,12 @@ class LSSPipelineMixin:
             configured = self._lss_configured_scheduler(steps, size, call)
             return scheduler_levels(configured, parameterization)
 
-        return plan_stages(
-            height,
-            width,
-            num_steps=num_steps,
-            min_size=request.min_size,
-            start_sigma=options.start_sigma,
-            shorten_steps=options.shorten_steps,
+        return plan_from_arguments(
+            arguments,
             vae_scale_factor=vae_scale,
             patch_size=patch,
             schedule=schedule,
             parameterization=parameterization,
-            entry_rule=options.entry_rule,
-            stage_steps=options.stage_steps,
-            stage_entries=options.stage_entries,
-            final_steps=options.final_steps,
         )
 
     def _lss_single_stage_plan(self, request: _Request) -> StagePlan | None:
@@ -636,71 +598,62 @@ class LSSPipelineMixin:
     def _lss_do_classifier_free_guidance(self, guidance_scale: float) -> bool:
         """The stock ``do_classifier_free_guidance`` for this scale (before the stock call)."""
         self._guidance_scale = guidance_scale
-        return bool(self.do_classifier_free_guidance)  # type: ignore[attr-defined]
+        return bool(self._lss_host.do_classifier_free_guidance)
 
     # --- running the stages --------------------------------------------------------------------
 
     def _lss_generate(self, plan: StagePlan, call: Mapping[str, Any], scaler: LatentScaler) -> Any:
-        latents = call.get("latents")
-        result: Any = None
-        bar = super().progress_bar(total=plan.num_denoising_steps)  # type: ignore[misc]
+        """Run the stages with the core's stage loop, each one a stock ``__call__``."""
+        bar = self._lss_stock.progress_bar(total=plan.num_denoising_steps)
         with bar:
             run = _Run(plan, bar)
             self._lss_run = run
             try:
-                for stage in plan.stages:
-                    if stage.index > 0:
-                        latents = self._lss_enter(latents, plan, stage, scaler, call["generator"])
-                        call_checks.check_finite_latent(
-                            latents,
-                            call_checks.stage_entry(stage.index, stage.width, stage.height),
-                            call_checks.UPSAMPLER_HINT,
-                        )
-                    run.stage = stage
-                    run.final = stage is plan.target
-                    produced = call_checks.stage_produced(stage.index, stage.width, stage.height)
-                    vae = self.vae  # type: ignore[attr-defined]
-                    with call_checks.checked_decode(vae, produced):
-                        result = self._lss_run_stage(plan, stage, latents, call)
-                    run.stage_timesteps.append(self._num_timesteps)  # type: ignore[attr-defined]
-                    run.interrupted = run.interrupted or bool(getattr(self, "_interrupt", False))
-                    if run.interrupted and not run.final:
-                        # As stock: stop and return the current latent, decoded as asked.
-                        run.final = True
-                        with call_checks.checked_decode(vae, produced):
-                            result = self._lss_run_stage(plan, stage, result[0], call, decode=True)
-                    if not run.final or call.get("output_type") == "latent":
-                        call_checks.check_finite_latent(_images(result), produced)
-                    if run.interrupted:
-                        break
-                    if not run.final:
-                        latents = result[0]
+                runner = functools.partial(self._lss_stage, plan, call)
+                outcome = run_stages(
+                    plan, scaler, runner, first=call.get("latents"), generator=call["generator"]
+                )
             finally:
                 self._lss_run = None
         # The call's total, as stock reports its one loop; per stage: lss_plan.stages.
         self._num_timesteps = sum(run.stage_timesteps)
         if run.interrupted:
             self._interrupt = True  # the stock decode call cleared it
-        return result
+        return outcome.result
 
-    def _lss_enter(
-        self,
-        latents: torch.Tensor,
-        plan: StagePlan,
-        stage: Stage,
-        scaler: LatentScaler,
-        generator: Any,
-    ) -> torch.Tensor:
-        """Upsample the previous stage's result and re-noise it to ``stage``'s entry level."""
-        spatial = self._lss_to_spatial(latents, plan.stages[stage.index - 1])
-        shape = (*spatial.shape[:2], stage.latent_height, stage.latent_width)
-        # One noise tensor per image (batch x num_images_per_prompt), drawn from the image's own
-        # generator when a list is given, so an image does not depend on its batch.
-        noise = randn(shape, generator, device=spatial.device, dtype=spatial.dtype)
-        # Named so the LSS machinery shows up in any profiler trace (free when none runs).
-        with torch.profiler.record_function(f"lss.enter_stage[{stage.index}]"):
-            entered = enter_stage(spatial, stage, scaler, noise, plan.parameterization)
-        return self._lss_from_spatial(entered, stage)
+    def _lss_stage(
+        self, plan: StagePlan, call: Mapping[str, Any], stage: Stage, latents: torch.Tensor | None
+    ) -> StageOutcome:
+        """The stage runner: one stock call, its latent checked at the hand-over; an interrupt
+        returns this stage's latent decoded as asked, at this stage's size."""
+        run = self._lss_run
+        assert run is not None
+        if stage.index > 0:
+            assert latents is not None
+            latents = self._lss_from_spatial(latents, stage)
+            call_checks.check_finite_latent(
+                latents,
+                call_checks.stage_entry(stage.index, stage.width, stage.height),
+                call_checks.UPSAMPLER_HINT,
+            )
+        run.stage = stage
+        run.final = stage is plan.target
+        produced = call_checks.stage_produced(stage.index, stage.width, stage.height)
+        vae = self._lss_host.vae
+        with call_checks.checked_decode(vae, produced):
+            result = self._lss_run_stage(plan, stage, latents, call)
+        run.stage_timesteps.append(self._num_timesteps)
+        run.interrupted = run.interrupted or bool(getattr(self, "_interrupt", False))
+        if run.interrupted and not run.final:
+            # As stock: stop and return the current latent, decoded as asked.
+            run.final = True
+            with call_checks.checked_decode(vae, produced):
+                result = self._lss_run_stage(plan, stage, result[0], call, decode=True)
+        if not run.final or call.get("output_type") == "latent":
+            call_checks.check_finite_latent(_images(result), produced)
+        if run.final:
+            return StageOutcome(None, result, stop=run.interrupted)
+        return StageOutcome(self._lss_to_spatial(result[0], stage), result)
 
     def _lss_run_stage(
         self,
@@ -738,7 +691,7 @@ class LSSPipelineMixin:
             # Later stages and a decode-only call get latents that must not be scaled again.
             entered_scheduler(self, start, check, renoised=stage.index > 0 or decode),
         ):
-            result = super().__call__(**stage_call)  # type: ignore[misc]
+            result = self._lss_stock.__call__(**stage_call)
         if run is not None:
             run.pending_reset = False
         return result

@@ -32,20 +32,28 @@ from __future__ import annotations
 
 import attrs
 
-from lssgen_core.explicit_plan import (
-    check_final_steps,
-    check_stage_entries,
-    check_stage_steps,
-    explicit_stage_count,
-    is_explicit_plan,
-)
-from lssgen_core.parameterization import check_start_sigma
-from lssgen_core.plan import ENTRY_RULES
+from lssgen_core.errors import LSSArgumentError
+from lssgen_core.plan_arguments import PlanValues, check_plan_values
 from lssgen_core.upsample import SCALING_MODES
 
 DEFAULT_START_SIGMA = 0.75
 DEFAULT_SCALING_MODE = "resnet"
 DEFAULT_ENTRY_RULE = "sigma"
+
+
+# The LSS call arguments every pipeline adds, in the order its signature shows them, with their
+# annotations: the one list the generated signature, ``__call__`` and ``lss_plan_for`` read.
+LSS_ARGUMENTS: dict[str, object] = {
+    "start_sigma": float,
+    "min_size": int,
+    "min_resolution": int | None,
+    "shorten_intermediate_steps": bool,
+    "scaling_mode": str,
+    "entry_rule": str,
+    "stage_steps": tuple[int, ...] | None,
+    "stage_entries": tuple[float | None, ...] | None,
+    "final_steps": int | None,
+}
 
 
 @attrs.frozen
@@ -60,6 +68,21 @@ class LSSDefaults:
     guidance_scale: float
 
 
+def shown_defaults(defaults: LSSDefaults) -> dict[str, object]:
+    """The value each of :data:`LSS_ARGUMENTS` takes when unset, as a signature shows it."""
+    return {
+        "start_sigma": DEFAULT_START_SIGMA,
+        "min_size": defaults.min_size,
+        "min_resolution": None,
+        "shorten_intermediate_steps": defaults.shorten_intermediate_steps,
+        "scaling_mode": DEFAULT_SCALING_MODE,
+        "entry_rule": DEFAULT_ENTRY_RULE,
+        "stage_steps": None,
+        "stage_entries": None,
+        "final_steps": None,
+    }
+
+
 FLUX_DEFAULTS = LSSDefaults(512, True, num_inference_steps=50, guidance_scale=3.5)
 SD3_DEFAULTS = LSSDefaults(512, False, num_inference_steps=28, guidance_scale=7.0)
 SDXL_DEFAULTS = LSSDefaults(1024, False, num_inference_steps=50, guidance_scale=5.0)
@@ -71,39 +94,31 @@ COGVIEW4_DEFAULTS = LSSDefaults(512, False, num_inference_steps=50, guidance_sca
 class LSSOptions:
     """The LSS arguments of one call, resolved against the pipeline's defaults and checked."""
 
-    start_sigma: float
+    values: PlanValues  # the size-independent plan arguments, checked by the core
     min_size: int
     min_size_argument: str | None  # the argument the user set min_size with; None if defaulted
-    shorten_steps: bool
     scaling_mode: str
-    entry_rule: str
-    stage_steps: tuple[int, ...] | None = None
-    stage_entries: tuple[float | None, ...] | None = None
-    final_steps: int | None = None
+
+    @property
+    def start_sigma(self) -> float:
+        return self.values.start_sigma
 
     @property
     def is_explicit(self) -> bool:
-        return is_explicit_plan(self.stage_steps, self.stage_entries, self.final_steps)
+        return self.values.is_explicit
 
     def min_size_for(self, height: int, width: int) -> int | None:
         """The min_size to plan with (None: the one the explicit stage count gives).
 
         A default larger than the image (SDXL's 1024 for a 768 image) means "no extra stage"; a
-        min_size the user chose larger than the image is an error (raised here, before any work).
+        min_size the user chose is planned as given (the planner refuses one larger than the
+        image, naming the argument it was set with).
         """
-        if self.min_size_argument is None and (
-            explicit_stage_count(self.stage_steps, self.stage_entries) is not None
-        ):
-            return None
-        smallest = min(height, width)
-        if self.min_size <= smallest:
+        if self.min_size_argument is not None:
             return self.min_size
-        if self.min_size_argument is None:
-            return smallest
-        raise ValueError(
-            f"{self.min_size_argument}={self.min_size} must be <= min(height, width) = {smallest}; "
-            f"use {self.min_size_argument}={smallest} for a single stage"
-        )
+        if self.values.asked_stages is not None:
+            return None
+        return min(self.min_size, height, width)
 
 
 def resolve_options(
@@ -119,54 +134,40 @@ def resolve_options(
     stage_entries: tuple[float | None, ...] | None = None,
     final_steps: int | None = None,
 ) -> LSSOptions:
-    """Fill in defaults and reject bad values, naming the argument; no model work happens here."""
+    """Fill in defaults and reject bad values, naming the argument; no model work happens here.
+
+    The plan arguments are checked by the core (:func:`~lssgen_core.plan_arguments.
+    check_plan_values`), once; ``min_size`` with the image size, when the call is planned.
+    """
     if min_size is not None and min_resolution is not None:
-        raise ValueError(
+        raise LSSArgumentError(
+            "min_resolution",
             f"pass min_size or its alias min_resolution, not both (got min_size={min_size}, "
-            f"min_resolution={min_resolution})"
+            f"min_resolution={min_resolution})",
         )
     argument = "min_size" if min_size is not None else "min_resolution"
     chosen = min_size if min_size is not None else min_resolution
-    if chosen is not None and (
-        isinstance(chosen, bool) or not isinstance(chosen, int) or chosen < 1
-    ):
-        raise ValueError(f"{argument}={chosen!r} must be an integer >= 1")
-    start_sigma = DEFAULT_START_SIGMA if start_sigma is None else start_sigma
-    check_start_sigma(start_sigma)
     scaling_mode = DEFAULT_SCALING_MODE if scaling_mode is None else scaling_mode
     if scaling_mode not in SCALING_MODES:
-        raise ValueError(f"scaling_mode={scaling_mode!r} must be one of {SCALING_MODES}")
-    entry_rule = DEFAULT_ENTRY_RULE if entry_rule is None else entry_rule
-    if entry_rule not in ENTRY_RULES:
-        raise ValueError(f"entry_rule={entry_rule!r} must be one of {ENTRY_RULES}")
-    if shorten_intermediate_steps is not None and not isinstance(shorten_intermediate_steps, bool):
-        # bool("no") is True: anything but a bool here is a mistake, not a flag.
-        raise TypeError(
-            "shorten_intermediate_steps must be a bool (True or False), got "
-            f"{shorten_intermediate_steps!r}"
+        raise LSSArgumentError(
+            "scaling_mode", f"scaling_mode={scaling_mode!r} must be one of {SCALING_MODES}"
         )
-    steps = check_stage_steps(stage_steps)
-    entries = check_stage_entries(stage_entries)
-    final = check_final_steps(final_steps)
-    explicit_stage_count(steps, entries)  # their lengths agree
-    if steps is not None and shorten_intermediate_steps:
-        raise ValueError(
-            f"stage_steps={steps} fixes every stage's steps, so shorten_intermediate_steps=True "
-            "has nothing to shorten; leave it unset or False"
-        )
-    shorten = (
-        defaults.shorten_intermediate_steps and steps is None
-        if shorten_intermediate_steps is None
-        else shorten_intermediate_steps
+    shorten = shorten_intermediate_steps
+    if shorten is None:
+        # FLUX's default True gives way to stage_steps (set to True by the caller, it is refused).
+        shorten = defaults.shorten_intermediate_steps and stage_steps is None
+    values = check_plan_values(
+        start_sigma=DEFAULT_START_SIGMA if start_sigma is None else start_sigma,
+        shorten_steps=shorten,
+        entry_rule=DEFAULT_ENTRY_RULE if entry_rule is None else entry_rule,
+        stage_steps=stage_steps,
+        stage_entries=stage_entries,
+        final_steps=final_steps,
+        shorten_argument="shorten_intermediate_steps",
     )
     return LSSOptions(
-        start_sigma=float(start_sigma),
+        values=values,
         min_size=defaults.min_size if chosen is None else chosen,
         min_size_argument=None if chosen is None else argument,
-        shorten_steps=shorten,
         scaling_mode=scaling_mode,
-        entry_rule=entry_rule,
-        stage_steps=steps,
-        stage_entries=entries,
-        final_steps=final,
     )

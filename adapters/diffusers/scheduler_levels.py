@@ -12,7 +12,14 @@ from typing import Any
 import torch
 from diffusers import PNDMScheduler
 
-from lssgen_core.parameterization import FLOW, VE, VP, Parameterization, convert_sigma
+from lssgen_core.parameterization import (
+    FLOW,
+    VE,
+    VP,
+    Parameterization,
+    VPParameterization,
+    convert_sigma,
+)
 
 
 def is_flow_scheduler(scheduler: Any) -> bool:
@@ -74,7 +81,7 @@ def scheduler_levels(scheduler: Any, parameterization: Parameterization) -> list
     """
     timesteps = step_timesteps(scheduler)
     count = len(timesteps)
-    sigmas = getattr(scheduler, "sigmas", None)
+    sigmas: Any = getattr(scheduler, "sigmas", None)
     if parameterization is not VP:
         levels = [float(s) for s in sigmas[:count]]
     elif isinstance(sigmas, torch.Tensor) and len(sigmas) == count + 1:
@@ -82,7 +89,7 @@ def scheduler_levels(scheduler: Any, parameterization: Parameterization) -> list
     else:
         alphas_cumprod = scheduler.alphas_cumprod.to("cpu", torch.float64)
         indices = timesteps.to("cpu").long()
-        levels = VP.sigma_from_alpha_cumprod(alphas_cumprod[indices]).tolist()
+        levels = VPParameterization.sigma_from_alpha_cumprod(alphas_cumprod[indices]).tolist()
     return [*levels, 0.0]
 
 

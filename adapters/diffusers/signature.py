@@ -16,32 +16,18 @@ import inspect
 from collections.abc import Callable
 from typing import Any
 
-from lssgen_diffusers.options import (
-    DEFAULT_ENTRY_RULE,
-    DEFAULT_SCALING_MODE,
-    DEFAULT_START_SIGMA,
-    LSSDefaults,
-)
+from lssgen_diffusers.options import LSS_ARGUMENTS, LSSDefaults, shown_defaults
 
 
 def lss_parameters(defaults: LSSDefaults) -> list[inspect.Parameter]:
     """The LSS keyword-only parameters with ``defaults``' values visible."""
 
-    def keyword(name: str, default: Any, annotation: Any) -> inspect.Parameter:
-        return inspect.Parameter(
-            name, inspect.Parameter.KEYWORD_ONLY, default=default, annotation=annotation
-        )
-
+    shown = shown_defaults(defaults)
     return [
-        keyword("start_sigma", DEFAULT_START_SIGMA, float),
-        keyword("min_size", defaults.min_size, int),
-        keyword("min_resolution", None, int | None),
-        keyword("shorten_intermediate_steps", defaults.shorten_intermediate_steps, bool),
-        keyword("scaling_mode", DEFAULT_SCALING_MODE, str),
-        keyword("entry_rule", DEFAULT_ENTRY_RULE, str),
-        keyword("stage_steps", None, tuple[int, ...] | None),
-        keyword("stage_entries", None, tuple[float | None, ...] | None),
-        keyword("final_steps", None, int | None),
+        inspect.Parameter(
+            name, inspect.Parameter.KEYWORD_ONLY, default=shown[name], annotation=annotation
+        )
+        for name, annotation in LSS_ARGUMENTS.items()
     ]
 
 
@@ -64,7 +50,7 @@ def lss_call(
     ``implementation`` takes the stock arguments as ``*args, **kwargs`` and the LSS ones by
     keyword (``None`` meaning the pipeline's default), as ``LSSPipelineMixin.__call__`` does.
     """
-    stock_call = stock_pipeline.__call__  # type: ignore[operator]
+    stock_call = stock_pipeline.__call__
 
     @functools.wraps(implementation)
     def __call__(self: Any, *args: Any, **kwargs: Any) -> Any:
@@ -76,7 +62,7 @@ def lss_call(
 
     __call__.__signature__ = lss_call_signature(stock_call, defaults)  # type: ignore[attr-defined]
     # functools.wraps set __wrapped__; the signature above is the one to show, so drop it.
-    del __call__.__wrapped__  # type: ignore[attr-defined]
+    del __call__.__wrapped__
     __call__.__qualname__ = f"LSS{stock_pipeline.__name__}.__call__"
     __call__.__doc__ = (
         f"``{stock_pipeline.__name__}.__call__`` with latent space scaling.\n"

@@ -1,8 +1,9 @@
 """LSS with any k-diffusion sampler: each stage of the core's plan runs the sampler on its sigmas.
 
 The LSS loop itself (first-stage noise, upsampling, re-noising to the stage's entry level) is the
-core's :func:`~lssgen_core.sampling.sample_progressive`; this module only turns a k-diffusion
-sampler into the per-stage step function it takes. The plan must be in VE sigmas, so re-noising
+core's :func:`~lssgen_core.sampling.run_stages`, run by
+:func:`~lssgen_core.sampling.sample_progressive`; this module only turns a k-diffusion sampler into
+the per-stage step function it takes. The plan must be in VE sigmas, so re-noising
 is ``x = up + sigma_entry * e`` with ``sigma_entry`` the VE level whose signal-to-noise ratio
 matches the plan's ``start_sigma`` (see :mod:`lssgen_kdiffusion.schedules`).
 """
@@ -21,9 +22,9 @@ from lssgen_core.noise import Generators
 from lssgen_core.parameterization import VE
 from lssgen_core.plan import StagePlan
 from lssgen_core.sampling import StepFunction, sample_progressive
-from lssgen_core.sampling.progressive import ExtraArgs, LatentScaler
+from lssgen_core.sampling.progressive import ExtraArgs
 from lssgen_core.sampling.samplers import Callback
-from lssgen_core.upsample import LatentUpsampler, make_latent_scaler
+from lssgen_core.upsample import LatentScaler, LatentUpsampler, make_latent_scaler
 from lssgen_kdiffusion.noise_samplers import NoiseSamplerFactory, draw_seeds, noise_sampler_factory
 
 Sampler = Callable[..., Any]

@@ -24,6 +24,7 @@ from lssgen.dtypes import TRAINING_DTYPES
 from lssgen.training.checkpoint import has_training_state, read_training_info
 from lssgen.training.loop import NonFiniteLossError, RunOptions, TrainResult
 from lssgen.training.resume import ResumeError
+from lssgen_core.errors import LSSArgumentError
 from lssgen_core.parameterization import check_start_sigma
 
 if TYPE_CHECKING:
@@ -57,12 +58,26 @@ def blame(argument: str) -> Iterator[None]:
 
 @contextlib.contextmanager
 def blame_field() -> Iterator[None]:
-    """Config validation errors start with the field name; report them as its flag."""
+    """Report a config's validation error as the usage error of the field's flag.
+
+    The field is the error's ``argument`` (lssgen's validators), or the attribute attrs' own
+    validators pass with their error; any other error is not a field's and passes through.
+    """
     try:
         yield
     except ValueError as exc:
-        field = str(exc).split(" ", 1)[0]
+        field = _field_of(exc)
+        if field is None:
+            raise
         raise UsageError("--" + field.replace("_", "-"), str(exc)) from exc
+
+
+def _field_of(error: ValueError) -> str | None:
+    if isinstance(error, LSSArgumentError):
+        return error.argument
+    # attrs.validators.in_ raises ValueError(message, attribute, options, value).
+    attribute = error.args[1] if len(error.args) > 1 else None
+    return attribute.name if isinstance(attribute, attrs.Attribute) else None
 
 
 class TrainingDiverged(Exception):

@@ -77,8 +77,10 @@ from lssgen.cli.prompts import PromptFileError, load_prompt_file, prompt_from_te
 from lssgen.dtypes import TORCH_DTYPES
 from lssgen.images import png_bytes
 from lssgen_core.atomic import write_bytes_atomic, write_json_atomic
+from lssgen_core.errors import LSSArgumentError
 from lssgen_core.upsample import SCALING_MODES, LatentUpsampler
 from lssgen_core.upsample.io import CONFIG_NAME
+from lssgen_core.upsample.scalers import check_upsampler_given
 from lssgen_diffusers.call_defaults import CALL_DEFAULTS_NAME, LSS_KEYS, read_call_defaults
 from lssgen_diffusers.options import (
     COGVIEW4_DEFAULTS,
@@ -335,6 +337,16 @@ def _flag(name: str) -> str:
     return "--" + name.replace("_", "-")
 
 
+# The pipeline arguments whose flag is not their name with dashes.
+_FLAGS_OF_ARGUMENTS = {"shorten_intermediate_steps": "--shorten", "num_inference_steps": "--steps"}
+
+
+def _usage_error(exc: LSSArgumentError) -> UsageError:
+    """The library's argument error as the usage error of the flag that set the argument."""
+    flag = _FLAGS_OF_ARGUMENTS.get(exc.argument, _flag(exc.argument))
+    return UsageError(flag, str(exc))
+
+
 def _check_option_combinations(args: argparse.Namespace, kind: str) -> None:
     if args.plain:
         for name in LSS_OPTIONS:
@@ -366,8 +378,8 @@ def _check_lss_values(args: argparse.Namespace) -> None:
             scaling_mode=args.scaling_mode,
             entry_rule=None,
         )
-    except ValueError as exc:
-        raise UsageError(_flag(str(exc).split("=", 1)[0]), str(exc)) from exc
+    except LSSArgumentError as exc:
+        raise _usage_error(exc) from exc
 
 
 def _prepare_outdir(path: str) -> Path:
@@ -540,9 +552,8 @@ def _lss_plan(args: argparse.Namespace, pipe: Any, settings: dict[str, Any]) -> 
             min_size=args.min_size,
             shorten_intermediate_steps=args.shorten,
         )
-    except ValueError as exc:
-        flag = "--min-size" if "min_size" in str(exc) else "--steps"
-        raise UsageError(flag, str(exc)) from exc
+    except LSSArgumentError as exc:
+        raise _usage_error(exc) from exc
 
 
 def _upsampler_source(args: argparse.Namespace, model: Path) -> str | None:
@@ -606,13 +617,16 @@ def _settings(
 
 
 def _check_upsampler_needed(pipe: Any, plan: Any, scaling_mode: str) -> None:
-    if scaling_mode == "resnet" and len(plan.stages) > 1 and pipe.latent_upsampler is None:
+    if len(plan.stages) == 1:
+        return
+    try:
+        check_upsampler_given(scaling_mode, pipe.latent_upsampler)
+    except LSSArgumentError as exc:
         raise UsageError(
             "--upsampler",
-            f"the plan has {len(plan.stages)} stages and --scaling-mode resnet (the default) "
-            "needs a latent upsampler: pass --upsampler PATH (or put one in "
-            "MODEL/latent_upsampler), or choose --scaling-mode latent or pixel",
-        )
+            f"the plan has {len(plan.stages)} stages: {exc}. Here: pass --upsampler PATH (or put "
+            "one in MODEL/latent_upsampler), or choose --scaling-mode latent or pixel",
+        ) from exc
 
 
 def _check_resume(outdir: Path, settings: dict[str, Any]) -> None:

@@ -38,7 +38,7 @@ from lssgen.mini.cli_common import (
 from lssgen.mini.grid import prompt_grid, save_png
 from lssgen.mini.model import MINI_SETTINGS, MiniSettings, load_shipped_pipeline
 from lssgen.mini.timing import ZERO, speedups, timed
-from lssgen_core.cost import TransformerCost
+from lssgen_core.cost import TransformerCost, plan_cost
 
 # One prompt per GenEval category, in the form of the captions the shipped model was trained on:
 # without GenEval's "a photo of" prefix, which it never saw and answers with noise (seen on the
@@ -112,8 +112,9 @@ def demo(
         text_tokens=text_tokens,
     )
     plain_call, lss_call = settings.plain(), settings.lss()
-    report(pipe.lss_plan_for(**plain_call, start_sigma=1.0).describe(cost))
-    report(pipe.lss_plan_for(**lss_call).describe(cost))
+    for plan in (pipe.lss_plan_for(**plain_call, start_sigma=1.0), pipe.lss_plan_for(**lss_call)):
+        report(plan.describe())
+        report(plan_cost(plan, cost).describe())
     # Untimed warm-up of both modes: first calls pay for allocator and kernel set-up.
     for call in (plain_call, lss_call):
         pipe(prompts[0], **{**call, "num_inference_steps": 2})

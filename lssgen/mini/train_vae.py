@@ -29,6 +29,7 @@ from torch import Tensor, nn
 from lssgen.mini.train_data import HELD_OUT_SEED, TRAIN_DATA_SEED, random_crop, render_batch
 from lssgen.mini.train_text import seeded
 from lssgen_core.validation import non_negative, positive
+from lssgen_core.errors import LSSArgumentError
 
 NATIVE_SIZE = 256
 
@@ -88,9 +89,11 @@ class VaeTrainConfig:
 
     def __attrs_post_init__(self) -> None:
         if self.crop % self.arch.spatial_factor:
-            raise ValueError(f"crop must be a multiple of {self.arch.spatial_factor}")
+            raise LSSArgumentError("crop", f"crop must be a multiple of {self.arch.spatial_factor}")
         if not self.render_sizes or min(self.render_sizes) < self.crop:
-            raise ValueError(f"render_sizes must be at least the crop ({self.crop} px)")
+            raise LSSArgumentError(
+                "render_sizes", f"render_sizes must be at least the crop ({self.crop} px)"
+            )
 
 
 @attrs.frozen

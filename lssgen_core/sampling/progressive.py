@@ -1,8 +1,8 @@
-"""The progressive multi-resolution sampler: the one place the LSS loop lives.
+"""The progressive multi-resolution sampler: the stage loop with a single-resolution sampler.
 
-For each stage of a :class:`~lssgen_core.plan.StagePlan`: the first starts from pure noise; every
-later one upsamples the previous stage's clean latent, re-noises it to the stage's entry level and
-denoises from there with any single-resolution sampler (``step``).
+The first stage starts from pure noise; every later one enters from the previous stage's clean
+latent, upsampled and re-noised (:func:`~lssgen_core.sampling.stages.run_stages`, the one stage
+loop), and is denoised with any single-resolution sampler (``step``).
 """
 
 from __future__ import annotations
@@ -14,40 +14,12 @@ import torch
 
 from lssgen_core.denoiser import Denoiser
 from lssgen_core.noise import Generators, randn
-from lssgen_core.parameterization import Parameterization
 from lssgen_core.plan import Stage, StagePlan
 from lssgen_core.sampling.samplers import Callback, StepFunction, sample_euler
+from lssgen_core.sampling.stages import StageOutcome, StageRunner, run_stages
 from lssgen_core.upsample.scalers import LatentScaler
 
 ExtraArgs = Mapping[str, Any] | Callable[[Stage], Mapping[str, Any]] | None
-
-
-def upsample_latent(latent: torch.Tensor, stage: Stage, scaler: LatentScaler) -> torch.Tensor:
-    """The previous stage's clean latent scaled to ``stage``'s latent size."""
-    upsampled = scaler(latent)
-    expected = (*latent.shape[:2], stage.latent_height, stage.latent_width)
-    if tuple(upsampled.shape) != expected:
-        raise RuntimeError(
-            f"the latent scaler turned {tuple(latent.shape)} into {tuple(upsampled.shape)}; "
-            f"stage {stage.index} needs {expected}"
-        )
-    return upsampled
-
-
-def enter_stage(
-    latent: torch.Tensor,
-    stage: Stage,
-    scaler: LatentScaler,
-    noise: torch.Tensor,
-    parameterization: Parameterization,
-) -> torch.Tensor:
-    """Upsample a clean latent and re-noise it to the level where ``stage`` starts.
-
-    The level is the stage's own scheduled sigma at its entry index, so the sampler continues
-    exactly on its schedule (``(1 - s) * up + s * noise`` for flow).
-    """
-    upsampled = upsample_latent(latent, stage, scaler)
-    return parameterization.add_noise(upsampled, noise.to(upsampled), stage.entry_level)
 
 
 def _stage_args(extra_args: ExtraArgs, stage: Stage) -> Mapping[str, Any]:
@@ -56,6 +28,28 @@ def _stage_args(extra_args: ExtraArgs, stage: Stage) -> Mapping[str, Any]:
     if callable(extra_args):
         return extra_args(stage)
     return extra_args
+
+
+def step_runner(
+    model: Denoiser,
+    plan: StagePlan,
+    step: StepFunction = sample_euler,
+    *,
+    extra_args: ExtraArgs = None,
+    callback: Callback | None = None,
+    disable: bool | None = None,
+) -> StageRunner:
+    """The stage runner of a single-resolution sampler: ``step`` over each stage's levels."""
+
+    def run(stage: Stage, latent: torch.Tensor | None) -> StageOutcome:
+        assert latent is not None  # sample_progressive gives the first stage its noise
+        sigmas = torch.tensor(stage.run_sigmas, device=latent.device, dtype=torch.float32)
+        done = sum(s.num_denoising_steps for s in plan.stages[: stage.index])
+        stage_callback = _with_stage(callback, stage, done)
+        args = _stage_args(extra_args, stage)
+        return StageOutcome(step(model, latent, sigmas, args, stage_callback, disable))
+
+    return run
 
 
 @torch.no_grad()
@@ -89,26 +83,20 @@ def sample_progressive(
             f"the denoiser works in {own!r} sigmas but the plan was made for "
             f"{plan.parameterization!r}; plan with parameterization={own!r}"
         )
-    parameterization = plan.parameterization
-    done = 0
-    x = torch.empty(0)
-    for stage in plan.stages:
-        shape = (batch_size, channels, stage.latent_height, stage.latent_width)
-        if stage.index == 0:
-            first = (
-                noise if noise is not None else randn(shape, generator, device=device, dtype=dtype)
-            )
-            if tuple(first.shape) != shape:
-                raise ValueError(f"noise has shape {tuple(first.shape)}; the plan needs {shape}")
-            x = parameterization.pure_noise(first.to(device=device, dtype=dtype), stage.entry_level)
-        else:
-            fresh = randn(shape, generator, device=device, dtype=dtype)
-            x = enter_stage(x, stage, scaler, fresh, parameterization)
-        sigmas = torch.tensor(stage.run_sigmas, device=x.device, dtype=torch.float32)
-        stage_callback = _with_stage(callback, stage, done)
-        x = step(model, x, sigmas, _stage_args(extra_args, stage), stage_callback, disable)
-        done += stage.num_denoising_steps
-    return x
+    first_stage = plan.stages[0]
+    shape = (batch_size, channels, first_stage.latent_height, first_stage.latent_width)
+    first = noise if noise is not None else randn(shape, generator, device=device, dtype=dtype)
+    if tuple(first.shape) != shape:
+        raise ValueError(f"noise has shape {tuple(first.shape)}; the plan needs {shape}")
+    start = plan.parameterization.pure_noise(
+        first.to(device=device, dtype=dtype), first_stage.entry_level
+    )
+    runner = step_runner(
+        model, plan, step, extra_args=extra_args, callback=callback, disable=disable
+    )
+    latent = run_stages(plan, scaler, runner, first=start, generator=generator).latent
+    assert latent is not None
+    return latent
 
 
 def _with_stage(callback: Callback | None, stage: Stage, done: int) -> Callback | None:

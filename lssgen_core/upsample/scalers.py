@@ -14,6 +14,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from lssgen_core.errors import LSSArgumentError
 from lssgen_core.upsample.network import LatentUpsampler
 
 SCALE_FACTOR = 2
@@ -104,6 +105,18 @@ class PixelRoundTripScaler:
         return out.to(latent.dtype)
 
 
+def check_upsampler_given(mode: str, upsampler: LatentUpsampler | None) -> None:
+    """Scaling mode "resnet" runs the upsampler: refuse it without one."""
+    if mode == "resnet" and upsampler is None:
+        raise LSSArgumentError(
+            "latent_upsampler",
+            "scaling_mode='resnet' (the default) uses a latent_upsampler, which is None; pass a "
+            "LatentUpsampler (e.g. LatentUpsampler.from_pretrained(folder); the pipelines take "
+            "it as latent_upsampler= in from_pretrained or the constructor), or choose another "
+            f"scaling mode from {SCALING_MODES}",
+        )
+
+
 def make_latent_scaler(
     mode: str,
     *,
@@ -116,13 +129,9 @@ def make_latent_scaler(
     "resnet" needs `upsampler` (what pipelines call `latent_upsampler`); "pixel" needs `decode`
     and `encode`; the interpolation modes need nothing. Arguments a mode does not use are ignored.
     """
+    check_upsampler_given(mode, upsampler)
     if mode == "resnet":
-        if upsampler is None:
-            raise ValueError(
-                "scaling mode 'resnet' needs a latent_upsampler (a LatentUpsampler, e.g. "
-                "LatentUpsampler.from_pretrained(folder)); got None. Pass one or choose "
-                f"another mode from {SCALING_MODES}"
-            )
+        assert upsampler is not None
         if upsampler.scale_factor != SCALE_FACTOR:
             raise ValueError(
                 f"latent_upsampler has scale_factor={upsampler.scale_factor}; the scaling modes "

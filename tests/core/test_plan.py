@@ -190,13 +190,6 @@ def test_vp_plan_uses_snr_matching():
     assert convert_sigma(entry, VP, FLOW) == pytest.approx(0.75)
 
 
-def test_compensation_raises_the_entry_level():
-    args = dict(num_steps=50, min_size=512, patch_size=2, schedule=flux_schedule())
-    plain = plan_stages(1024, 1024, **args)
-    compensated = plan_stages(1024, 1024, compensate_resolution=True, **args)
-    assert compensated.stages[1].entry_level > plain.stages[1].entry_level
-
-
 def test_describe_prints_a_table():
     text = plan_stages(
         1024, 1024, num_steps=50, shorten_steps=True, patch_size=2, schedule=flux_schedule()

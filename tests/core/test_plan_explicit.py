@@ -10,7 +10,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from lssgen_core.cost import TransformerCost
+from lssgen_core.cost import TransformerCost, plan_cost
 from lssgen_core.explicit_plan import MAX_SCHEDULE_STEPS, budget_final_steps, schedule_for_steps
 from lssgen_core.parameterization import FLOW, VP, convert_sigma
 from lssgen_core.plan import PURE_NOISE_LEVEL, entry_index, plan_stages
@@ -231,7 +231,8 @@ def test_explicit_plan_describes_its_inputs_and_predicted_cost():
         stage_steps=(12, 6),
         stage_entries=(0.3,),
     )
-    text = plan.describe(TransformerCost(width=3072, depth=57, text_tokens=512))
+    cost = plan_cost(plan, TransformerCost(width=3072, depth=57, text_tokens=512))
+    text = f"{plan.describe()}\n{cost.describe()}"
     assert "stage_steps=(12, 6)" in text and "stage_entries=(0.3,)" in text
     assert "predicted denoiser cost" in text and "stage 1: 6 steps" in text
     assert [s.num_denoising_steps for s in plan.stages] == [12, 6]

@@ -155,7 +155,6 @@ def test_many_stages_are_noted():
         (dict(start_sigma=True), TypeError, r"start_sigma must be a real number"),
         (dict(start_sigma=math.inf), ValueError, r"start_sigma=inf is outside"),
         (dict(shorten_steps="no"), TypeError, r"shorten_steps must be a bool.*'no'"),
-        (dict(compensate_resolution=1), TypeError, r"compensate_resolution must be a bool"),
         (
             dict(schedule=lambda n, size: [1.0, math.nan, *([0.5] * (n - 2)), 0.0]),
             ValueError,

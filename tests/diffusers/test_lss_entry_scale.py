@@ -36,7 +36,7 @@ from diffusers import (
 )
 from lss_testkit import LSS_CLASSES, PROMPT, random_upsampler
 
-import lssgen_diffusers.mixin
+import lssgen_core.sampling.stages
 from lssgen_core.upsample import make_latent_scaler
 from lssgen_diffusers import SchedulerView
 
@@ -121,13 +121,13 @@ def test_later_stage_enters_like_stock_img2img(
     denoiser = pipe.unet if hasattr(pipe, "unet") else pipe.transformer
 
     entries: list[tuple[torch.Tensor, torch.Tensor]] = []
-    real_enter = lssgen_diffusers.mixin.enter_stage
+    real_enter = lssgen_core.sampling.stages.enter_stage
 
     def spy_enter(spatial: torch.Tensor, stage: Any, scaler: Any, noise: Any, p: Any) -> Any:
         entries.append((spatial, noise))
         return real_enter(spatial, stage, scaler, noise, p)
 
-    monkeypatch.setattr(lssgen_diffusers.mixin, "enter_stage", spy_enter)
+    monkeypatch.setattr(lssgen_core.sampling.stages, "enter_stage", spy_enter)
     call = {
         "prompt": PROMPT,
         "height": 128,

@@ -15,7 +15,7 @@ from diffusers import (
 )
 from lss_testkit import PROMPT, lss_from_stock, recorded_inputs
 
-import lssgen_diffusers.mixin
+import lssgen_core.sampling.stages
 from lssgen_core.parameterization import FLOW, VE, VP
 from lssgen_core.upsample import make_latent_scaler
 from lssgen_diffusers import SchedulerView, entered_scheduler
@@ -54,8 +54,8 @@ def test_renoise_is_the_schedulers_add_noise(
         noises.append(noise)
         return noise
 
-    real_randn = lssgen_diffusers.mixin.randn
-    monkeypatch.setattr(lssgen_diffusers.mixin, "randn", spy_randn)
+    real_randn = lssgen_core.sampling.stages.randn
+    monkeypatch.setattr(lssgen_core.sampling.stages, "randn", spy_randn)
     real_prepare = pipe.prepare_latents
     monkeypatch.setattr(
         pipe, "prepare_latents", lambda *a, **k: starts.append(real_prepare(*a, **k)) or starts[-1]

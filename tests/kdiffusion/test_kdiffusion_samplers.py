@@ -16,6 +16,7 @@ from kd_models import (
 from kdiffusion_loader import load_k_diffusion, sampler
 
 import lssgen_core.sampling.progressive as progressive
+import lssgen_core.sampling.stages as stages
 from lssgen_core.parameterization import FLOW, VE, convert_sigma
 from lssgen_core.plan import plan_stages
 from lssgen_core.schedules import flux_schedule
@@ -243,7 +244,9 @@ def test_re_noising_puts_the_upsampled_latent_at_the_entry_level(family, monkeyp
         upsampled.append(torch.nn.functional.interpolate(latent, scale_factor=2, mode="bicubic"))
         return upsampled[-1]
 
+    # The first noise is drawn by the sampler, the re-noising by the stage loop.
     monkeypatch.setattr(progressive, "randn", recording_randn)
+    monkeypatch.setattr(stages, "randn", recording_randn)
     sample_lss(
         sampler("dpmpp_2m"),
         model,
