@@ -28,8 +28,8 @@ from torch import Tensor, nn
 
 from lssgen.mini.train_data import HELD_OUT_SEED, TRAIN_DATA_SEED, random_crop, render_batch
 from lssgen.mini.train_text import seeded
-from lssgen_core.validation import non_negative, positive
 from lssgen_core.errors import LSSArgumentError
+from lssgen_core.validation import non_negative, positive
 
 NATIVE_SIZE = 256
 
