@@ -34,6 +34,7 @@ from lssgen_core.sampling import enter_stage
 from lssgen_core.schedules import StageSize
 from lssgen_core.upsample import LatentScaler, make_latent_scaler
 from lssgen_diffusers import call_checks, placement
+from lssgen_diffusers.auto_entry import resolve_start_sigma
 from lssgen_diffusers.cache_hooks import check_cache_across_stages
 from lssgen_diffusers.call_args import bind_call
 from lssgen_diffusers.component import (
@@ -64,6 +65,8 @@ LSS_ARGUMENTS_DOC = """
 
     - ``start_sigma`` (float in (0, 1], default 0.75): flow noise level at which each later stage
       re-enters its schedule; 1 disables LSS (one stage, identical to the stock pipeline).
+      ``"auto"``: the lowest level whose noise covers the scaler's measured error, from the
+      calibration in the ``latent_upsampler``'s config.json (refused without one).
     - ``min_size`` (alias ``min_resolution``; int): size of the first, smallest stage; stages
       double up to the target. ``min_size >= min(height, width)`` gives one stage.
     - ``shorten_intermediate_steps`` (bool): smaller stages run proportionally fewer steps
@@ -116,6 +119,7 @@ class _Request:
     height: int
     width: int
     min_size: int | None  # None: the explicit stage count sets it
+    start_sigma_note: str | None = None  # how start_sigma="auto" was resolved
 
     @property
     def single_stage(self) -> bool:
@@ -348,7 +352,7 @@ class LSSPipelineMixin:
     def __call__(
         self,
         *args: Any,
-        start_sigma: float | None = None,
+        start_sigma: float | str | None = None,
         min_size: int | None = None,
         min_resolution: int | None = None,
         shorten_intermediate_steps: bool | None = None,
@@ -414,7 +418,7 @@ class LSSPipelineMixin:
     def lss_plan_for(
         self,
         *,
-        start_sigma: float | None = None,
+        start_sigma: float | str | None = None,
         min_size: int | None = None,
         min_resolution: int | None = None,
         shorten_intermediate_steps: bool | None = None,
@@ -451,12 +455,20 @@ class LSSPipelineMixin:
     def _lss_request(
         self, args: tuple[Any, ...], kwargs: Mapping[str, Any], **lss_arguments: Any
     ) -> _Request:
-        options = resolve_options(self.lss_defaults, **lss_arguments)
+        # "auto" becomes the level the scaler's calibration gives (auto_entry.py), or an error.
+        start = resolve_start_sigma(
+            self, lss_arguments["start_sigma"], lss_arguments["scaling_mode"]
+        )
+        options = resolve_options(
+            self.lss_defaults, **{**lss_arguments, "start_sigma": start.start_sigma}
+        )
         call = bind_call(super().__call__, args, kwargs)  # type: ignore[misc]
         # Checked as the caller asked, before the stock rounding (FLUX: 8 px would round to 0).
         self._lss_check_call(call, *self._lss_requested_size(call))
         height, width = self._lss_target_size(call)
-        return _Request(options, call, height, width, options.min_size_for(height, width))
+        return _Request(
+            options, call, height, width, options.min_size_for(height, width), start.note
+        )
 
     def _lss_check_call(self, call: Mapping[str, Any], height: int, width: int) -> None:
         """Stock arguments the stock call would fail on deep inside, or silently misread; the
@@ -593,7 +605,7 @@ class LSSPipelineMixin:
             configured = self._lss_configured_scheduler(steps, size, call)
             return scheduler_levels(configured, parameterization)
 
-        return plan_stages(
+        plan = plan_stages(
             height,
             width,
             num_steps=num_steps,
@@ -609,6 +621,7 @@ class LSSPipelineMixin:
             stage_entries=options.stage_entries,
             final_steps=options.final_steps,
         )
+        return attrs.evolve(plan, start_sigma_note=request.start_sigma_note)
 
     def _lss_single_stage_plan(self, request: _Request) -> StagePlan | None:
         """The one-stage plan for ``lss_plan``; None where the stock call goes beyond the planner

@@ -33,7 +33,7 @@ def lss_parameters(defaults: LSSDefaults) -> list[inspect.Parameter]:
         )
 
     return [
-        keyword("start_sigma", DEFAULT_START_SIGMA, float),
+        keyword("start_sigma", DEFAULT_START_SIGMA, float | str),
         keyword("min_size", defaults.min_size, int),
         keyword("min_resolution", None, int | None),
         keyword("shorten_intermediate_steps", defaults.shorten_intermediate_steps, bool),
