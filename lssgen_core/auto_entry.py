@@ -29,9 +29,9 @@ The margin. Entering at the rule's level, the latent really holds noise of varia
 :data:`DEFAULT_MARGIN` ``k = 2`` keeps the error to 1/5 of that variance, so the noise the
 model sees is 12% (``sqrt(1.25)``) above the level it is told, in VE sigma: about half a step of
 a 20-step unshifted flow schedule near ``s = 0.5`` (0.50 to 0.55 is 22% in VE sigma). It is a
-stated choice from this argument, not fitted to any model's results. The rule treats the error as noise of the
-same spread; an upsampler's error sits mostly in the high frequencies, which the noise at that
-level drowns first, so the rule errs towards entering higher rather than lower.
+stated choice from this argument, not fitted to any model's results. The rule treats the error as
+noise of the same spread; an upsampler's error sits mostly in the high frequencies, which the
+noise at that level drowns first, so the rule errs towards entering higher rather than lower.
 
 Everything here is pure arithmetic on floats: where a calibration comes from and how it is stored
 is :mod:`lssgen_core.upsample.calibration`.
@@ -123,8 +123,11 @@ def describe_auto_entry(
     calibration: ScalerCalibration, *, scaling_mode: str, margin: float = DEFAULT_MARGIN
 ) -> str:
     """How ``"auto"`` was resolved, for a plan's description."""
+    measured = (
+        f"{calibration.num_crops} crops of {calibration.crop_size} px from {calibration.source}"
+    )
     return (
-        f"auto: the {scaling_mode} scaler's held-out relative error {calibration.relative_error:.4g}"
-        f" (latent variance {calibration.latent_variance:.3g}; {calibration.num_crops} crops of "
-        f"{calibration.crop_size} px from {calibration.source}), margin {margin:g}"
+        f"auto: the {scaling_mode} scaler's held-out relative error "
+        f"{calibration.relative_error:.4g} (latent variance {calibration.latent_variance:.3g}; "
+        f"{measured}), margin {margin:g}"
     )

@@ -74,7 +74,9 @@ class ScalerCalibration:
             raise ValueError(f"a calibration must be a JSON object, got {data!r}")
         unknown = sorted(str(key) for key in data if key not in known)
         if unknown:
-            raise ValueError(f"unknown calibration keys {unknown}; allowed keys are {sorted(known)}")
+            raise ValueError(
+                f"unknown calibration keys {unknown}; allowed keys are {sorted(known)}"
+            )
         try:
             return cls(**data)
         except TypeError as exc:  # a missing field
@@ -82,7 +84,8 @@ class ScalerCalibration:
 
 
 def calibrations_from_config(data: Mapping[str, Any]) -> dict[str, ScalerCalibration]:
-    """The calibrations a config.json dict holds, by mode (empty without :data:`CALIBRATION_KEY`)."""
+    """The calibrations a config.json dict holds, by mode (none without its
+    :data:`CALIBRATION_KEY`)."""
     stored = data.get(CALIBRATION_KEY)
     if stored is None:
         return {}

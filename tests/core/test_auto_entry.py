@@ -50,9 +50,11 @@ def test_a_larger_error_enters_higher(a, b, variance, margin) -> None:
         high, latent_variance=variance, margin=margin
     )
     if high > low * (1 + 1e-9):
-        assert auto_entry_level(low, latent_variance=variance, margin=margin) < auto_entry_level(
-            high, latent_variance=variance, margin=margin
-        ) or auto_entry_level(high, latent_variance=variance, margin=margin) > 1 - 1e-12
+        assert (
+            auto_entry_level(low, latent_variance=variance, margin=margin)
+            < auto_entry_level(high, latent_variance=variance, margin=margin)
+            or auto_entry_level(high, latent_variance=variance, margin=margin) > 1 - 1e-12
+        )
 
 
 @given(positive_errors, variances, margins, margins)
