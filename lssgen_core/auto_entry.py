@@ -46,6 +46,9 @@ from lssgen_core.upsample.calibration import ScalerCalibration
 # The injected noise's standard deviation over the scaler's error's (see the module docstring).
 DEFAULT_MARGIN = 2.0
 AUTO = "auto"
+# The resolved level is shown in plans and reports; four decimals are finer than any schedule's
+# spacing (a stage enters at one of its own levels anyway).
+DECIMALS = 4
 
 
 def _check_positive_finite(value: float, argument: str, *, allow_zero: bool = False) -> None:
@@ -103,7 +106,9 @@ def auto_start_sigma(
     margin: float = DEFAULT_MARGIN,
 ) -> float:
     """The ``start_sigma`` that ``"auto"`` means for a scaler with ``calibration``: the flow level
-    of :func:`auto_entry_level`, in (0, 1) (a calibration's error is > 0).
+    of :func:`auto_entry_level` rounded up to :data:`DECIMALS` decimals, so never below the rule's
+    level; in (0, 1] (a calibration's error is > 0; an error so large that this gives 1 means one
+    stage: no level below pure noise covers it).
 
     Raises ValueError naming ``start_sigma`` when there is no calibration for ``scaling_mode``.
     """
@@ -114,9 +119,10 @@ def auto_start_sigma(
             "`lssgen eval-upsampler ... --calibrate`, or train with `lssgen train-upsampler "
             "--held-out-images DIR`); or pass start_sigma as a float in (0, 1]"
         )
-    return auto_entry_level(
+    level = auto_entry_level(
         calibration.relative_error, latent_variance=calibration.latent_variance, margin=margin
     )
+    return math.ceil(level * 10**DECIMALS) / 10**DECIMALS
 
 
 def describe_auto_entry(

@@ -9,7 +9,6 @@ from. A call asking for ``"auto"`` whose scaler has no calibration is refused be
 
 from __future__ import annotations
 
-import math
 from typing import Any
 
 import attrs
@@ -18,10 +17,6 @@ from lssgen_core.auto_entry import AUTO, auto_start_sigma, describe_auto_entry, 
 from lssgen_core.upsample import SCALING_MODES
 from lssgen_diffusers.component import COMPONENT_NAME
 from lssgen_diffusers.options import DEFAULT_SCALING_MODE
-
-# The resolved level is shown in plans and reports; four decimals are finer than any schedule's
-# spacing (a stage enters at one of its own levels anyway).
-_DECIMALS = 4
 
 
 @attrs.frozen
@@ -57,7 +52,4 @@ def resolve_start_sigma(
         )
     level = auto_start_sigma(calibration, scaling_mode=mode)
     assert calibration is not None  # auto_start_sigma refuses None
-    # Rounded up, so that the rounding never enters below the rule's level (an error so large
-    # that this gives 1 means one stage: no level lower than pure noise covers it).
-    shown = math.ceil(level * 10**_DECIMALS) / 10**_DECIMALS
-    return ResolvedStartSigma(shown, describe_auto_entry(calibration, scaling_mode=mode))
+    return ResolvedStartSigma(level, describe_auto_entry(calibration, scaling_mode=mode))

@@ -142,11 +142,10 @@ def test_auto_without_a_calibration_is_refused_naming_start_sigma_and_the_fix() 
 
 def test_auto_uses_the_calibration_in_the_latents_units() -> None:
     # e = 0.04 of a variance of 1: sigma_ve = 2 * 0.2 = 0.4, s = 0.4 / 1.4.
-    assert auto_start_sigma(calibration(0.04), scaling_mode="resnet") == pytest.approx(0.4 / 1.4)
+    # Rounded up to 4 decimals: 0.2857142... -> 0.2858.
+    assert auto_start_sigma(calibration(0.04), scaling_mode="resnet") == 0.2858
     # The same relative error of a latent with 4x the variance is twice the error's spread.
-    assert auto_start_sigma(calibration(0.04, 4.0), scaling_mode="resnet") == pytest.approx(
-        0.8 / 1.8
-    )
+    assert auto_start_sigma(calibration(0.04, 4.0), scaling_mode="resnet") == 0.4445  # 0.8 / 1.8
     note = describe_auto_entry(calibration(0.04), scaling_mode="resnet")
     assert "resnet" in note and "0.04" in note and "8 crops of 64 px from held" in note
 
