@@ -130,6 +130,9 @@ class StagePlan:
     stage_steps: tuple[int, ...] | None = None
     stage_entries: tuple[float | None, ...] | None = None
     final_steps: int | None = None
+    # Where start_sigma came from when it was not given as a number (``start_sigma="auto"``
+    # resolved from a scaler's calibration, :mod:`lssgen_core.auto_entry`); shown by describe().
+    start_sigma_note: str | None = None
 
     @property
     def is_explicit(self) -> bool:
@@ -160,7 +163,9 @@ class StagePlan:
         predicted cost and speed-up)."""
         header = (
             f"LSS plan: {self.width}x{self.height}, {self.num_steps} steps, "
-            f"start_sigma={self.start_sigma}, min_size={self.min_size}, "
+            f"start_sigma={self.start_sigma}"
+            + ("" if self.start_sigma_note is None else f" ({self.start_sigma_note})")
+            + f", min_size={self.min_size}, "
             f"shorten_steps={self.shorten_steps}, {self.parameterization.name} sigmas, "
             f"entry rule {self.entry_rule!r}"
         )

@@ -28,6 +28,7 @@ from lssgen_core.sampling import StageOutcome, run_stages
 from lssgen_core.schedules import StageSize
 from lssgen_core.upsample import LatentScaler, LatentUpsampler, make_latent_scaler
 from lssgen_diffusers import call_checks, placement
+from lssgen_diffusers.auto_entry import resolve_start_sigma
 from lssgen_diffusers.cache_hooks import check_cache_across_stages
 from lssgen_diffusers.call_args import bind_call
 from lssgen_diffusers.component import (
@@ -59,6 +60,8 @@ LSS_ARGUMENTS_DOC = """
 
     - ``start_sigma`` (float in (0, 1], default 0.75): flow noise level at which each later stage
       re-enters its schedule; 1 disables LSS (one stage, identical to the stock pipeline).
+      ``"auto"``: the lowest level whose noise covers the scaler's measured error, from the
+      calibration in the ``latent_upsampler``'s config.json (refused without one).
     - ``min_size`` (alias ``min_resolution``; int): size of the first, smallest stage; stages
       double up to the target. ``min_size >= min(height, width)`` gives one stage.
     - ``shorten_intermediate_steps`` (bool): smaller stages run proportionally fewer steps
@@ -112,6 +115,7 @@ class _Request:
     # The stock arguments as given, for the stock call of one stage.
     stock_args: tuple[Any, ...]
     stock_kwargs: Mapping[str, Any]
+    start_sigma_note: str | None = None  # how start_sigma="auto" was resolved
 
     @property
     def height(self) -> int:
@@ -408,6 +412,9 @@ class LSSPipelineMixin:
         stock ones, resolve the first and bind the second, checking both before any work."""
         stock = {name: value for name, value in kwargs.items() if name not in LSS_ARGUMENTS}
         lss = {name: kwargs.get(name) for name in LSS_ARGUMENTS}
+        # "auto" becomes the level the scaler's calibration gives (auto_entry.py), or an error.
+        start = resolve_start_sigma(self, lss["start_sigma"], lss["scaling_mode"])
+        lss["start_sigma"] = start.start_sigma
         options = resolve_options(self.lss_defaults, **lss)
         call = bind_call(self._lss_stock.__call__, args, stock)
         # Checked as the caller asked, before the stock rounding (FLUX: 8 px would round to 0).
@@ -422,7 +429,7 @@ class LSSPipelineMixin:
             min_size_argument=options.min_size_argument or "min_size",
             steps_argument="num_inference_steps",
         )
-        return _Request(options, call, arguments, args, stock)
+        return _Request(options, call, arguments, args, stock, start.note)
 
     def _lss_num_steps(self, call: Mapping[str, Any]) -> Any:
         """The call's step count: ``num_inference_steps``, or, as stock, the length of the
@@ -564,13 +571,14 @@ class LSSPipelineMixin:
             configured = self._lss_configured_scheduler(steps, size, call)
             return scheduler_levels(configured, parameterization)
 
-        return plan_from_arguments(
+        plan = plan_from_arguments(
             arguments,
             vae_scale_factor=vae_scale,
             patch_size=patch,
             schedule=schedule,
             parameterization=parameterization,
         )
+        return attrs.evolve(plan, start_sigma_note=request.start_sigma_note)
 
     def _lss_single_stage_plan(self, request: _Request) -> StagePlan | None:
         """The one-stage plan for ``lss_plan``; None where the stock call goes beyond the planner

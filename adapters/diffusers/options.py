@@ -44,7 +44,7 @@ DEFAULT_ENTRY_RULE = "sigma"
 # The LSS call arguments every pipeline adds, in the order its signature shows them, with their
 # annotations: the one list the generated signature, ``__call__`` and ``lss_plan_for`` read.
 LSS_ARGUMENTS: dict[str, object] = {
-    "start_sigma": float,
+    "start_sigma": float | str,
     "min_size": int,
     "min_resolution": int | None,
     "shorten_intermediate_steps": bool,

@@ -16,8 +16,10 @@ import math
 from collections.abc import Sequence
 from typing import Any
 
+import attrs
 import torch
 
+from lssgen_core.auto_entry import auto_start_sigma, describe_auto_entry, is_auto
 from lssgen_core.parameterization import VE
 from lssgen_core.plan import StagePlan, plan_stages
 from lssgen_core.schedules import (
@@ -27,6 +29,7 @@ from lssgen_core.schedules import (
     exponential_sigmas,
     karras_sigmas,
 )
+from lssgen_core.upsample import LatentUpsampler
 from lssgen_kdiffusion.flow import FLOW_T_MAX, FlowDenoiser, flow_sigmas_to_ve
 
 SPACINGS = ("model", "karras", "exponential")
@@ -147,6 +150,8 @@ def plan_for_model(
     sigma_min: float | None = None,
     sigma_max: float | None = None,
     rho: float = 7.0,
+    upsampler: LatentUpsampler | None = None,
+    scaling_mode: str = "resnet",
     **plan_kwargs: Any,
 ) -> StagePlan:
     """An LSS plan in VE sigmas for ``model`` with :func:`stage_schedule`'s ``spacing``.
@@ -155,10 +160,21 @@ def plan_for_model(
     ``shorten_steps``, ``vae_scale_factor``, ``patch_size``, ``entry_rule``, and the explicit
     plan's ``stage_steps``, ``stage_entries``, ``final_steps``, ...): a flow model's VE plan
     enters every stage where its flow plan does, explicit plans included.
+
+    ``start_sigma="auto"`` takes the level of ``upsampler``'s calibration for ``scaling_mode``
+    (:mod:`lssgen_core.auto_entry`), resolved to a number before planning; ``upsampler`` and
+    ``scaling_mode`` are read for nothing else (the sampler takes its scaler itself).
     """
+    note = None
+    if is_auto(plan_kwargs.get("start_sigma")):
+        calibration = None if upsampler is None else upsampler.calibration_for(scaling_mode)
+        plan_kwargs["start_sigma"] = auto_start_sigma(calibration, scaling_mode=scaling_mode)
+        assert calibration is not None  # auto_start_sigma refuses None
+        note = describe_auto_entry(calibration, scaling_mode=scaling_mode)
     schedule = stage_schedule(
         model, spacing, shift=shift, sigma_min=sigma_min, sigma_max=sigma_max, rho=rho
     )
-    return plan_stages(
+    plan = plan_stages(
         height, width, num_steps=num_steps, schedule=schedule, parameterization=VE, **plan_kwargs
     )
+    return attrs.evolve(plan, start_sigma_note=note)

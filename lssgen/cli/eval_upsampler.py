@@ -3,7 +3,9 @@
     lssgen eval-upsampler --vae DIR --upsampler DIR --images HELD_OUT_DIR --output DIR
 
 Prints a table and writes DIR/eval.json and DIR/grid.png (target, low-res input, VAE
-reconstruction and every method, side by side, one row per crop).
+reconstruction and every method, side by side, one row per crop). Each scaling mode's relative
+error is its calibration for ``start_sigma="auto"`` (printed with the level it gives);
+``--calibrate`` stores them in the upsampler folder's config.json.
 """
 
 from __future__ import annotations
@@ -27,9 +29,11 @@ from lssgen.cli.common import (
 )
 from lssgen.dtypes import TORCH_DTYPES, TRAINING_DTYPES
 from lssgen.images import ImageFolder, comparison_grid, png_bytes
+from lssgen.training.calibrate import auto_levels, calibrations_from_eval, format_levels
 from lssgen.training.pairs import DOWNSAMPLE_MODES, SCALE_FACTOR, STREAM_EVAL, CropBatches
 from lssgen.training.scaler_comparison import compare_scalers, format_table, standard_scalers
 from lssgen_core.atomic import write_bytes_atomic, write_json_atomic
+from lssgen_core.upsample.io import write_calibrations
 from lssgen_core.upsample.network import LatentUpsampler
 from lssgen_diffusers.vae import load_vae
 
@@ -66,6 +70,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--device", default=None, help="torch device (default: cuda if available)")
     parser.add_argument("--batch-size", type=positive_int, default=8, help="crops per VAE call")
     parser.add_argument("--preview", type=non_negative_int, default=4, help="crops in grid.png")
+    parser.add_argument(
+        "--calibrate",
+        action="store_true",
+        help="store each mode's measured error in the upsampler's config.json, for "
+        'start_sigma="auto" (only the calibration entry changes)',
+    )
 
 
 def run(args: argparse.Namespace) -> int:
@@ -111,8 +121,11 @@ def _run(args: argparse.Namespace) -> int:
         preview_count=args.preview,
     )
     print(format_table(result))
+    calibrations = calibrations_from_eval(result, Path(args.images).name)
+    print(format_levels(calibrations))
     report: dict[str, Any] = {
         **result.to_dict(),
+        "auto_start_sigma": auto_levels(calibrations),
         # Folder names only: a report is committed as evidence and names no machine's paths.
         "vae": Path(args.vae).name,
         "upsampler": Path(args.upsampler).name,
@@ -128,5 +141,8 @@ def _run(args: argparse.Namespace) -> int:
     if args.preview:
         grid = comparison_grid(list(result.previews.items()))
         written.append(write_bytes_atomic(output / GRID_NAME, png_bytes(grid)))
+    if args.calibrate:
+        with blame("--upsampler"):
+            written.append(write_calibrations(args.upsampler, calibrations))
     print("Wrote " + ", ".join(str(p) for p in written), file=sys.stderr)
     return 0

@@ -3,7 +3,9 @@
     lssgen train-upsampler --vae PIPELINE_OR_VAE_DIR --images DIR --output DIR [options]
 
 Writes DIR/config.json + DIR/diffusion_pytorch_model.safetensors (the released layout, loadable by
-`LatentUpsampler.from_pretrained`) and keeps a resumable checkpoint in DIR/checkpoints. Ctrl-C
+`LatentUpsampler.from_pretrained`) and keeps a resumable checkpoint in DIR/checkpoints. With
+`--held-out-images`, config.json also gets each scaling mode's measured error on those images,
+the calibration `start_sigma="auto"` reads. Ctrl-C
 (or SIGTERM) finishes the current step, writes the checkpoint and exits with status 130; `--resume`
 continues to exactly the weights an uninterrupted run reaches. Several GPUs, data-parallel:
 
@@ -38,8 +40,13 @@ from lssgen.cli.common import (
 )
 from lssgen.dtypes import TORCH_DTYPES
 from lssgen.images import ImageFolder
+from lssgen.training.calibrate import (
+    DEFAULT_CALIBRATION_CROPS,
+    format_levels,
+    measure_calibrations,
+)
 from lssgen.training.lpips import load_lpips
-from lssgen.training.pairs import DOWNSAMPLE_MODES
+from lssgen.training.pairs import DOWNSAMPLE_MODES, STREAM_EVAL, CropBatches
 from lssgen.training.train import (
     CHECKPOINT_DIRNAME,
     TrainConfig,
@@ -127,6 +134,18 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="passes over each cached pool before drawing a new one",
     )
     parser.add_argument(
+        "--held-out-images",
+        metavar="DIR",
+        help="images not used in training: measure every scaling mode's error on them and "
+        'store it in config.json (the calibration start_sigma="auto" reads)',
+    )
+    parser.add_argument(
+        "--calibration-crops",
+        type=positive_int,
+        default=DEFAULT_CALIBRATION_CROPS,
+        help="crops drawn from --held-out-images for the calibration",
+    )
+    parser.add_argument(
         "--num-workers",
         type=non_negative_int,
         default=2,
@@ -171,6 +190,13 @@ def _run(args: argparse.Namespace) -> int:
     with blame("--images"), warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         images = ImageFolder(args.images, min_size=config.crop_size)
+    held_out = None
+    if args.held_out_images is not None:
+        # Checked before training: a wrong folder must not cost a whole run.
+        with blame("--held-out-images"), warnings.catch_warnings(record=True) as more:
+            warnings.simplefilter("always")
+            held_out = ImageFolder(args.held_out_images, min_size=config.crop_size)
+        caught.extend(more)
     model = _model(args, codec.latent_channels)
     lpips = None
     if args.lpips_weights:
@@ -206,6 +232,24 @@ def _run(args: argparse.Namespace) -> int:
     if result is None:
         return EXIT_INTERRUPTED
     if main:
+        if held_out is not None:
+            crops = CropBatches(
+                held_out,
+                crop_size=config.crop_size,
+                batch_size=args.calibration_crops,
+                seed=args.seed,
+                stream=STREAM_EVAL,
+            )[0]
+            result.model.calibration = measure_calibrations(
+                result.model.eval(),
+                crops,
+                codec.encode,
+                codec.decode,
+                images=args.held_out_images,
+                downsample_mode=config.downsample,
+                batch_size=args.batch_size,
+            )
+            print(format_levels(result.model.calibration), file=sys.stderr)
         result.model.to("cpu").save_pretrained(output)
         write_json_atomic(
             output / SUMMARY_NAME,

@@ -58,6 +58,12 @@ class ScalerComparison:
     downsample: str
     # Column name -> (K, 3, S, S) images in [-1, 1] for the first K crops, display order.
     previews: dict[str, Tensor]
+    # Variance of the target latents (per channel, averaged): relative errors divide by it.
+    latent_variance: float = math.nan
+
+    def relative_error(self, name: str) -> float:
+        """``name``'s latent MSE over the target latents' variance (what auto entry reads)."""
+        return self.score(name).latent_mse / self.latent_variance
 
     def score(self, name: str) -> MethodScore:
         for score in self.scores:
@@ -71,7 +77,11 @@ class ScalerComparison:
             "crop_size": self.crop_size,
             "low_size": self.crop_size // 2,
             "downsample": self.downsample,
-            "methods": {s.name: s.to_dict() for s in self.scores},
+            "latent_variance": self.latent_variance,
+            "methods": {
+                s.name: {**s.to_dict(), "relative_error": self.relative_error(s.name)}
+                for s in self.scores
+            },
             "reference": self.reference.to_dict(),
         }
 
@@ -178,7 +188,15 @@ def compare_scalers(
         crop_size=int(high_crops.shape[-1]),
         downsample=downsample_mode,
         previews={name: images.cpu() for name, images in previews.items()},
+        latent_variance=latent_variance(high_latents),
     )
+
+
+def latent_variance(latents: Tensor) -> float:
+    """The variance of (N, C, H, W) latents about each channel's mean, averaged over channels
+    (a channel's offset, e.g. a VAE's shift, is not spread the noise has to cover)."""
+    per_channel = latents.double().transpose(0, 1).flatten(1)
+    return float(per_channel.var(dim=1, correction=0).mean())
 
 
 def format_table(result: ScalerComparison) -> str:

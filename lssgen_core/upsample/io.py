@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+from collections.abc import Mapping
 from pathlib import Path
 from typing import TypeVar
 
@@ -16,6 +17,11 @@ import torch
 from torch import Tensor
 
 from lssgen_core.atomic import write_bytes_atomic
+from lssgen_core.upsample.calibration import (
+    ScalerCalibration,
+    calibrations_from_config,
+    calibrations_to_config,
+)
 from lssgen_core.upsample.config import CONFIG_CLASS_NAME, UpsamplerConfig
 from lssgen_core.upsample.network import LatentUpsampler
 
@@ -81,14 +87,28 @@ def _find_files(
     return config, weights
 
 
-def read_config(path: Path) -> UpsamplerConfig:
-    """Parse a config.json; every failure names the file."""
+def _read_json_object(path: Path) -> dict[str, object]:
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise ValueError(f"{path} is not valid JSON: {exc}") from exc
     if not isinstance(data, dict):
         raise ValueError(f"{path} must hold a JSON object, got {type(data).__name__}")
+    return data
+
+
+def read_calibrations(path: Path) -> dict[str, ScalerCalibration]:
+    """The scaler calibrations a config.json holds (see ``calibration``); failures name the
+    file."""
+    try:
+        return calibrations_from_config(_read_json_object(path))
+    except (TypeError, ValueError) as exc:
+        raise ValueError(f"{path}: {exc}") from exc
+
+
+def read_config(path: Path) -> UpsamplerConfig:
+    """Parse a config.json; every failure names the file."""
+    data = _read_json_object(path)
     class_name = data.get("_class_name")
     if class_name is not None and class_name not in _CLASS_NAMES:
         raise ValueError(f"{path} describes a {class_name!r}, not a {CONFIG_CLASS_NAME}")
@@ -268,6 +288,7 @@ def load_upsampler(
     dtype = None if torch_dtype is None else resolve_dtype(torch_dtype)
     config_path, weights_path = _find_files(path, subfolder, weights_name)
     config = read_config(config_path)
+    calibrations = read_calibrations(config_path)
     # The header alone (a few kB) shows whether config.json describes these weights, so a
     # hostile or mistaken config fails before a network of its size is allocated.
     shapes = read_header_shapes(weights_path)
@@ -280,6 +301,7 @@ def load_upsampler(
     check_state_dict(tensors, model.state_dict(), source=weights_path)
     model.to(dtype or _stored_dtype(tensors))
     model.load_state_dict(tensors, strict=True)
+    model.calibration = calibrations
     if device is not None:
         model.to(device)
     return model.eval()
@@ -301,5 +323,20 @@ def save_upsampler(
     }
     write_bytes_atomic(folder / weights_name, save(tensors, metadata={"format": "pt"}))
     # Config last: a folder whose config.json is new also has its new weights.
-    config_text = json.dumps(model.config.to_dict(), indent=2, sort_keys=True) + "\n"
+    config = {**model.config.to_dict(), **calibrations_to_config(model.calibration)}
+    config_text = json.dumps(config, indent=2, sort_keys=True) + "\n"
     write_bytes_atomic(folder / CONFIG_NAME, config_text.encode("utf-8"))
+
+
+def write_calibrations(
+    path: str | os.PathLike[str], calibrations: Mapping[str, ScalerCalibration]
+) -> Path:
+    """Store ``calibrations`` in the upsampler folder ``path``'s config.json (atomically), each
+    replacing that mode's earlier one; every other key and the weights stay as they are."""
+    config_path = Path(path) / CONFIG_NAME
+    data = _read_json_object(config_path)
+    read_config(config_path)  # only an upsampler's config gets a calibration
+    merged = {**read_calibrations(config_path), **calibrations}
+    data.update(calibrations_to_config(merged))
+    text = json.dumps(data, indent=2, sort_keys=True) + "\n"
+    return write_bytes_atomic(config_path, text.encode("utf-8"))

@@ -7,13 +7,18 @@ their state dicts load with strict key matching and no renaming table.
 from __future__ import annotations
 
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from lssgen_core.upsample.calibration import (
+    ScalerCalibration,
+    calibration_mode,
+    check_calibrations,
+)
 from lssgen_core.upsample.config import UpsamplerConfig
 
 if TYPE_CHECKING:
@@ -123,10 +128,25 @@ class LatentUpsampler(nn.Module):
             raise TypeError(f"config must be an UpsamplerConfig, got {type(config).__name__}")
         self._config = config
         self.upsampler = _UpsamplerNet(config)
+        self._calibration: dict[str, ScalerCalibration] = {}
 
     @property
     def config(self) -> UpsamplerConfig:
         return self._config
+
+    @property
+    def calibration(self) -> dict[str, ScalerCalibration]:
+        """Measured error per scaling mode on this upsampler's VAE, for ``start_sigma="auto"``
+        (stored in config.json; empty for folders without one, e.g. the released checkpoints)."""
+        return dict(self._calibration)
+
+    @calibration.setter
+    def calibration(self, calibrations: Mapping[str, ScalerCalibration]) -> None:
+        self._calibration = check_calibrations(calibrations)
+
+    def calibration_for(self, scaling_mode: str) -> ScalerCalibration | None:
+        """The calibration of ``scaling_mode`` (``"latent"`` is bicubic's), or None."""
+        return self._calibration.get(calibration_mode(scaling_mode))
 
     @property
     def in_channels(self) -> int:
