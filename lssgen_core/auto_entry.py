@@ -41,6 +41,7 @@ from __future__ import annotations
 
 import math
 
+from lssgen_core.errors import LSSArgumentError
 from lssgen_core.upsample.calibration import ScalerCalibration
 
 # The injected noise's standard deviation over the scaler's error's (see the module docstring).
@@ -55,9 +56,9 @@ def _check_positive_finite(value: float, argument: str, *, allow_zero: bool = Fa
     ok = value >= 0 if allow_zero else value > 0
     if isinstance(value, bool) or not isinstance(value, (int, float)) or not ok:
         bound = ">= 0" if allow_zero else "> 0"
-        raise ValueError(f"{argument}={value!r} must be a finite number {bound}")
+        raise LSSArgumentError(argument, f"{argument}={value!r} must be a finite number {bound}")
     if not math.isfinite(value):
-        raise ValueError(f"{argument}={value!r} must be a finite number")
+        raise LSSArgumentError(argument, f"{argument}={value!r} must be a finite number")
 
 
 def entry_ve_sigma(
@@ -88,7 +89,7 @@ def covered_relative_error(
     """The largest relative error flow ``level`` still covers: the inverse of
     :func:`auto_entry_level` (``(s / (1 - s) / k)**2 / v``)."""
     if isinstance(level, bool) or not isinstance(level, (int, float)) or not 0 <= level < 1:
-        raise ValueError(f"level={level!r} must be a flow level in [0, 1)")
+        raise LSSArgumentError("level", f"level={level!r} must be a flow level in [0, 1)")
     _check_positive_finite(latent_variance, "latent_variance")
     _check_positive_finite(margin, "margin")
     return (level / (1.0 - level) / margin) ** 2 / latent_variance
@@ -113,11 +114,12 @@ def auto_start_sigma(
     Raises ValueError naming ``start_sigma`` when there is no calibration for ``scaling_mode``.
     """
     if calibration is None:
-        raise ValueError(
+        raise LSSArgumentError(
+            "start_sigma",
             f"start_sigma='auto' needs the measured error of the {scaling_mode!r} scaler, and "
             "there is none: it is stored in the latent upsampler's config.json (measure it with "
             "`lssgen eval-upsampler ... --calibrate`, or train with `lssgen train-upsampler "
-            "--held-out-images DIR`); or pass start_sigma as a float in (0, 1]"
+            "--held-out-images DIR`); or pass start_sigma as a float in (0, 1]",
         )
     level = auto_entry_level(
         calibration.relative_error, latent_variance=calibration.latent_variance, margin=margin

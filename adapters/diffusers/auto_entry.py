@@ -14,6 +14,7 @@ from typing import Any
 import attrs
 
 from lssgen_core.auto_entry import AUTO, auto_start_sigma, describe_auto_entry, is_auto
+from lssgen_core.errors import LSSArgumentError, LSSArgumentTypeError
 from lssgen_core.upsample import SCALING_MODES
 from lssgen_diffusers.component import COMPONENT_NAME
 from lssgen_diffusers.options import DEFAULT_SCALING_MODE
@@ -33,22 +34,26 @@ def resolve_start_sigma(
     """``start_sigma`` with ``"auto"`` replaced by the level of ``scaling_mode``'s calibration
     (the pipeline's default mode when None); any other value passes through unchanged."""
     if isinstance(start_sigma, str) and not is_auto(start_sigma):
-        raise TypeError(
-            f"start_sigma must be a real number in (0, 1] or {AUTO!r}, got {start_sigma!r}"
+        raise LSSArgumentTypeError(
+            "start_sigma",
+            f"start_sigma must be a real number in (0, 1] or {AUTO!r}, got {start_sigma!r} (str)",
         )
     if not is_auto(start_sigma):
         return ResolvedStartSigma(start_sigma)  # type: ignore[arg-type]
     mode = DEFAULT_SCALING_MODE if scaling_mode is None else scaling_mode
     if mode not in SCALING_MODES:
-        raise ValueError(f"scaling_mode={mode!r} must be one of {SCALING_MODES}")
+        raise LSSArgumentError(
+            "scaling_mode", f"scaling_mode={mode!r} must be one of {SCALING_MODES}"
+        )
     upsampler = getattr(pipe, COMPONENT_NAME, None)
     calibration = None if upsampler is None else upsampler.calibration_for(mode)
     if calibration is None and upsampler is None:
-        raise ValueError(
+        raise LSSArgumentError(
+            "start_sigma",
             f"start_sigma='auto' reads the {mode!r} scaler's measured error from the pipeline's "
             "latent_upsampler (its config.json), but the pipeline has none; load an upsampler "
             "with a calibration (lssgen eval-upsampler --calibrate) or pass start_sigma as a "
-            "float in (0, 1]"
+            "float in (0, 1]",
         )
     level = auto_start_sigma(calibration, scaling_mode=mode)
     assert calibration is not None  # auto_start_sigma refuses None

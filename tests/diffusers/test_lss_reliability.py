@@ -155,7 +155,7 @@ BAD_CALLS: list[tuple[str, str, Any, type[Exception], str]] = [
         "flux",
         {"start_sigma": "0.7"},
         TypeError,
-        r"start_sigma must be a real number in \(0, 1\], got '0.7' \(str\)",
+        r"start_sigma must be a real number in \(0, 1\] or 'auto', got '0.7' \(str\)",
     ),
 ]
 
