@@ -144,6 +144,19 @@ def test_plain_at_fewer_steps_matches_each_lss_plans_cost(tiny_folder):
     assert fewer[0].name == f"plain/{fewer[0].steps}steps"
 
 
+def _rerun(folder, output):
+    """The evaluation run again over the fixture's folder, as a resumed command would."""
+    measure_quality(
+        folder,
+        output,
+        count=COUNT,
+        settings=SETTINGS,
+        configs=CONFIGS,
+        batch_size=BATCH,
+        progress=False,
+    )
+
+
 def test_a_rerun_resumes_and_redoes_only_the_missing_batch(run, tiny_folder):
     output, _ = run
     config = Config("latent", 0.6)
@@ -153,15 +166,7 @@ def test_a_rerun_resumes_and_redoes_only_the_missing_batch(run, tiny_folder):
     stamps = {
         (c, i): image_path(output, c, i).stat().st_mtime_ns for c in CONFIGS for i in range(COUNT)
     }
-    measure_quality(
-        tiny_folder,
-        output,
-        count=COUNT,
-        settings=SETTINGS,
-        configs=CONFIGS,
-        batch_size=BATCH,
-        progress=False,
-    )
+    _rerun(tiny_folder, output)
     redone = {
         key for key, stamp in stamps.items() if image_path(output, *key).stat().st_mtime_ns != stamp
     }
@@ -203,15 +208,7 @@ def test_a_batch_timed_on_the_wall_clock_only_is_made_and_timed_again(run, tiny_
     (output / config.name / "times.json").write_text(json.dumps(times))
     assert set(read_times(output, config)) == {"4"}
     stamp = image_path(output, config, 0).stat().st_mtime_ns
-    measure_quality(
-        tiny_folder,
-        output,
-        count=COUNT,
-        settings=SETTINGS,
-        configs=CONFIGS,
-        batch_size=BATCH,
-        progress=False,
-    )
+    _rerun(tiny_folder, output)
     assert image_path(output, config, 0).stat().st_mtime_ns != stamp
     assert set(read_times(output, config)) == {"0", "4"}
     assert set(json.loads((output / config.name / "times.json").read_text())["0"]) == {
