@@ -37,7 +37,7 @@ from lssgen.mini.cli_common import (
 )
 from lssgen.mini.grid import prompt_grid, save_png
 from lssgen.mini.model import MINI_SETTINGS, MiniSettings, load_shipped_pipeline
-from lssgen.mini.timing import ZERO, speedups, timed
+from lssgen.mini.timing import ZERO, CallTime, speedups, timed
 from lssgen_core.cost import TransformerCost, plan_cost
 
 # One prompt per GenEval category, in the form of the captions the shipped model was trained on:
@@ -57,15 +57,13 @@ DEMO_PROMPTS = (
 
 @attrs.frozen
 class ModeRun:
-    """One mode's call over every prompt: its images, wall time and per-image verdicts."""
+    """One mode's call over every prompt: its images, mean time per call and per-image
+    verdicts."""
 
     name: str
     images: tuple[Image.Image, ...]
-    seconds: float
+    time: CallTime  # wall and CPU (`lssgen.mini.timing`: why both)
     verdicts: tuple[bool | None, ...]  # None: the prompt is outside the evaluator's grammar
-    # CPU time of this process (all its threads): unlike wall time it does not grow while other
-    # processes hold the cores, so with one thread it measures the work itself on a busy machine.
-    cpu_seconds: float
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -129,17 +127,11 @@ def demo(
         times[name] += took.scaled(0.5)
     runs = []
     for name in modes:
-        run = ModeRun(
-            name,
-            tuple(images[name]),
-            times[name].wall,
-            verdicts(images[name], prompts),
-            times[name].cpu,
-        )
+        run = ModeRun(name, tuple(images[name]), times[name], verdicts(images[name], prompts))
         passed = sum(v is True for v in run.verdicts)
         report(
-            f"{name}: {run.seconds:.2f} s per call of {len(prompts)} images (mean of 2; "
-            f"{run.cpu_seconds:.2f} s CPU time); "
+            f"{name}: {run.time.wall:.2f} s per call of {len(prompts)} images (mean of 2; "
+            f"{run.time.cpu:.2f} s CPU time); "
             f"{passed} pass the evaluator"
         )
         runs.append(run)
@@ -174,8 +166,8 @@ def demo_grid(prompts: Sequence[str], runs: Sequence[ModeRun]) -> Image.Image:
     plain = runs[0]
     columns = [
         (
-            f"{r.name}: {r.seconds:.1f} s, {r.cpu_seconds:.1f} s CPU"
-            + ("" if r is plain else f" ({plain.cpu_seconds / r.cpu_seconds:.2f}x CPU)"),
+            f"{r.name}: {r.time.wall:.1f} s, {r.time.cpu:.1f} s CPU"
+            + ("" if r is plain else f" ({speedups(plain.time, r.time)['cpu']:.2f}x CPU)"),
             r.images,
             r.verdicts,
         )

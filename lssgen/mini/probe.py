@@ -103,18 +103,16 @@ def text_reliance(
     latents = (latents - vae.config.shift_factor) * vae.config.scaling_factor
     texts = captions(seed, indices)
 
-    def encode(prompts: list[str]) -> tuple[Any, Any]:
-        embeds, _, pooled, _ = pipe.encode_prompt(
-            prompts,
-            None,
-            None,
-            device=vae.device,
-            do_classifier_free_guidance=False,
-            max_sequence_length=max_sequence_length,
-        )
-        return embeds, pooled
-
-    right, wrong = encode(texts), encode(texts[1:] + texts[:1])
+    embeds, _, pooled, _ = pipe.encode_prompt(
+        texts,
+        None,
+        None,
+        device=vae.device,
+        do_classifier_free_guidance=False,
+        max_sequence_length=max_sequence_length,
+    )
+    # Each prompt is encoded on its own, so the next scene's caption is the next row.
+    right, wrong = (embeds, pooled), (embeds.roll(-1, 0), pooled.roll(-1, 0))
     transformer = pipe.transformer
     result = {}
     for level in levels:

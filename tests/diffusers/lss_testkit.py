@@ -73,3 +73,26 @@ def recorded_inputs(module: torch.nn.Module) -> Iterator[list[dict[str, Any]]]:
         yield calls
     finally:
         handle.remove()
+
+
+def latent_call(size: int, steps: int, **overrides: Any) -> dict[str, Any]:
+    """A call's arguments at ``size`` x ``size`` and ``steps`` returning latents, seed 0."""
+    return {
+        "prompt": PROMPT,
+        "height": size,
+        "width": size,
+        "num_inference_steps": steps,
+        "generator": torch.Generator().manual_seed(0),
+        "output_type": "latent",
+        **overrides,
+    }
+
+
+@contextmanager
+def cache_enabled(denoiser: Any, config: Any) -> Iterator[None]:
+    """``denoiser.enable_cache(config)`` for the block, then disabled again."""
+    denoiser.enable_cache(config)
+    try:
+        yield
+    finally:
+        denoiser.disable_cache()

@@ -15,7 +15,7 @@ import pytest
 import torch
 from diffusers.configuration_utils import ConfigMixin, register_to_config
 from diffusers.utils import logging as diffusers_logging
-from lss_testkit import PROMPT, lss_from_stock, random_upsampler, recorded_inputs
+from lss_testkit import latent_call, lss_from_stock, random_upsampler, recorded_inputs
 
 from lssgen_core.auto_entry import auto_entry_level
 from lssgen_core.upsample.calibration import CALIBRATION_KEY, ScalerCalibration
@@ -42,16 +42,7 @@ def calibrated_upsampler(channels: int, **errors: float) -> Any:
 
 
 def arguments(**overrides: Any) -> dict[str, Any]:
-    return {
-        "prompt": PROMPT,
-        "height": TARGET,
-        "width": TARGET,
-        "num_inference_steps": STEPS,
-        "min_size": MIN_SIZE,
-        "generator": torch.Generator().manual_seed(0),
-        "output_type": "latent",
-        **overrides,
-    }
+    return latent_call(TARGET, STEPS, min_size=MIN_SIZE, **overrides)
 
 
 def expected_level(error: float) -> float:

@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 import torch
 from diffusers.hooks import FirstBlockCacheConfig, TaylorSeerCacheConfig
-from lss_testkit import PROMPT
+from lss_testkit import cache_enabled, latent_call
 
 TARGET = 128
 MIN_SIZE = 64
@@ -23,24 +23,7 @@ STEPS = 10
 
 
 def arguments(**overrides: Any) -> dict[str, Any]:
-    return {
-        "prompt": PROMPT,
-        "height": TARGET,
-        "width": TARGET,
-        "num_inference_steps": STEPS,
-        "generator": torch.Generator().manual_seed(0),
-        "output_type": "latent",
-        **overrides,
-    }
-
-
-@contextmanager
-def cache_enabled(denoiser: Any, config: Any) -> Iterator[None]:
-    denoiser.enable_cache(config)
-    try:
-        yield
-    finally:
-        denoiser.disable_cache()
+    return latent_call(TARGET, STEPS, **overrides)
 
 
 @contextmanager

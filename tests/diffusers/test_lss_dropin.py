@@ -29,7 +29,15 @@ from diffusers.hooks import (
 from diffusers.utils import logging as diffusers_logging
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from lss_testkit import KINDS, LSS_CLASSES, PROMPT, Pair, random_upsampler, recorded_inputs
+from lss_testkit import (
+    KINDS,
+    LSS_CLASSES,
+    PROMPT,
+    Pair,
+    cache_enabled,
+    random_upsampler,
+    recorded_inputs,
+)
 
 from lssgen_diffusers import LSSFluxPipeline
 from lssgen_diffusers.testing import tiny_pipeline
@@ -212,15 +220,6 @@ def cache_configs(kind: str, pipe: Any) -> dict[str, Any]:
             is_guidance_distilled=True,
         ),
     }
-
-
-@contextmanager
-def cache_enabled(denoiser: Any, config: Any) -> Iterator[None]:
-    denoiser.enable_cache(config)
-    try:
-        yield
-    finally:
-        denoiser.disable_cache()
 
 
 @contextmanager

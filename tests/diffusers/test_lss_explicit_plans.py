@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 import torch
-from lss_testkit import KINDS, PROMPT, Pair, recorded_inputs
+from lss_testkit import KINDS, Pair, latent_call, recorded_inputs
 
 from lssgen_core.parameterization import FLOW, convert_sigma
 from lssgen_core.plan import PURE_NOISE_LEVEL
@@ -21,15 +21,7 @@ STEPS = 6
 
 
 def arguments(**overrides: Any) -> dict[str, Any]:
-    return {
-        "prompt": PROMPT,
-        "height": TARGET,
-        "width": TARGET,
-        "num_inference_steps": STEPS,
-        "generator": torch.Generator().manual_seed(0),
-        "output_type": "latent",
-        **overrides,
-    }
+    return latent_call(TARGET, STEPS, **overrides)
 
 
 @pytest.fixture(params=KINDS)
