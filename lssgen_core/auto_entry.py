@@ -68,7 +68,8 @@ def entry_ve_sigma(
     _check_positive_finite(relative_error, "relative_error", allow_zero=True)
     _check_positive_finite(latent_variance, "latent_variance")
     _check_positive_finite(margin, "margin")
-    return margin * math.sqrt(relative_error * latent_variance)
+    # Two roots, not the root of the product: the product of two tiny numbers underflows to 0.
+    return margin * math.sqrt(relative_error) * math.sqrt(latent_variance)
 
 
 def auto_entry_level(

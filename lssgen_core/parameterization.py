@@ -97,7 +97,9 @@ class FlowParameterization(Parameterization):
         return sigma * _reciprocal(1 - sigma)
 
     def from_ve(self, sigma_ve: Sigma) -> Sigma:
-        return 1 - _reciprocal(1 + sigma_ve)
+        # v / (1 + v), written so that v = 0 and v = inf both work and small v does not cancel
+        # (``1 - 1 / (1 + v)`` loses digits near the clean end, where calibrated entries live).
+        return _reciprocal(1 + _reciprocal(sigma_ve))
 
 
 class VPParameterization(Parameterization):
@@ -111,7 +113,8 @@ class VPParameterization(Parameterization):
         return sigma * _reciprocal(_sqrt(1 - sigma * sigma))
 
     def from_ve(self, sigma_ve: Sigma) -> Sigma:
-        return _sqrt(1 - _reciprocal(1 + sigma_ve * sigma_ve))
+        # v / sqrt(1 + v^2), in the form that neither cancels at small v nor divides inf by inf.
+        return _reciprocal(_sqrt(1 + _reciprocal(sigma_ve * sigma_ve)))
 
     @staticmethod
     def sigma_from_alpha_cumprod(alpha_cumprod: Sigma) -> Sigma:

@@ -115,3 +115,16 @@ def test_add_noise_rejects_out_of_range_sigma():
 
 def test_registry_names():
     assert set(PARAMETERIZATIONS) == {"flow", "vp", "ve"}
+
+
+low_noise = st.floats(min_value=1e-12, max_value=1e-3)
+
+
+@given(low_noise, params, params)
+def test_conversion_keeps_its_precision_near_the_clean_end(u, source, target):
+    # At low noise, ``1 - 1 / (1 + v)`` cancels and loses digits; entry levels from a small
+    # calibrated error live there, so the conversion must stay exact to float64 rounding.
+    sigma = sigma_for(source, u)
+    there = convert_sigma(sigma, source, target)
+    assert target.snr(there) == pytest.approx(source.snr(sigma), rel=1e-12)
+    assert convert_sigma(there, target, source) == pytest.approx(sigma, rel=1e-12)
