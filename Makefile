@@ -37,15 +37,12 @@ lint: install
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 
-# mypy cannot follow the editable install's import hook to the adapters (their folders are not
-# named as their packages), so it reads them through links named as the packages.
-MYPY_PATH := $(VENV)/mypy-path
+# mypy cannot follow the editable install's import hook to the adapters: it finds them on this
+# path, in the folders named as their packages.
+MYPY_PATH := $(CURDIR)/adapters/diffusers:$(CURDIR)/adapters/kdiffusion
 
 # benchmarks/ is not a package (its modules import each other by name): checked as files.
 typecheck: install
-	mkdir -p $(MYPY_PATH)
-	ln -sfn $(CURDIR)/adapters/diffusers $(MYPY_PATH)/lssgen_diffusers
-	ln -sfn $(CURDIR)/adapters/kdiffusion $(MYPY_PATH)/lssgen_kdiffusion
 	MYPYPATH=$(MYPY_PATH) $(BIN)/mypy
 	MYPYPATH=$(MYPY_PATH) $(BIN)/mypy benchmarks
 

@@ -4,6 +4,7 @@ builders, and importing the core loads no training code."""
 from __future__ import annotations
 
 import ast
+import importlib
 import subprocess
 import sys
 from pathlib import Path
@@ -11,8 +12,12 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
-LIBRARY = ("lssgen_core", "adapters/diffusers", "adapters/kdiffusion")
-TEST_BUILDERS = "adapters/diffusers/testing.py"
+LIBRARY = (
+    "lssgen_core",
+    "adapters/diffusers/lssgen_diffusers",
+    "adapters/kdiffusion/lssgen_kdiffusion",
+)
+TEST_BUILDERS = "adapters/diffusers/lssgen_diffusers/testing.py"
 TRAINING_MODULES = (
     "train",
     "batches",
@@ -35,6 +40,17 @@ def imported_modules(path: Path) -> set[str]:
         elif isinstance(node, ast.ImportFrom) and node.module and not node.level:
             modules.add(node.module)
     return modules
+
+
+@pytest.mark.parametrize(
+    "package", ["lssgen", "lssgen_core", "lssgen_diffusers", "lssgen_kdiffusion"]
+)
+def test_every_package_lives_in_a_folder_named_as_it_imports(package: str) -> None:
+    """A reader finds `lssgen_diffusers.mixin` at `.../lssgen_diffusers/mixin.py`."""
+    module = importlib.import_module(package)
+    folder = Path(module.__file__).parent
+    assert folder.name == package
+    assert folder.is_relative_to(ROOT)
 
 
 def production_files() -> list[Path]:
