@@ -29,6 +29,7 @@ import math
 from collections.abc import Callable, Sequence
 
 from lssgen_core.errors import LSSArgumentError, LSSArgumentTypeError
+from lssgen_core.validation import check_positive_int
 
 # Diffusers' discrete schedulers refuse more steps than their training schedule's 1000 levels.
 MAX_SCHEDULE_STEPS = 1000
@@ -61,13 +62,10 @@ def check_stage_steps(stage_steps: object) -> tuple[int, ...] | None:
         raise LSSArgumentError(
             "stage_steps", "stage_steps=() must have one step count (an integer >= 1) per stage"
         )
-    for k, steps in enumerate(stage_steps):
-        if isinstance(steps, bool) or not isinstance(steps, int) or steps < 1:
-            raise LSSArgumentError(
-                "stage_steps",
-                f"stage_steps[{k}]={steps!r} must be an integer >= 1 (stage_steps={stage_steps!r})",
-            )
-    return tuple(stage_steps)
+    return tuple(
+        check_positive_int(steps, "stage_steps", shown=f"stage_steps[{k}]")
+        for k, steps in enumerate(stage_steps)
+    )
 
 
 def check_stage_entries(stage_entries: object) -> tuple[float | None, ...] | None:
@@ -110,11 +108,7 @@ def check_stage_entries(stage_entries: object) -> tuple[float | None, ...] | Non
 def check_final_steps(final_steps: object) -> int | None:
     if final_steps is None:
         return None
-    if isinstance(final_steps, bool) or not isinstance(final_steps, int) or final_steps < 1:
-        raise LSSArgumentError(
-            "final_steps", f"final_steps={final_steps!r} must be an integer >= 1"
-        )
-    return final_steps
+    return check_positive_int(final_steps, "final_steps")
 
 
 def explicit_stage_count(

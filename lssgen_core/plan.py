@@ -41,10 +41,10 @@ from lssgen_core.plan_arguments import (
     check_entry_rule,
     check_plan_arguments,
     check_plan_values,
-    check_positive_int,
 )
 from lssgen_core.plan_arguments import count_extra_stages as count_extra_stages
 from lssgen_core.schedules import FlowSchedule, Schedule, StageSize
+from lssgen_core.validation import check_positive_int
 
 # A scheduled level within this distance of start_sigma counts as equal (float round-off).
 _LEVEL_TOLERANCE = 1e-9

@@ -32,7 +32,7 @@ from lssgen_core.explicit_plan import (
     min_size_for_stages,
 )
 from lssgen_core.parameterization import check_start_sigma
-from lssgen_core.schedules import check_num_steps
+from lssgen_core.validation import check_positive_int
 
 ENTRY_RULES = ("sigma", "strength")
 # The planner's min_size when none is given and the explicit inputs do not set the stage count.
@@ -79,12 +79,6 @@ def check_bool(value: object, argument: str) -> bool:
         raise LSSArgumentTypeError(
             argument, f"{argument} must be a bool (True or False), got {value!r}"
         )
-    return value
-
-
-def check_positive_int(value: object, argument: str) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise LSSArgumentError(argument, f"{argument}={value!r} must be an integer >= 1")
     return value
 
 
@@ -159,7 +153,7 @@ def check_plan_arguments(
     """
     check_positive_int(height, "height")
     check_positive_int(width, "width")
-    check_num_steps(num_steps, steps_argument)
+    check_positive_int(num_steps, steps_argument)
     check_one_stage_steps(values.stage_steps, num_steps)
     smallest = min(height, width)
     asked = values.asked_stages

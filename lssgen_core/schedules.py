@@ -15,7 +15,7 @@ from typing import Protocol
 import attrs
 import numpy as np
 
-from lssgen_core.errors import LSSArgumentError
+from lssgen_core.validation import check_positive_int
 
 # --- timestep shifts on flow sigmas ---------------------------------------------------------------
 
@@ -79,7 +79,7 @@ def resolution_shift(sigma: float, area_ratio: float) -> float:
 
 def flow_sigmas(num_steps: int) -> list[float]:
     """FLUX's unshifted flow schedule ``linspace(1, 1/N, N)`` followed by the final 0."""
-    check_num_steps(num_steps)
+    check_positive_int(num_steps, "num_steps")
     return [*np.linspace(1.0, 1.0 / num_steps, num_steps).tolist(), 0.0]
 
 
@@ -87,7 +87,7 @@ def karras_sigmas(
     num_steps: int, sigma_min: float, sigma_max: float, rho: float = 7.0
 ) -> list[float]:
     """Karras et al. (2022) VE schedule, as k-diffusion's ``get_sigmas_karras``."""
-    check_num_steps(num_steps)
+    check_positive_int(num_steps, "num_steps")
     ramp = np.linspace(0, 1, num_steps)
     min_inv, max_inv = sigma_min ** (1 / rho), sigma_max ** (1 / rho)
     return [*((max_inv + ramp * (min_inv - max_inv)) ** rho).tolist(), 0.0]
@@ -95,13 +95,8 @@ def karras_sigmas(
 
 def exponential_sigmas(num_steps: int, sigma_min: float, sigma_max: float) -> list[float]:
     """Log-linear VE schedule, as k-diffusion's ``get_sigmas_exponential``."""
-    check_num_steps(num_steps)
+    check_positive_int(num_steps, "num_steps")
     return [*np.exp(np.linspace(math.log(sigma_max), math.log(sigma_min), num_steps)).tolist(), 0.0]
-
-
-def check_num_steps(num_steps: int, argument: str = "num_steps") -> None:
-    if isinstance(num_steps, bool) or not isinstance(num_steps, (int, np.integer)) or num_steps < 1:
-        raise LSSArgumentError(argument, f"{argument}={num_steps!r} must be an integer >= 1")
 
 
 # --- schedules that know a stage's size -----------------------------------------------------------

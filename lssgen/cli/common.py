@@ -10,6 +10,7 @@ import contextlib
 import math
 import signal
 import sys
+import tempfile
 import threading
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -131,6 +132,22 @@ def check_size(size: int, spatial_factor: int) -> None:
             "--size",
             f"{size} is not a multiple of the VAE's {spatial_factor}x downscaling factor",
         )
+
+
+def check_output_file(path: str, argument: str = "--output") -> Path:
+    """`path` if a file can be written there (its folder is made), else a UsageError naming
+    `argument`: found before minutes of work, not after."""
+    target = Path(path)
+    if target.is_dir():
+        raise UsageError(argument, f"{target} is a folder; pass a file name such as demo.png")
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        # A real write: permission bits say nothing for root or on a read-only mount.
+        with tempfile.TemporaryFile(dir=target.parent, prefix=".lssgen-write-test-"):
+            pass
+    except OSError as exc:
+        raise UsageError(argument, f"cannot write {target}: {exc.strerror or exc}") from exc
+    return target
 
 
 def positive_int(text: str) -> int:

@@ -28,11 +28,11 @@ COMMANDS: dict[str, tuple[str, str]] = {
         "Generate images for a prompt list in GenEval's layout (resumable, multi-process).",
     ),
     "demo": (
-        "lssgen.mini.demo",
+        "lssgen.cli.demo",
         "Run the shipped lssgen-mini model plain and with LSS; print times, write a PNG grid.",
     ),
     "evaluate": (
-        "lssgen.mini.quality",
+        "lssgen.cli.evaluate",
         "Score lssgen-mini plain vs LSS (scaling modes, start_sigma sweep): accuracy and speed.",
     ),
     "mini": (

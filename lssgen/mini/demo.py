@@ -1,4 +1,5 @@
-"""``lssgen demo``: the shipped lssgen-mini model, plain and with LSS, from the same seeds.
+"""What ``lssgen demo`` runs (its flags: `lssgen.cli.demo`): the shipped lssgen-mini model, plain
+and with LSS, from the same seeds.
 
 Offline and on the CPU: loads `lssgen/mini/model/`, prints both plans, makes an untimed warm-up
 call of each mode (one-time set-up is billed to neither), then times one batched call per mode
@@ -9,14 +10,13 @@ Every prompt uses the same seed in both modes. Each image is judged by the rule-
 and a side-by-side grid with the prompts, verdicts and mean times is written.
 
 Timings on a busy machine: unless `--threads` says otherwise, torch gets the idle cores (from the
-load average, `lssgen.mini.cli_common.choose_threads`), and the load is printed. Wall time and
+load average, `lssgen.mini.threads.choose_threads`), and the load is printed. Wall time and
 CPU time are both reported: the wall clock also counts the time other processes hold the cores,
 while the CPU time of a single-threaded run counts only the work.
 """
 
 from __future__ import annotations
 
-import argparse
 from collections.abc import Sequence
 from functools import partial
 from pathlib import Path
@@ -26,16 +26,8 @@ import attrs
 import torch
 from PIL import Image
 
-from lssgen.cli.common import UsageError, fail
 from lssgen.mini.captions import parse_caption
-from lssgen.mini.cli_common import (
-    add_model_arguments,
-    check_output_file,
-    model_settings,
-    timing_threads,
-    torch_threads,
-)
-from lssgen.mini.grid import prompt_grid, save_png
+from lssgen.mini.grid import prompt_grid
 from lssgen.mini.model import MINI_SETTINGS, MiniSettings, load_shipped_pipeline
 from lssgen.mini.timing import ZERO, CallTime, speedups, timed
 from lssgen_core.cost import TransformerCost, plan_cost
@@ -64,30 +56,6 @@ class ModeRun:
     images: tuple[Image.Image, ...]
     time: CallTime  # wall and CPU (`lssgen.mini.timing`: why both)
     verdicts: tuple[bool | None, ...]  # None: the prompt is outside the evaluator's grammar
-
-
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--output", default="lssgen-demo.png", help="grid PNG to write")
-    parser.add_argument(
-        "--prompt", action="append", help=f"a prompt (repeatable); default: {len(DEMO_PROMPTS)}"
-    )
-    add_model_arguments(parser, seed_help="prompt i uses seed + i")
-
-
-def run(args: argparse.Namespace) -> int:
-    settings = model_settings(args, "lssgen demo")
-    if isinstance(settings, int):
-        return settings
-    try:
-        output = check_output_file(args.output)
-    except UsageError as error:
-        return fail("lssgen demo", error)
-    prompts = tuple(args.prompt or DEMO_PROMPTS)
-    with torch_threads(timing_threads(args.threads)):
-        runs = demo(Path(args.model), prompts, settings, seed=args.seed, report=print)
-    save_png(demo_grid(prompts, runs), output)
-    print(f"wrote {output}")
-    return 0
 
 
 def demo(

@@ -1,6 +1,5 @@
-"""``lssgen evaluate``: lssgen-mini's prompt-following, sharpness and speed, plain versus LSS.
-
-    lssgen evaluate --output runs/quality [--count 240] [--steps 20] [--batch-size 8]
+"""What ``lssgen evaluate`` measures (its flags: `lssgen.cli.evaluate`): lssgen-mini's
+prompt-following, sharpness and speed, plain versus LSS (`measure_quality`).
 
 Prompts are held-out captions (`scene_for_index(EVAL_DATA_SEED, i)`: a seed training never uses,
 categories in turn, so `--count 240` is 40 per GenEval category). Every configuration generates
@@ -22,7 +21,6 @@ Results: `OUTPUT/results.json`, the markdown table `OUTPUT/results.md`, the char
 
 from __future__ import annotations
 
-import argparse
 import json
 from collections.abc import Callable, Sequence
 from functools import partial
@@ -34,15 +32,8 @@ import torch
 from PIL import Image
 from tqdm.auto import tqdm
 
-from lssgen.cli.common import positive_int, start_sigma_value
 from lssgen.images import png_bytes
 from lssgen.mini.captions import CATEGORIES, Caption
-from lssgen.mini.cli_common import (
-    add_model_arguments,
-    model_settings,
-    timing_threads,
-    torch_threads,
-)
 from lssgen.mini.intervals import overall_interval, paired_difference_interval, wilson_interval
 from lssgen.mini.model import MINI_SETTINGS, MiniSettings, load_shipped_pipeline
 from lssgen.mini.quality_report import chart, sample_grid
@@ -339,42 +330,3 @@ def markdown(results: dict[str, Any]) -> str:
         "on the same prompts and seeds, with the paired bootstrap's 95% interval."
     )
     return "\n".join([*lines, "", notes])
-
-
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--output", required=True, help="folder for images, times and results")
-    parser.add_argument(
-        "--count", type=positive_int, default=240, help="prompts (6 categories in turn)"
-    )
-    parser.add_argument(
-        "--sweep",
-        type=start_sigma_value,
-        nargs="*",
-        default=list(SWEEP),
-        help="resnet start_sigma values",
-    )
-    parser.add_argument(
-        "--batch-size",
-        type=positive_int,
-        default=TIMING_BATCH,
-        help="prompts per call (the default times batches like `lssgen demo`'s call)",
-    )
-    add_model_arguments(parser, seed_help="image i uses seed + i")
-
-
-def run(args: argparse.Namespace) -> int:
-    settings = model_settings(args, "lssgen evaluate")
-    if isinstance(settings, int):
-        return settings
-    with torch_threads(timing_threads(args.threads)):
-        results = measure_quality(
-            Path(args.model),
-            Path(args.output),
-            count=args.count,
-            settings=settings,
-            configs=default_configs(args.start_sigma, args.sweep),
-            batch_size=args.batch_size,
-            seed=args.seed,
-        )
-    print(markdown(results))
-    return 0

@@ -2,7 +2,7 @@
 
 Why both clocks: on a busy machine the wall clock also counts the time other processes hold the
 cores, while the CPU time of this process counts only its own work. With one torch thread (what
-`cli_common.timing_threads` picks when the other core is taken) the CPU-time ratio is the sound
+`threads.timing_threads` picks when the other core is taken) the CPU-time ratio is the sound
 one. Our measurement, both commands' code on one pipeline, one thread, load 10 on 2 cores:
 LSS/plain CPU-time speed-up 1.25x on the demo's prompts and 1.24x on six evaluation captions
 (prompts do not matter: every caption pads to the same 16 tokens), 1.22x at eight captions per

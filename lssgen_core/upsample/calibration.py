@@ -22,6 +22,8 @@ from typing import Any
 
 import attrs
 
+from lssgen_core.validation import positive_int
+
 CALIBRATION_KEY = "_lssgen_calibration"
 # The scaling modes a calibration can be for: "latent" is bicubic by another name.
 CALIBRATED_MODES = ("resnet", "bicubic", "bilinear", "nearest", "pixel")
@@ -43,19 +45,14 @@ def _finite_positive(_instance: object, attribute: attrs.Attribute[Any], value: 
         raise ValueError(f"{attribute.name} must be a finite number > 0, got {value!r}")
 
 
-def _count(_instance: object, attribute: attrs.Attribute[Any], value: Any) -> None:
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise ValueError(f"{attribute.name} must be an integer >= 1, got {value!r}")
-
-
 @attrs.frozen
 class ScalerCalibration:
     """One scaling mode's held-out error (see the module docstring)."""
 
     relative_error: float = attrs.field(converter=float, validator=_finite_positive)
     latent_variance: float = attrs.field(converter=float, validator=_finite_positive)
-    num_crops: int = attrs.field(validator=_count)
-    crop_size: int = attrs.field(validator=_count)  # high-resolution side in pixels
+    num_crops: int = attrs.field(validator=positive_int)
+    crop_size: int = attrs.field(validator=positive_int)  # high-resolution side in pixels
     source: str = attrs.field(validator=attrs.validators.instance_of(str))  # the images' name
     downsample: str = attrs.field(default="nearest", validator=attrs.validators.instance_of(str))
 

@@ -11,6 +11,8 @@ from typing import Any
 
 import attrs
 
+from lssgen_core.validation import check_positive_int
+
 # The class name stored in the released config.json files; written back so our folders match.
 CONFIG_CLASS_NAME = "LatentUpSampler"
 
@@ -38,11 +40,6 @@ def _bool_tuple(value: Sequence[bool]) -> tuple[bool, ...]:
     return tuple(value)
 
 
-def _check_positive_int(name: str, value: object) -> None:
-    if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
-        raise ValueError(f"{name} must be a positive int, got {value!r}")
-
-
 @attrs.frozen
 class UpsamplerConfig:
     """Architecture of a `LatentUpsampler` (field names as in the original config.json)."""
@@ -57,9 +54,9 @@ class UpsamplerConfig:
     interpolate: str = "bilinear"
 
     def __attrs_post_init__(self) -> None:
-        _check_positive_int("in_channels", self.in_channels)
-        _check_positive_int("out_channels", self.out_channels)
-        _check_positive_int("norm_num_groups", self.norm_num_groups)
+        check_positive_int(self.in_channels, "in_channels")
+        check_positive_int(self.out_channels, "out_channels")
+        check_positive_int(self.norm_num_groups, "norm_num_groups")
         n_blocks = len(self.block_out_channels)
         if n_blocks == 0:
             raise ValueError("block_out_channels must list at least one block, got ()")
@@ -69,7 +66,7 @@ class UpsamplerConfig:
                 f"{len(self.block_out_channels)}, {len(self.is_up_samples)} and {len(self.strides)}"
             )
         for i, channels in enumerate(self.block_out_channels):
-            _check_positive_int(f"block_out_channels[{i}]", channels)
+            check_positive_int(channels, "block_out_channels", shown=f"block_out_channels[{i}]")
             if channels % self.norm_num_groups:
                 raise ValueError(
                     f"block_out_channels[{i}]={channels} is not divisible by "

@@ -282,7 +282,7 @@ def test_config_rejects_unknown_and_missing_keys() -> None:
         ({"interpolate": "area"}, "interpolate must be one of.*'bicubic'"),
         ({"strides": (1, 1)}, "block 0 has is_up_samples=True and strides=1"),
         ({"is_up_samples": (True, True), "strides": (2, 1)}, "block 1"),
-        ({"in_channels": 0}, "in_channels must be a positive int"),
+        ({"in_channels": 0}, "in_channels=0 must be an integer >= 1"),
         ({"block_out_channels": (), "is_up_samples": (), "strides": ()}, "at least one block"),
     ],
 )

@@ -5,8 +5,8 @@ import torch
 from hypothesis import given
 from hypothesis import strategies as st
 
-from lssgen.cli import main
-from lssgen.mini import cli_common, demo
+from lssgen.cli import demo, main
+from lssgen.mini import threads as timing_threads
 
 
 @pytest.fixture
@@ -34,14 +34,14 @@ def test_an_output_that_cannot_be_written_is_refused_before_loading(tmp_path, ca
     [(2, 0.0, 2), (2, 0.4, 2), (2, 0.6, 1), (2, 1.8, 1), (2, 6.0, 1), (16, 3.2, 13), (1, 0, 1)],
 )
 def test_threads_are_the_idle_cores(cpus, load, threads):
-    assert cli_common.choose_threads(cpus, load) == threads
+    assert timing_threads.choose_threads(cpus, load) == threads
 
 
 @given(st.integers(1, 256), st.floats(0, 512), st.floats(0, 512))
 def test_threads_stay_in_range_and_fall_as_load_rises(cpus, load, more):
-    threads = cli_common.choose_threads(cpus, load)
+    threads = timing_threads.choose_threads(cpus, load)
     assert 1 <= threads <= cpus
-    assert cli_common.choose_threads(cpus, load + more) <= threads
+    assert timing_threads.choose_threads(cpus, load + more) <= threads
 
 
 def _fake_run(seen):
@@ -59,8 +59,8 @@ def test_the_demo_times_with_the_idle_cores_and_says_so(
     # Issue 12: on a busy 2-core machine, 2 threads made LSS look slower than plain (0.85x);
     # 1 thread measured 1.22x. The load is printed so the reader can judge the times.
     before = torch.get_num_threads()
-    monkeypatch.setattr(cli_common, "load_average", lambda: 1.8)
-    monkeypatch.setattr(cli_common, "available_cpus", lambda: 2)
+    monkeypatch.setattr(timing_threads, "load_average", lambda: 1.8)
+    monkeypatch.setattr(timing_threads, "available_cpus", lambda: 2)
     seen = []
     monkeypatch.setattr(demo, "demo", _fake_run(seen))
     with pytest.raises(SystemExit):

@@ -226,7 +226,7 @@ def test_the_demo_and_the_evaluation_time_calls_of_the_same_size():
     default = inspect.signature(evaluate_function).parameters["batch_size"].default
     assert default == TIMING_BATCH
     parser = argparse.ArgumentParser()
-    from lssgen.mini.quality import add_arguments
+    from lssgen.cli.evaluate import add_arguments
 
     add_arguments(parser)
     assert parser.parse_args(["--output", "x"]).batch_size == TIMING_BATCH

@@ -23,6 +23,10 @@ import torch
 
 from lssgen_core.errors import LSSArgumentError, LSSArgumentTypeError
 
+# A count (num_images_per_prompt): the core's one positive-integer check, under the name the
+# pipelines call it by.
+from lssgen_core.validation import check_positive_int as check_count  # noqa: F401
+
 # Stock float arguments that steer guidance; NaN or inf in any of them is never meaningful.
 GUIDANCE_ARGUMENTS = ("guidance_scale", "true_cfg_scale", "guidance_rescale")
 # Stock arguments that replace num_inference_steps with a schedule of their own.
@@ -53,11 +57,6 @@ def check_size(value: Any, argument: str, minimum: int) -> None:
             f"{argument}={value} is below the smallest size this pipeline makes: {minimum} px "
             "(one latent token: vae_scale_factor x the denoiser's patch size)",
         )
-
-
-def check_count(value: Any, argument: str) -> None:
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 1:
-        raise LSSArgumentError(argument, f"{argument}={value!r} must be an integer >= 1")
 
 
 def check_finite_real(value: Any, argument: str) -> None:

@@ -1,76 +1,18 @@
-"""The arguments `lssgen demo` and `lssgen evaluate` share: which model, how to call it, and how
-many CPU threads time it soundly."""
+"""How many CPU threads time lssgen-mini soundly (`lssgen demo` and `lssgen evaluate`): the idle
+cores, from the load average, and torch's thread count set for a block."""
 
 from __future__ import annotations
 
-import argparse
 import contextlib
 import math
 import os
-import tempfile
 from collections.abc import Callable, Iterator
-from pathlib import Path
 
-import attrs
 import torch
-
-from lssgen.cli.common import (
-    UsageError,
-    blame,
-    fail,
-    non_negative_int,
-    positive_int,
-    start_sigma_value,
-)
-from lssgen.mini.model import MINI_SETTINGS, SHIPPED_MODEL, MiniSettings, check_model_folder
 
 # A 1-minute load average from this much on, other processes hold a share of the CPU that skews
 # a timing; below it the machine counts as idle.
 BUSY_LOAD = 0.5
-
-
-def add_model_arguments(parser: argparse.ArgumentParser, *, seed_help: str) -> None:
-    parser.add_argument(
-        "--model", default=str(SHIPPED_MODEL), help="lssgen-mini pipeline folder (default: shipped)"
-    )
-    parser.add_argument(
-        "--steps", type=positive_int, default=MINI_SETTINGS.num_inference_steps, help="steps"
-    )
-    parser.add_argument("--start-sigma", type=start_sigma_value, default=MINI_SETTINGS.start_sigma)
-    parser.add_argument("--seed", type=non_negative_int, default=0, help=seed_help)
-    parser.add_argument(
-        "--threads",
-        type=positive_int,
-        default=None,
-        help="torch CPU threads (default: the idle cores, from the load average)",
-    )
-
-
-def model_settings(args: argparse.Namespace, prog: str) -> MiniSettings | int:
-    """The call settings the arguments ask for, or the usage error's exit status when `--model`
-    is not a pipeline folder (checked before anything loads). Threads: see `timing_threads`."""
-    try:
-        with blame("--model"):
-            check_model_folder(args.model)
-    except UsageError as error:
-        return fail(prog, error)
-    return attrs.evolve(MINI_SETTINGS, num_inference_steps=args.steps, start_sigma=args.start_sigma)
-
-
-def check_output_file(path: str, argument: str = "--output") -> Path:
-    """`path` if a file can be written there (its folder is made), else a UsageError naming
-    `argument`: found before minutes of work, not after."""
-    target = Path(path)
-    if target.is_dir():
-        raise UsageError(argument, f"{target} is a folder; pass a file name such as demo.png")
-    try:
-        target.parent.mkdir(parents=True, exist_ok=True)
-        # A real write: permission bits say nothing for root or on a read-only mount.
-        with tempfile.TemporaryFile(dir=target.parent, prefix=".lssgen-write-test-"):
-            pass
-    except OSError as exc:
-        raise UsageError(argument, f"cannot write {target}: {exc.strerror or exc}") from exc
-    return target
 
 
 def available_cpus() -> int:
