@@ -31,7 +31,7 @@ from collections.abc import Sequence
 import attrs
 
 from lssgen_core.errors import LSSArgumentError
-from lssgen_core.explicit_plan import is_explicit_plan, schedule_for_steps
+from lssgen_core.explicit_plan import schedule_for_steps
 from lssgen_core.parameterization import FLOW, Parameterization, convert_sigma
 from lssgen_core.plan_arguments import (
     ENTRY_RULES as ENTRY_RULES,
@@ -113,30 +113,67 @@ class Stage:
 
 @attrs.frozen
 class StagePlan:
-    """The stages of one LSS generation, smallest first; the last is at the target size."""
+    """The stages of one LSS generation, smallest first; the last is at the target size.
 
-    height: int
-    width: int
-    num_steps: int
-    min_size: int
-    start_sigma: float
-    shorten_steps: bool
+    ``arguments`` are the checked arguments it was planned from; their fields read as the plan's
+    own (``plan.start_sigma``, ``plan.min_size``, ``plan.stage_steps`` ...).
+    """
+
+    arguments: PlanArguments
     parameterization: Parameterization
-    entry_rule: str
     stages: tuple[Stage, ...]
     # Smaller stages left out because the stage after them could only enter at pure noise.
     dropped_stages: int = 0
-    # The explicit inputs the plan was made with (None: the paper's rules).
-    stage_steps: tuple[int, ...] | None = None
-    stage_entries: tuple[float | None, ...] | None = None
-    final_steps: int | None = None
     # Where start_sigma came from when it was not given as a number (``start_sigma="auto"``
     # resolved from a scaler's calibration, :mod:`lssgen_core.auto_entry`); shown by describe().
     start_sigma_note: str | None = None
 
     @property
+    def height(self) -> int:
+        return self.arguments.height
+
+    @property
+    def width(self) -> int:
+        return self.arguments.width
+
+    @property
+    def num_steps(self) -> int:
+        """Plain generation's step count: the reference of the cost ratios."""
+        return self.arguments.num_steps
+
+    @property
+    def min_size(self) -> int:
+        return self.arguments.min_size
+
+    @property
+    def start_sigma(self) -> float:
+        """The entry level asked for (each stage's `Stage.entry_level` is the one entered)."""
+        return self.arguments.values.start_sigma
+
+    @property
+    def shorten_steps(self) -> bool:
+        return self.arguments.values.shorten_steps
+
+    @property
+    def entry_rule(self) -> str:
+        return self.arguments.values.entry_rule
+
+    @property
+    def stage_steps(self) -> tuple[int, ...] | None:
+        """The explicit inputs the plan was made with (None: the paper's rules)."""
+        return self.arguments.values.stage_steps
+
+    @property
+    def stage_entries(self) -> tuple[float | None, ...] | None:
+        return self.arguments.values.stage_entries
+
+    @property
+    def final_steps(self) -> int | None:
+        return self.arguments.values.final_steps
+
+    @property
     def is_explicit(self) -> bool:
-        return is_explicit_plan(self.stage_steps, self.stage_entries, self.final_steps)
+        return self.arguments.values.is_explicit
 
     @property
     def target(self) -> Stage:
@@ -432,19 +469,10 @@ def plan_from_arguments(
         for i, stage in enumerate(stages[dropped:])
     ]
     return StagePlan(
-        height=height,
-        width=width,
-        num_steps=num_steps,
-        min_size=min_size,
-        start_sigma=values.start_sigma,
-        shorten_steps=values.shorten_steps,
+        arguments=arguments,
         parameterization=parameterization,
-        entry_rule=values.entry_rule,
         stages=tuple(stages),
         dropped_stages=dropped,
-        stage_steps=stage_steps,
-        stage_entries=stage_entries,
-        final_steps=final_steps,
     )
 
 

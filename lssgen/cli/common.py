@@ -27,6 +27,7 @@ from lssgen.training.loop import NonFiniteLossError, RunOptions, TrainResult
 from lssgen.training.resume import ResumeError
 from lssgen_core.errors import LSSArgumentError
 from lssgen_core.parameterization import check_start_sigma
+from lssgen_core.validation import check_positive_int
 
 if TYPE_CHECKING:
     from attrs import AttrsInstance
@@ -151,10 +152,11 @@ def check_output_file(path: str, argument: str = "--output") -> Path:
 
 
 def positive_int(text: str) -> int:
-    value = int(text)
-    if value <= 0:
-        raise argparse.ArgumentTypeError(f"must be a positive integer, got {text}")
-    return value
+    """An argparse type: the core's positive-integer check, worded for a flag."""
+    try:
+        return check_positive_int(int(text), "value")
+    except LSSArgumentError:
+        raise argparse.ArgumentTypeError(f"must be a positive integer, got {text}") from None
 
 
 def non_negative_int(text: str) -> int:

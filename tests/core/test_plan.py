@@ -228,3 +228,22 @@ def test_bad_input_is_rejected_with_the_argument_and_range(kwargs, pattern):
 def test_shortened_steps_never_reach_zero():
     assert shortened_steps(1, 16) == 1
     assert shortened_steps(50, 4) == 25 and shortened_steps(50, 16) == 12
+
+
+@given(plan_args())
+def test_a_plan_holds_the_checked_arguments_it_was_planned_from(args):
+    """The plan's argument fields live once, in its PlanArguments, and read as the plan's own."""
+    assume(fits(args))
+    plan = plan_stages(**args)
+    values = plan.arguments.values
+    assert (plan.height, plan.width, plan.num_steps, plan.min_size) == (
+        args["height"],
+        args["width"],
+        args["num_steps"],
+        args["min_size"],
+    )
+    assert plan.start_sigma == values.start_sigma == args["start_sigma"]
+    assert plan.shorten_steps is values.shorten_steps is args["shorten_steps"]
+    assert plan.entry_rule == values.entry_rule == "sigma"
+    assert (plan.stage_steps, plan.stage_entries, plan.final_steps) == (None, None, None)
+    assert not plan.is_explicit
