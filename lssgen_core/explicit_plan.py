@@ -48,20 +48,31 @@ def budget_final_steps(num_steps: int) -> int:
     return 2 * num_steps // 3
 
 
+def _check_per_stage(
+    value: object, argument: str, what: str, example: str, one: str
+) -> Sequence[object]:
+    """``value`` if it is a non-empty sequence (not a string) of ``what``; ``one`` says what one
+    stage's item is, for the message of an empty one."""
+    if isinstance(value, (str, bytes)) or not isinstance(value, Sequence):
+        raise LSSArgumentTypeError(
+            argument, f"{argument} must be a tuple of {what} (e.g. {example}), got {value!r}"
+        )
+    if not value:
+        raise LSSArgumentError(argument, f"{argument}=() must have {one}")
+    return value
+
+
 def check_stage_steps(stage_steps: object) -> tuple[int, ...] | None:
     """``stage_steps`` as a tuple of step counts >= 1 (None stays None)."""
     if stage_steps is None:
         return None
-    if isinstance(stage_steps, (str, bytes)) or not isinstance(stage_steps, Sequence):
-        raise LSSArgumentTypeError(
-            "stage_steps",
-            f"stage_steps must be a tuple of step counts, one per stage, smallest stage first "
-            f"(e.g. (12, 6)), got {stage_steps!r}",
-        )
-    if not stage_steps:
-        raise LSSArgumentError(
-            "stage_steps", "stage_steps=() must have one step count (an integer >= 1) per stage"
-        )
+    stage_steps = _check_per_stage(
+        stage_steps,
+        "stage_steps",
+        "step counts, one per stage, smallest stage first",
+        "(12, 6)",
+        "one step count (an integer >= 1) per stage",
+    )
     return tuple(
         check_positive_int(steps, "stage_steps", shown=f"stage_steps[{k}]")
         for k, steps in enumerate(stage_steps)
@@ -72,18 +83,13 @@ def check_stage_entries(stage_entries: object) -> tuple[float | None, ...] | Non
     """``stage_entries`` as a tuple of levels in (0, 1) or None (None stays None)."""
     if stage_entries is None:
         return None
-    if isinstance(stage_entries, (str, bytes)) or not isinstance(stage_entries, Sequence):
-        raise LSSArgumentTypeError(
-            "stage_entries",
-            f"stage_entries must be a tuple of entry levels, one per later stage (e.g. (0.3,)), "
-            f"got {stage_entries!r}",
-        )
-    if not stage_entries:
-        raise LSSArgumentError(
-            "stage_entries",
-            "stage_entries=() must have one entry level per later stage (a float in (0, 1), or "
-            "None for start_sigma)",
-        )
+    stage_entries = _check_per_stage(
+        stage_entries,
+        "stage_entries",
+        "entry levels, one per later stage",
+        "(0.3,)",
+        "one entry level per later stage (a float in (0, 1), or None for start_sigma)",
+    )
     levels: list[float | None] = []
     for k, level in enumerate(stage_entries):
         if level is None:

@@ -197,6 +197,30 @@ class HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
         return super()._get_help_string(action)
 
 
+def required_flags(parser: argparse.ArgumentParser, epilog: str | None = None) -> Any:
+    """Give a command's parser the help every command has (`HelpFormatter`, `epilog` below the
+    flags); the group its required flags go in, listed under "required"."""
+    parser.formatter_class = HelpFormatter
+    if epilog is not None:
+        parser.epilog = epilog
+    return parser.add_argument_group("required")
+
+
+def add_vae_arguments(parser: argparse.ArgumentParser, required: Any) -> None:
+    """--vae (in the `required` group) and --size: the VAE an upsampler works in and the
+    low-resolution crop side, as `lssgen train-upsampler` and `lssgen eval-upsampler` take them
+    (`check_size` checks --size against the VAE once it is loaded)."""
+    required.add_argument(
+        "--vae", required=True, help="Diffusers VAE folder, or pipeline folder with vae/"
+    )
+    parser.add_argument(
+        "--size",
+        type=positive_int,
+        default=256,
+        help="low-resolution crop side in pixels; high-res crops are twice this",
+    )
+
+
 class DeferredInterrupt:
     """First Ctrl-C (or SIGTERM, as schedulers send before preempting) asks the loop to stop
     after its step and checkpoint; a second one aborts at once."""

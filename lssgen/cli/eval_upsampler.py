@@ -19,13 +19,14 @@ from typing import Any
 import torch
 
 from lssgen.cli.common import (
-    HelpFormatter,
     UsageError,
+    add_vae_arguments,
     blame,
     check_size,
     fail,
     non_negative_int,
     positive_int,
+    required_flags,
 )
 from lssgen.dtypes import TORCH_DTYPES, TRAINING_DTYPES
 from lssgen.images import ImageFolder, comparison_grid, png_bytes
@@ -42,20 +43,11 @@ GRID_NAME = "grid.png"
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.formatter_class = HelpFormatter
-    req = parser.add_argument_group("required")
-    req.add_argument(
-        "--vae", required=True, help="Diffusers VAE folder, or pipeline folder with vae/"
-    )
+    req = required_flags(parser)
+    add_vae_arguments(parser, req)
     req.add_argument("--upsampler", required=True, help="upsampler folder to evaluate")
     req.add_argument("--images", required=True, help="held-out images (not used in training)")
     req.add_argument("--output", required=True, help="folder for eval.json and grid.png")
-    parser.add_argument(
-        "--size",
-        type=positive_int,
-        default=256,
-        help="low-resolution crop side in pixels; high-res crops are twice this",
-    )
     parser.add_argument(
         "--num-crops", type=positive_int, default=64, help="random crops over the images"
     )

@@ -49,13 +49,13 @@ from tqdm.auto import tqdm
 import lssgen_diffusers
 from lssgen.cli.batch_invariance import make_batch_invariant
 from lssgen.cli.common import (
-    HelpFormatter,
     UsageError,
     blame,
     fail,
     finite_float,
     non_negative_int,
     positive_int,
+    required_flags,
 )
 from lssgen.cli.geneval_layout import (
     RESULT_NAME,
@@ -77,6 +77,7 @@ from lssgen.cli.prompts import PromptFileError, load_prompt_file, prompt_from_te
 from lssgen.dtypes import TORCH_DTYPES
 from lssgen.images import png_bytes
 from lssgen_core.atomic import write_bytes_atomic, write_json_atomic
+from lssgen_core.auto_entry import AUTO, is_auto
 from lssgen_core.errors import LSSArgumentError
 from lssgen_core.upsample import SCALING_MODES, LatentUpsampler
 from lssgen_core.upsample.io import CONFIG_NAME
@@ -167,13 +168,26 @@ def image_generator(seed: int, prompt_index: int, sample_index: int) -> torch.Ge
 # --- arguments ---------------------------------------------------------------------------------
 
 
+def start_sigma_or_auto(text: str) -> float | str:
+    """An argparse type for ``--start-sigma``: a finite number (its range is the pipelines' own
+    check, before loading) or "auto", which the pipeline resolves from its upsampler's
+    calibration once loaded (`lssgen_diffusers.auto_entry`)."""
+    if is_auto(text):
+        return AUTO
+    try:
+        return finite_float(text)
+    except argparse.ArgumentTypeError as exc:
+        if "finite" in str(exc):
+            raise
+        raise argparse.ArgumentTypeError(f"must be a number or {AUTO!r}, got {text}") from None
+
+
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.formatter_class = HelpFormatter
-    parser.epilog = (
+    req = required_flags(
+        parser,
         "Kill it at any time and run the same command again to finish. Several GPUs: "
-        "accelerate launch --num_processes N -m lssgen generate ..."
+        "accelerate launch --num_processes N -m lssgen generate ...",
     )
-    req = parser.add_argument_group("required")
     req.add_argument(
         "--model", required=True, metavar="PATH", help="local Diffusers pipeline folder"
     )
@@ -214,7 +228,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--scaling-mode", choices=SCALING_MODES, help="how latents are doubled (default: resnet)"
     )
     lss.add_argument(
-        "--start-sigma", type=finite_float, help="noise level later stages start at (default: 0.75)"
+        "--start-sigma",
+        type=start_sigma_or_auto,
+        help="noise level later stages start at (default: 0.75); auto: the lowest level the "
+        "upsampler's stored calibration allows for --scaling-mode",
     )
     lss.add_argument(
         "--min-size",
@@ -371,7 +388,8 @@ def _check_lss_values(args: argparse.Namespace) -> None:
     try:
         resolve_options(
             LSSDefaults(1, False, num_inference_steps=1, guidance_scale=1.0),
-            start_sigma=args.start_sigma,
+            # "auto" needs the loaded upsampler's calibration: resolved when planning.
+            start_sigma=None if is_auto(args.start_sigma) else args.start_sigma,
             min_size=args.min_size,
             min_resolution=None,
             shorten_intermediate_steps=args.shorten,
@@ -551,6 +569,8 @@ def _lss_plan(args: argparse.Namespace, pipe: Any, settings: dict[str, Any]) -> 
             start_sigma=args.start_sigma,
             min_size=args.min_size,
             shorten_intermediate_steps=args.shorten,
+            # The scaler whose calibration start_sigma="auto" reads; no other effect on the plan.
+            scaling_mode=settings["scaling_mode"],
         )
     except LSSArgumentError as exc:
         raise _usage_error(exc) from exc

@@ -23,10 +23,10 @@ import torch
 
 from lssgen.cli.common import (
     EXIT_INTERRUPTED,
-    HelpFormatter,
     LoopFlags,
     UsageError,
     add_loop_arguments,
+    add_vae_arguments,
     blame,
     check_checkpoints,
     check_size,
@@ -34,6 +34,7 @@ from lssgen.cli.common import (
     finite_float,
     non_negative_int,
     positive_int,
+    required_flags,
     run_command,
     train_with_progress,
     training_accelerator,
@@ -75,23 +76,14 @@ UPSAMPLER_FLAGS = LoopFlags(
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.formatter_class = HelpFormatter
-    parser.epilog = (
+    req = required_flags(
+        parser,
         "Ctrl-C or SIGTERM: finish the step, checkpoint, exit 130; rerun with --resume. "
-        "Several GPUs (data-parallel): accelerate launch -m lssgen train-upsampler ..."
+        "Several GPUs (data-parallel): accelerate launch -m lssgen train-upsampler ...",
     )
-    req = parser.add_argument_group("required")
-    req.add_argument(
-        "--vae", required=True, help="Diffusers VAE folder, or pipeline folder with vae/"
-    )
+    add_vae_arguments(parser, req)
     req.add_argument("--images", required=True, help="training images (searched recursively)")
     req.add_argument("--output", required=True, help="folder for the trained upsampler")
-    parser.add_argument(
-        "--size",
-        type=positive_int,
-        default=256,
-        help="low-resolution crop side in pixels; high-res crops are twice this",
-    )
     add_loop_arguments(parser, UPSAMPLER_FLAGS)
     parser.add_argument(
         "--downsample",

@@ -28,6 +28,30 @@ class StepFunction(Protocol):
     ) -> torch.Tensor: ...
 
 
+# (x, denoised, sigma, sigma_next) -> the next x: what one first-order sampler step does.
+Update = Callable[[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor], torch.Tensor]
+
+
+def first_order_loop(
+    model: Denoiser,
+    x: torch.Tensor,
+    sigmas: torch.Tensor,
+    update: Update,
+    extra_args: Mapping[str, Any] | None = None,
+    callback: Callback | None = None,
+) -> torch.Tensor:
+    """One denoiser call per level of ``sigmas`` (but the last), k-diffusion's callback after
+    each, and ``update`` to the next level: the loop every first-order sampler here runs."""
+    extra_args = extra_args or {}
+    batch = x.new_ones([x.shape[0]])
+    for i in range(len(sigmas) - 1):
+        denoised = model(x, sigmas[i] * batch, **extra_args)
+        if callback is not None:
+            callback({"x": x, "i": i, "sigma": sigmas[i], "denoised": denoised})
+        x = update(x, denoised, sigmas[i], sigmas[i + 1])
+    return x
+
+
 @torch.no_grad()
 def sample_euler(
     model: Denoiser,
@@ -42,15 +66,14 @@ def sample_euler(
     In both, ``x - x0`` is proportional to sigma (``s (e - x0)`` for flow, ``sigma e`` for VE), so
     ``dx/dsigma = (x - x0) / sigma``: the flow velocity, and k-diffusion's Euler derivative.
     """
-    extra_args = extra_args or {}
-    batch = x.new_ones([x.shape[0]])
-    for i in range(len(sigmas) - 1):
-        denoised = model(x, sigmas[i] * batch, **extra_args)
-        if callback is not None:
-            callback({"x": x, "i": i, "sigma": sigmas[i], "denoised": denoised})
-        derivative = (x - denoised) / sigmas[i]
-        x = x + derivative * (sigmas[i + 1] - sigmas[i])
-    return x
+
+    def euler_step(
+        x: torch.Tensor, denoised: torch.Tensor, sigma: torch.Tensor, sigma_next: torch.Tensor
+    ) -> torch.Tensor:
+        derivative = (x - denoised) / sigma
+        return x + derivative * (sigma_next - sigma)
+
+    return first_order_loop(model, x, sigmas, euler_step, extra_args, callback)
 
 
 @torch.no_grad()
@@ -67,14 +90,12 @@ def sample_ddim(
 
     For flow and VE sigmas this is exactly :func:`sample_euler`; for VP sigmas it is DDIM (eta 0).
     """
-    extra_args = extra_args or {}
-    batch = x.new_ones([x.shape[0]])
-    for i in range(len(sigmas) - 1):
-        sigma, sigma_next = float(sigmas[i]), float(sigmas[i + 1])
-        denoised = model(x, sigmas[i] * batch, **extra_args)
-        if callback is not None:
-            callback({"x": x, "i": i, "sigma": sigmas[i], "denoised": denoised})
-        a, b = parameterization.coefficients(sigma)
+
+    def ddim_step(
+        x: torch.Tensor, denoised: torch.Tensor, sigma: torch.Tensor, sigma_next: torch.Tensor
+    ) -> torch.Tensor:
+        a, b = parameterization.coefficients(float(sigma))
         eps = (x - a * denoised) / b
-        x = parameterization.add_noise(denoised, eps, sigma_next)
-    return x
+        return parameterization.add_noise(denoised, eps, float(sigma_next))
+
+    return first_order_loop(model, x, sigmas, ddim_step, extra_args, callback)

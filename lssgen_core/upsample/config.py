@@ -24,6 +24,8 @@ INTERPOLATIONS = ("nearest", "bilinear", "bicubic")
 # format, so refusing them beats silently building something no checkpoint was trained for.
 SUPPORTED_BLOCKS = ((True, 2), (False, 1))
 
+# The released upsamplers' block widths by latent channels (the original repository's configs).
+RELEASED_WIDTHS = {16: (128, 64), 4: (64, 32)}
 _REQUIRED_KEYS = ("in_channels", "out_channels", "block_out_channels", "is_up_samples", "strides")
 
 
@@ -102,34 +104,29 @@ class UpsamplerConfig:
     @classmethod
     def released_16ch(cls) -> UpsamplerConfig:
         """Config of the released FLUX / SD3 / CogView4 upsamplers (16 latent channels)."""
-        return cls(
-            in_channels=16,
-            out_channels=16,
-            block_out_channels=(128, 64),
-            is_up_samples=(True, False),
-            strides=(2, 1),
-        )
+        return cls.released(16)
 
     @classmethod
     def released_4ch(cls) -> UpsamplerConfig:
         """Config of the released SD / SDXL upsamplers (4 latent channels)."""
-        return cls(
-            in_channels=4,
-            out_channels=4,
-            block_out_channels=(64, 32),
-            is_up_samples=(True, False),
-            strides=(2, 1),
-        )
+        return cls.released(4)
 
     @classmethod
     def released(cls, latent_channels: int) -> UpsamplerConfig:
-        """The released config for a VAE with `latent_channels` channels (16 or 4)."""
-        if latent_channels == 16:
-            return cls.released_16ch()
-        if latent_channels == 4:
-            return cls.released_4ch()
-        raise ValueError(
-            f"latent_channels must be 16 or 4 (the released upsamplers), got {latent_channels!r}"
+        """The released config for a VAE with `latent_channels` channels (16 or 4): one 2x
+        upsampling block, then one at stride 1, of the widths `RELEASED_WIDTHS` gives."""
+        widths = RELEASED_WIDTHS.get(latent_channels)
+        if widths is None:
+            raise ValueError(
+                f"latent_channels must be 16 or 4 (the released upsamplers), got "
+                f"{latent_channels!r}"
+            )
+        return cls(
+            in_channels=latent_channels,
+            out_channels=latent_channels,
+            block_out_channels=widths,
+            is_up_samples=(True, False),
+            strides=(2, 1),
         )
 
     def to_dict(self) -> dict[str, Any]:

@@ -3,39 +3,24 @@ import math
 import pytest
 from hypothesis import assume, given
 from hypothesis import strategies as st
+from plan_strategies import fits, stage_geometry
 
 from lssgen_core.parameterization import FLOW, VP, convert_sigma
-from lssgen_core.plan import count_extra_stages, entry_index, plan_stages, shortened_steps
+from lssgen_core.plan import entry_index, plan_stages, shortened_steps
 from lssgen_core.schedules import FlowSchedule, StageSize, flux_mu, flux_schedule, shift_exponential
 
 
 @st.composite
 def plan_args(draw):
-    vae = draw(st.sampled_from([8, 16]))
-    patch = draw(st.sampled_from([1, 2]))
-    extra = draw(st.integers(0, 3))
-    multiple = vae * patch * 2**extra
-    height = multiple * draw(st.integers(1, 6))
-    width = multiple * draw(st.integers(1, 6))
-    min_size = draw(st.integers(1, min(height, width)))
+    geometry = draw(stage_geometry(max_extra_stages=3, max_multiple=6))
     return dict(
-        height=height,
-        width=width,
+        **geometry,
         num_steps=draw(st.integers(1, 80)),
-        min_size=min_size,
+        min_size=draw(st.integers(1, min(geometry["height"], geometry["width"]))),
         start_sigma=draw(st.floats(0.01, 1.0)),
         shorten_steps=draw(st.booleans()),
-        vae_scale_factor=vae,
-        patch_size=patch,
         schedule=FlowSchedule(draw(st.sampled_from(["none", "static", "exponential", "linear"]))),
     )
-
-
-def fits(args):
-    """Whether the drawn size is a multiple of what its stage count needs."""
-    extra = count_extra_stages(args["height"], args["width"], args["min_size"], args["start_sigma"])
-    need = args["vae_scale_factor"] * args["patch_size"] * 2**extra
-    return args["height"] % need == 0 and args["width"] % need == 0
 
 
 @given(plan_args())

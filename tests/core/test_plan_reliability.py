@@ -7,6 +7,7 @@ import math
 import pytest
 from hypothesis import assume, given
 from hypothesis import strategies as st
+from plan_strategies import fits, stage_geometry
 
 from lssgen_core.parameterization import FLOW, VE, VP, convert_sigma
 from lssgen_core.plan import (
@@ -30,12 +31,8 @@ def _ve_schedule(sigma_max: float):
 
 @st.composite
 def plans(draw):
-    vae = draw(st.sampled_from([8, 16]))
-    patch = draw(st.sampled_from([1, 2]))
-    extra = draw(st.integers(0, 4))
-    multiple = vae * patch * 2**extra
-    height = multiple * draw(st.integers(1, 4))
-    width = multiple * draw(st.integers(1, 4))
+    geometry = draw(stage_geometry(max_extra_stages=4, max_multiple=4))
+    height, width = geometry["height"], geometry["width"]
     kind = draw(st.sampled_from(["flow", "ve", "vp"]))
     if kind == "flow":
         schedule = FlowSchedule(draw(st.sampled_from(["none", "static", "exponential", "linear"])))
@@ -45,22 +42,16 @@ def plans(draw):
     else:
         schedule, parameterization = FlowSchedule("static"), VP  # flow levels read as VP sigmas
     args = dict(
-        height=height,
-        width=width,
+        **geometry,
         num_steps=draw(st.integers(1, 12)),
         min_size=draw(st.integers(1, min(height, width))),
         start_sigma=draw(st.floats(0.01, 1.0)),
         shorten_steps=draw(st.booleans()),
-        vae_scale_factor=vae,
-        patch_size=patch,
         schedule=schedule,
         parameterization=parameterization,
         entry_rule=draw(st.sampled_from(["sigma", "strength"])),
     )
-    need = (
-        vae * patch * 2 ** count_extra_stages(height, width, args["min_size"], args["start_sigma"])
-    )
-    assume(height % need == 0 and width % need == 0)
+    assume(fits(args))
     return args
 
 
