@@ -163,6 +163,20 @@ def test_stage_entries_alone_act_as_a_start_sigma_per_stage(
     )
 
 
+def _paper_arguments(
+    size: int, extra: int, num_steps: int, start_sigma: float, shorten: bool, patch: int = 2
+) -> dict:
+    """The paper's plan arguments for ``1 + extra`` stages up to ``size`` (FLUX's schedule)."""
+    return dict(
+        num_steps=num_steps,
+        min_size=size // 2**extra,
+        start_sigma=start_sigma,
+        shorten_steps=shorten,
+        patch_size=patch,
+        schedule=flux_schedule(),
+    )
+
+
 @settings(max_examples=150, deadline=None)
 @given(
     extra=st.integers(1, 2),
@@ -175,14 +189,7 @@ def test_final_steps_fix_the_target_stage_and_keep_the_paper_smaller_stages(
     extra, num_steps, final, start_sigma, shorten
 ):
     size = 64 * 2**extra
-    common = dict(
-        num_steps=num_steps,
-        min_size=size // 2**extra,
-        start_sigma=start_sigma,
-        shorten_steps=shorten,
-        patch_size=2,
-        schedule=flux_schedule(),
-    )
+    common = _paper_arguments(size, extra, num_steps, start_sigma, shorten)
     paper = plan_stages(size, size, **common)
     plan = plan_stages(size, size, final_steps=final, **common)
     assert plan.target.num_denoising_steps == final
@@ -206,17 +213,8 @@ def test_final_steps_within_the_budget_rule_never_cost_more_than_plain(
     size = 16 * patch * 2**extra
     budget = budget_final_steps(num_steps)
     final = max(1, round(fraction * budget))
-    plan = plan_stages(
-        size,
-        size,
-        num_steps=num_steps,
-        min_size=size // 2**extra,
-        start_sigma=start_sigma,
-        shorten_steps=shorten,
-        patch_size=patch,
-        schedule=flux_schedule(),
-        final_steps=final,
-    )
+    common = _paper_arguments(size, extra, num_steps, start_sigma, shorten, patch)
+    plan = plan_stages(size, size, final_steps=final, **common)
     assert plan.token_steps_ratio() <= 1
     assert plan.target.num_denoising_steps == final
 

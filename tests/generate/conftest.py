@@ -5,6 +5,7 @@ Sizes keep the folder fast on two CPU cores: 64 px images, 4 steps in two stages
 
 from __future__ import annotations
 
+import shutil
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -59,4 +60,12 @@ def flux_reference(tmp_path_factory: pytest.TempPathFactory, flux_args: list[str
     outdir = tmp_path_factory.mktemp("flux_reference")
     with single_thread():
         assert generate(*flux_args, "--outdir", outdir, "--batch-size", "3") == 0
+    return outdir
+
+
+@pytest.fixture
+def reference_copy(flux_reference: Path, tmp_path: Path) -> Path:
+    """A copy of the reference run's folder, for a test to damage, extend or resume."""
+    outdir = tmp_path / "out"
+    shutil.copytree(flux_reference, outdir)
     return outdir

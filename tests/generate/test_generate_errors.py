@@ -19,14 +19,14 @@ def _expect_usage_error(capsys: pytest.CaptureFixture[str], *args: str | Path) -
     return err
 
 
+def _refuse_loading(*_args: object) -> None:
+    raise AssertionError("the model was loaded before the error was found")
+
+
 @pytest.fixture
 def no_loading(monkeypatch: pytest.MonkeyPatch) -> None:
     """Errors that need no model must come before the model is loaded."""
-
-    def refuse(*_args: object) -> None:
-        raise AssertionError("the model was loaded before the error was found")
-
-    monkeypatch.setattr(generate_cli, "_load_pipeline", refuse)
+    monkeypatch.setattr(generate_cli, "_load_pipeline", _refuse_loading)
 
 
 @pytest.mark.usefixtures("no_loading")
@@ -91,31 +91,48 @@ def test_unwritable_outdir(
     assert f"argument --outdir: cannot write to {a_file / 'below'}" in err
 
 
-@pytest.mark.usefixtures("no_loading")
+# Found from the flags and files alone: before the model loads.
+BEFORE_LOADING = [
+    (
+        ["--plain", "--start-sigma", "0.5"],
+        "argument --start-sigma: not allowed with argument --plain",
+    ),
+    (["--plain", "--no-shorten"], "argument --shorten: not allowed with argument --plain"),
+    (["--upsampler", "up", "--scaling-mode", "latent"], "argument --upsampler: not used with"),
+    (["--negative-prompt", "blurry"], "argument --negative-prompt: FLUX is guidance-distilled"),
+    (["--start-sigma", "1.5"], "argument --start-sigma: start_sigma=1.5 is outside"),
+    (["--upsampler", "/nonexistent/upsampler"], "argument --upsampler:"),
+    (["--device", "cuda:0"], "argument --device: cuda:0: CUDA is not available"),
+]
+# Found with the loaded model (its size multiple, its plan), before any image.
+WITH_THE_MODEL = [
+    (["--height", "72", "--width", "64"], "argument --height: 72 is not a multiple of 16"),
+    (["--height", "64", "--width", "64", "--min-size", "32"], "argument --upsampler: the plan"),
+    (
+        ["--height", "64", "--width", "64", "--min-size", "128"],
+        "argument --min-size: min_size=128",
+    ),
+]
+
+
 @pytest.mark.parametrize(
-    ("extra", "message"),
-    [
-        (
-            ["--plain", "--start-sigma", "0.5"],
-            "argument --start-sigma: not allowed with argument --plain",
-        ),
-        (["--plain", "--no-shorten"], "argument --shorten: not allowed with argument --plain"),
-        (["--upsampler", "up", "--scaling-mode", "latent"], "argument --upsampler: not used with"),
-        (["--negative-prompt", "blurry"], "argument --negative-prompt: FLUX is guidance-distilled"),
-        (["--start-sigma", "1.5"], "argument --start-sigma: start_sigma=1.5 is outside"),
-        (["--upsampler", "/nonexistent/upsampler"], "argument --upsampler:"),
-        (["--device", "cuda:0"], "argument --device: cuda:0: CUDA is not available"),
-    ],
+    ("extra", "message", "before_loading"),
+    [(*case, True) for case in BEFORE_LOADING] + [(*case, False) for case in WITH_THE_MODEL],
 )
-def test_option_errors_before_loading(
+def test_option_errors_name_their_flag_before_any_image(
     capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
     flux_dir: Path,
     tmp_path: Path,
     extra: list[str],
     message: str,
+    before_loading: bool,
 ) -> None:
+    if before_loading:
+        monkeypatch.setattr(generate_cli, "_load_pipeline", _refuse_loading)
     args = ["--model", flux_dir, "--prompt", "a cube", "--outdir", tmp_path / "out", *extra]
     assert message in _expect_usage_error(capsys, *args)
+    assert not (tmp_path / "out" / "config.json").exists()
 
 
 @pytest.mark.usefixtures("no_loading")
@@ -128,34 +145,13 @@ def test_upsampler_for_another_vae(
     assert "argument --upsampler:" in err and "in_channels=4" in err and "16 channels" in err
 
 
-@pytest.mark.parametrize(
-    ("extra", "message"),
-    [
-        (["--height", "72", "--width", "64"], "argument --height: 72 is not a multiple of 16"),
-        (["--height", "64", "--width", "64", "--min-size", "32"], "argument --upsampler: the plan"),
-        (
-            ["--height", "64", "--width", "64", "--min-size", "128"],
-            "argument --min-size: min_size=128",
-        ),
-    ],
-)
-def test_errors_found_with_the_model(
-    capsys: pytest.CaptureFixture[str],
-    flux_dir: Path,
-    tmp_path: Path,
-    extra: list[str],
-    message: str,
-) -> None:
-    args = ["--model", flux_dir, "--prompt", "a cube", "--outdir", tmp_path, *extra]
-    assert message in _expect_usage_error(capsys, *args)
-    assert not (tmp_path / "config.json").exists()
-
-
 def test_resuming_with_other_settings_is_refused(
-    capsys: pytest.CaptureFixture[str], flux_reference: Path, flux_args: list[str], tmp_path: Path
+    capsys: pytest.CaptureFixture[str],
+    flux_reference: Path,
+    flux_args: list[str],
+    reference_copy: Path,
 ) -> None:
-    outdir = tmp_path / "out"
-    shutil.copytree(flux_reference, outdir)
+    outdir = reference_copy
     args = [*flux_args, "--outdir", outdir, "--steps", "3", "--seed", "7"]
     err = _expect_usage_error(capsys, *args)
     assert f"argument --outdir: {outdir} holds images made with other settings" in err

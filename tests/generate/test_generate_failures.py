@@ -109,10 +109,9 @@ def test_a_png_damaged_in_the_middle_is_incomplete(tmp_path: Path) -> None:
 
 
 def test_resume_regenerates_a_png_damaged_in_the_middle(
-    flux_reference: Path, flux_args: list[str], tmp_path: Path
+    flux_reference: Path, flux_args: list[str], reference_copy: Path
 ) -> None:
-    outdir = tmp_path / "out"
-    shutil.copytree(flux_reference, outdir)
+    outdir = reference_copy
     damaged = outdir / "00001" / "samples" / "00001.png"
     data = bytearray(damaged.read_bytes())
     data[len(data) // 2] ^= 0xFF

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import shutil
 from pathlib import Path
 
 import pytest
@@ -110,10 +109,9 @@ def test_image_seeds_are_pinned_and_distinct() -> None:
 
 
 def test_rerun_keeps_finished_images_and_redoes_damaged_ones(
-    flux_reference: Path, flux_args: list[str], tmp_path: Path
+    flux_reference: Path, flux_args: list[str], reference_copy: Path
 ) -> None:
-    outdir = tmp_path / "out"
-    shutil.copytree(flux_reference, outdir)
+    outdir = reference_copy
     truncated = outdir / "00000" / "samples" / "00001.png"
     truncated.write_bytes(truncated.read_bytes()[:-20])
     (outdir / "00001" / "samples" / "00000.png").unlink()
@@ -133,10 +131,9 @@ def test_rerun_keeps_finished_images_and_redoes_damaged_ones(
 
 
 def test_more_samples_extend_a_finished_run(
-    flux_reference: Path, flux_args: list[str], tmp_path: Path
+    flux_reference: Path, flux_args: list[str], reference_copy: Path
 ) -> None:
-    outdir = tmp_path / "out"
-    shutil.copytree(flux_reference, outdir)
+    outdir = reference_copy
     args = [*flux_args[:-2], "--n-samples", "3"]  # flux_args ends with --n-samples 2
     assert generate(*args, "--outdir", outdir, "--batch-size", "3") == 0
     extended = pngs(outdir)

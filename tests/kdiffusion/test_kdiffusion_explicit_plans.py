@@ -21,6 +21,20 @@ EXPLICIT = [
 IDS = ["two-stage", "three-stage", "final-steps"]
 
 
+def _euler_lss(model, plan) -> torch.Tensor:
+    """``plan`` run with k-diffusion's Euler and bicubic upsampling, from seed 0."""
+    generator = torch.Generator().manual_seed(0)
+    return sample_lss(
+        sampler("euler"),
+        model,
+        plan,
+        "bicubic",
+        channels=CHANNELS,
+        generator=generator,
+        disable=True,
+    )
+
+
 def flow_model():
     return FlowDenoiser(GaussianVelocity(), shift=flux_schedule())
 
@@ -51,15 +65,7 @@ def test_explicit_plan_runs_its_steps_at_each_stage_size(explicit):
         assert plan.target.num_denoising_steps == explicit["final_steps"]
     for stage in plan.stages[1:]:
         assert convert_sigma(stage.entry_level, VE, FLOW) < PURE_NOISE_LEVEL
-    out = sample_lss(
-        sampler("euler"),
-        model,
-        plan,
-        "bicubic",
-        channels=CHANNELS,
-        generator=torch.Generator().manual_seed(0),
-        disable=True,
-    )
+    out = _euler_lss(model, plan)
     assert out.shape == (1, CHANNELS, 16, 16) and torch.isfinite(out).all()
     runs = [(shape, len(list(g))) for shape, g in groupby(s for s, _ in model.inner_model.calls)]
     assert [count for _, count in runs] == [s.num_denoising_steps for s in plan.stages]
@@ -71,15 +77,7 @@ def test_a_discrete_models_explicit_plan_runs_its_steps():
     plan = plan_for_model(model, 128, 128, num_steps=8, stage_steps=(5, 3, 2))
     assert [s.height for s in plan.stages] == [32, 64, 128]
     calls = model.inner_model.calls
-    sample_lss(
-        sampler("euler"),
-        model,
-        plan,
-        "bicubic",
-        channels=CHANNELS,
-        generator=torch.Generator().manual_seed(0),
-        disable=True,
-    )
+    _euler_lss(model, plan)
     assert model.inner_model.calls - calls == 10
 
 

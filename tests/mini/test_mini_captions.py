@@ -4,15 +4,15 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from lssgen.mini.captions import (
+from lssgen.mini import (
     CATEGORIES,
+    COLOUR_NAMES,
     RELATIONS,
     Caption,
     Phrase,
     parse_caption,
     perturbations,
 )
-from lssgen.mini.palette import COLOUR_NAMES
 from lssgen.mini.shapes import SHAPES
 
 shapes = st.sampled_from(SHAPES)

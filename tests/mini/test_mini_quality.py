@@ -37,16 +37,7 @@ COUNT, BATCH = 7, 4  # two batches, the second one short
 @pytest.fixture(scope="module")
 def run(tiny_folder, tmp_path_factory):
     output = tmp_path_factory.mktemp("quality")
-    results = measure_quality(
-        tiny_folder,
-        output,
-        count=COUNT,
-        settings=SETTINGS,
-        configs=CONFIGS,
-        batch_size=BATCH,
-        progress=False,
-    )
-    return output, results
+    return output, _evaluate(tiny_folder, output)
 
 
 def test_default_configs_cover_plain_every_mode_and_the_sweep_once():
@@ -144,9 +135,9 @@ def test_plain_at_fewer_steps_matches_each_lss_plans_cost(tiny_folder):
     assert fewer[0].name == f"plain/{fewer[0].steps}steps"
 
 
-def _rerun(folder, output):
-    """The evaluation run again over the fixture's folder, as a resumed command would."""
-    measure_quality(
+def _evaluate(folder, output):
+    """The evaluation of the fixture's folder; again, as a resumed command runs it."""
+    return measure_quality(
         folder,
         output,
         count=COUNT,
@@ -166,7 +157,7 @@ def test_a_rerun_resumes_and_redoes_only_the_missing_batch(run, tiny_folder):
     stamps = {
         (c, i): image_path(output, c, i).stat().st_mtime_ns for c in CONFIGS for i in range(COUNT)
     }
-    _rerun(tiny_folder, output)
+    _evaluate(tiny_folder, output)
     redone = {
         key for key, stamp in stamps.items() if image_path(output, *key).stat().st_mtime_ns != stamp
     }
@@ -208,7 +199,7 @@ def test_a_batch_timed_on_the_wall_clock_only_is_made_and_timed_again(run, tiny_
     (output / config.name / "times.json").write_text(json.dumps(times))
     assert set(read_times(output, config)) == {"4"}
     stamp = image_path(output, config, 0).stat().st_mtime_ns
-    _rerun(tiny_folder, output)
+    _evaluate(tiny_folder, output)
     assert image_path(output, config, 0).stat().st_mtime_ns != stamp
     assert set(read_times(output, config)) == {"0", "4"}
     assert set(json.loads((output / config.name / "times.json").read_text())["0"]) == {

@@ -9,13 +9,12 @@ from pathlib import Path
 import attrs
 import pytest
 import torch
-from upsample_training_support import SIZE
+from upsample_training_support import SIZE, compare_with_standard_scalers, held_out_crops
 
 from lssgen.cli import main
-from lssgen.images import ImageFolder
 from lssgen.training.calibrate import auto_levels, calibrations_from_eval, measure_calibrations
-from lssgen.training.pairs import STREAM_EVAL, CropBatches, to_signed_unit
-from lssgen.training.scaler_comparison import compare_scalers, latent_variance, standard_scalers
+from lssgen.training.pairs import to_signed_unit
+from lssgen.training.scaler_comparison import latent_variance
 from lssgen.training.train import default_upsampler_config, init_upsampler
 from lssgen_core.auto_entry import auto_entry_level
 from lssgen_core.upsample import LatentUpsampler
@@ -25,22 +24,11 @@ from lssgen_core.upsample.io import CONFIG_NAME, WEIGHTS_NAME
 TINY = ["--size", str(SIZE), "--batch-size", "4", "--lr", "1e-3", "--num-workers", "0"]
 
 
-def held_out_crops(heldout_dir: Path, count: int = 6) -> torch.Tensor:
-    images = ImageFolder(heldout_dir, min_size=2 * SIZE)
-    return CropBatches(images, crop_size=2 * SIZE, batch_size=count, seed=0, stream=STREAM_EVAL)[0]
-
-
 def test_each_modes_relative_error_is_its_mse_over_the_target_latents_variance(
     trained, codec4, heldout_dir: Path
 ) -> None:
     crops = held_out_crops(heldout_dir)
-    result = compare_scalers(
-        standard_scalers(trained.model, codec4.encode, codec4.decode),
-        crops,
-        codec4.encode,
-        codec4.decode,
-        preview_count=0,
-    )
+    result = compare_with_standard_scalers(trained.model, codec4, crops)
     targets = codec4.encode(to_signed_unit(crops)).float()
     assert result.latent_variance == pytest.approx(latent_variance(targets), rel=1e-6)
     calibrations = calibrations_from_eval(result, "held")

@@ -15,7 +15,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from lssgen_core.parameterization import VE
+from lssgen_kdiffusion._sigma_table import SigmaTableDenoiser
 from lssgen_kdiffusion._tensor import append_dims, append_zero
 
 PREDICTION_TYPES = ("epsilon", "v_prediction")
@@ -54,7 +54,7 @@ def timestep_to_sigma(t: torch.Tensor, log_sigmas: torch.Tensor) -> torch.Tensor
     return ((1 - weight) * log_sigmas[low] + weight * log_sigmas[high]).exp()
 
 
-class DiscreteVPDenoiser(nn.Module):
+class DiscreteVPDenoiser(SigmaTableDenoiser):
     """``model(x_in, t, **cond) -> eps or v`` of a discrete VP model as a VE denoiser.
 
     ``alphas_cumprod`` are the model's training ``abar`` (Diffusers' ``scheduler.alphas_cumprod``);
@@ -62,8 +62,6 @@ class DiscreteVPDenoiser(nn.Module):
     timesteps (the nearest training level) instead of fractional ones.
     """
 
-    parameterization = VE
-    sigmas: torch.Tensor
     log_sigmas: torch.Tensor
 
     def __init__(
@@ -103,14 +101,6 @@ class DiscreteVPDenoiser(nn.Module):
             prediction_type=prediction_type or scheduler.config.prediction_type,
             quantize=quantize,
         )
-
-    @property
-    def sigma_min(self) -> torch.Tensor:
-        return self.sigmas[0]
-
-    @property
-    def sigma_max(self) -> torch.Tensor:
-        return self.sigmas[-1]
 
     def get_sigmas(self, n: int | None = None) -> torch.Tensor:
         """``n`` levels evenly spaced in timestep from the last to the first, then 0

@@ -18,8 +18,8 @@ from typing import Any
 import torch
 from torch import nn
 
-from lssgen_core.parameterization import VE
 from lssgen_core.schedules import FlowSchedule, StageSize
+from lssgen_kdiffusion._sigma_table import SigmaTableDenoiser
 from lssgen_kdiffusion._tensor import append_dims, append_zero
 
 # The flow time a schedule's t = 1 is clamped to: sigma_max = FLOW_T_MAX / (1 - FLOW_T_MAX) = 9999.
@@ -56,7 +56,7 @@ def flow_sigmas_to_ve(flow_sigmas: Sequence[float], t_max: float = FLOW_T_MAX) -
     return [t / (1 - t) for t in (clamp_flow_t(float(s), t_max) for s in flow_sigmas)]
 
 
-class FlowDenoiser(nn.Module):
+class FlowDenoiser(SigmaTableDenoiser):
     """A velocity model ``velocity(x_t, t, **cond) -> e - x0`` as ``denoiser(x, sigma) -> x0``.
 
     ``shift`` is the model's inference schedule (the core's :class:`FlowSchedule`: none, SD3's
@@ -64,9 +64,6 @@ class FlowDenoiser(nn.Module):
     helpers use it. ``sigmas`` are the ``num_train_timesteps`` training times ``i / N`` in VE,
     ascending like k-diffusion's discrete schedules, the last one clamped to ``t_max``.
     """
-
-    parameterization = VE
-    sigmas: torch.Tensor
 
     def __init__(
         self,
@@ -92,14 +89,6 @@ class FlowDenoiser(nn.Module):
     ) -> FlowDenoiser:
         """Wrap an SD3Transformer2DModel-like transformer (see :func:`transformer_velocity`)."""
         return cls(transformer_velocity(transformer), shift=shift, **kwargs)
-
-    @property
-    def sigma_min(self) -> torch.Tensor:
-        return self.sigmas[0]
-
-    @property
-    def sigma_max(self) -> torch.Tensor:
-        return self.sigmas[-1]
 
     def get_sigmas(self, n: int | None = None, size: StageSize | None = None) -> torch.Tensor:
         """The model's own ``n``-step schedule in VE, ending in 0 (k-diffusion's ``get_sigmas``).
