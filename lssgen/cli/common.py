@@ -135,6 +135,13 @@ def check_size(size: int, spatial_factor: int) -> None:
         )
 
 
+def probe_write(folder: Path) -> None:
+    """Write (and remove) a file in `folder`, or raise its OSError: a real write, because
+    permission bits say nothing for root or on a read-only mount."""
+    with tempfile.TemporaryFile(dir=folder, prefix=".lssgen-write-test-"):
+        pass
+
+
 def check_output_file(path: str, argument: str = "--output") -> Path:
     """`path` if a file can be written there (its folder is made), else a UsageError naming
     `argument`: found before minutes of work, not after."""
@@ -143,9 +150,7 @@ def check_output_file(path: str, argument: str = "--output") -> Path:
         raise UsageError(argument, f"{target} is a folder; pass a file name such as demo.png")
     try:
         target.parent.mkdir(parents=True, exist_ok=True)
-        # A real write: permission bits say nothing for root or on a read-only mount.
-        with tempfile.TemporaryFile(dir=target.parent, prefix=".lssgen-write-test-"):
-            pass
+        probe_write(target.parent)
     except OSError as exc:
         raise UsageError(argument, f"cannot write {target}: {exc.strerror or exc}") from exc
     return target

@@ -33,7 +33,6 @@ import inspect
 import json
 import os
 import sys
-import tempfile
 import time
 import warnings
 from collections.abc import Iterator, Sequence
@@ -55,6 +54,7 @@ from lssgen.cli.common import (
     finite_float,
     non_negative_int,
     positive_int,
+    probe_write,
     required_flags,
 )
 from lssgen.cli.geneval_layout import (
@@ -406,9 +406,7 @@ def _prepare_outdir(path: str) -> Path:
         raise UsageError("--outdir", f"{outdir} is a file, not a folder")
     try:
         outdir.mkdir(parents=True, exist_ok=True)
-        # A real write: permission bits say nothing for root or on a read-only mount.
-        with tempfile.TemporaryFile(dir=outdir, prefix=".lssgen-write-test-"):
-            pass
+        probe_write(outdir)
     except OSError as exc:
         raise UsageError("--outdir", f"cannot write to {outdir}: {exc.strerror or exc}") from exc
     return outdir

@@ -18,6 +18,7 @@ from lssgen.training.scaler_comparison import (
     MethodScore,
     ScalerComparison,
     compare_scalers,
+    compare_with_standard_scalers,
     format_table,
     standard_scalers,
 )
@@ -42,6 +43,7 @@ __all__ = [
     "TrainResult",
     "UpsamplerLoss",
     "compare_scalers",
+    "compare_with_standard_scalers",
     "default_upsampler_config",
     "downsample",
     "format_table",

@@ -57,7 +57,7 @@ def test_cli_trains_then_evaluates_end_to_end(
     assert summary["steps_done"] == 6 and summary["latent_channels"] == 4
 
     report_dir = tmp_path / "eval"
-    evaluate = subprocess.run(
+    compared = subprocess.run(
         [
             sys.executable, "-m", "lssgen", "eval-upsampler", "--vae", str(pipeline_dir),
             "--upsampler", str(out), "--images", str(heldout_dir), "--output", str(report_dir),
@@ -65,9 +65,9 @@ def test_cli_trains_then_evaluates_end_to_end(
         ],
         capture_output=True, text=True, env=ENV, timeout=300,
     )  # fmt: skip
-    assert evaluate.returncode == 0, evaluate.stderr
+    assert compared.returncode == 0, compared.stderr
     for method in ("upsampler", "bicubic", "bilinear", "nearest", "pixel", "vae reconstruction"):
-        assert method in evaluate.stdout
+        assert method in compared.stdout
     report = json.loads((report_dir / "eval.json").read_text())
     assert set(report["methods"]) == {"upsampler", "bicubic", "bilinear", "nearest", "pixel"}
     assert report["num_crops"] == 6 and report["crop_size"] == 2 * SIZE
