@@ -18,7 +18,6 @@ from lssgen.training.scaler_comparison import (
     MethodScore,
     ScalerComparison,
     compare_scalers,
-    compare_with_standard_scalers,
     format_table,
     standard_scalers,
 )
@@ -43,7 +42,6 @@ __all__ = [
     "TrainResult",
     "UpsamplerLoss",
     "compare_scalers",
-    "compare_with_standard_scalers",
     "default_upsampler_config",
     "downsample",
     "format_table",

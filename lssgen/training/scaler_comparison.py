@@ -211,26 +211,3 @@ def format_table(result: ScalerComparison) -> str:
         f"{result.crop_size // 2}px); ms/call: median, batch 1"
     )
     return "\n".join(lines)
-
-
-def compare_with_standard_scalers(
-    upsampler: LatentUpsampler,
-    high_crops: Tensor,
-    encode: Encode,
-    decode: Decode,
-    *,
-    downsample_mode: str = "nearest",
-    batch_size: int = 8,
-    preview_count: int = 4,
-) -> ScalerComparison:
-    """``upsampler`` against latent interpolation and the pixel round trip
-    (:func:`standard_scalers`), scored by :func:`compare_scalers` on ``high_crops``."""
-    return compare_scalers(
-        standard_scalers(upsampler, encode, decode),
-        high_crops,
-        encode,
-        decode,
-        downsample_mode=downsample_mode,
-        batch_size=batch_size,
-        preview_count=preview_count,
-    )
