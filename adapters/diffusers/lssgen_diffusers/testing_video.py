@@ -199,6 +199,11 @@ def tiny_ltx_vae(seed: int = 0) -> AutoencoderKLLTXVideo:
             encoder_causal=True,
             decoder_causal=False,
         )
+    # The released VAE normalises by per-channel statistics; zeros and ones (the class's
+    # initial buffers) would hide a missing (de)normalisation.
+    with torch.no_grad():
+        vae.latents_mean.copy_(torch.linspace(-0.5, 0.5, 128))
+        vae.latents_std.copy_(torch.linspace(0.5, 1.5, 128))
     return vae.eval()
 
 
