@@ -9,10 +9,10 @@ from typing import Any
 import numpy as np
 import pytest
 import torch
+from video_testkit import random_upsampler, recorded_inputs, video_call
 
 from lssgen_core.errors import LSSArgumentError
 from lssgen_diffusers.wan import LSSWanPipeline
-from video_testkit import random_upsampler, recorded_inputs, video_call
 
 # 64x64, 9 frames: 3 latent frames of 8x8 (4x4 patches); min_size 32 gives 32 -> 64 px.
 SIZE, FRAMES, LATENT_FRAMES, STEPS = 64, 9, 3, 8
@@ -174,7 +174,7 @@ def test_wan_2_2_switches_experts_at_the_same_noise_level_with_and_without_lss(
 def test_bad_sizes_and_frames_are_refused_before_any_work(
     wan: Any, overrides: dict, argument: str
 ) -> None:
-    stock, lss = wan
+    _, lss = wan
     with (
         recorded_inputs(lss.transformer) as calls,
         recorded_inputs(lss.text_encoder) as encoded,

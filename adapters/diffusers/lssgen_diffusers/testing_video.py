@@ -18,8 +18,8 @@ in ``eval()`` mode, float32, on the CPU.
 
 from __future__ import annotations
 
-from contextlib import contextmanager
 from collections.abc import Iterator
+from contextlib import contextmanager
 
 import torch
 from diffusers import (
@@ -165,9 +165,7 @@ def tiny_wan_pipeline(
     """A tiny Wan 2.1 pipeline; ``two_experts``: Wan 2.2's ``transformer`` (high noise) and
     ``transformer_2`` (low noise), switching at ``boundary_ratio``."""
     tokenizer = tiny_t5_tokenizer(model_max_length=512)
-    encoder = _umt5_encoder(
-        len(tokenizer), tokenizer.pad_token_id, tokenizer.eos_token_id, seed
-    )
+    encoder = _umt5_encoder(len(tokenizer), tokenizer.pad_token_id, tokenizer.eos_token_id, seed)
     return WanPipeline(
         tokenizer=tokenizer,
         text_encoder=encoder,

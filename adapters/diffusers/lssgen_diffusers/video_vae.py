@@ -2,7 +2,8 @@
 
 Video pipelines normalise the raw VAE latent per channel, each its own way: Wan by the VAE
 config's ``latents_mean`` / ``latents_std`` (``(raw - mean) / std``), LTX-Video by the VAE's
-``latents_mean`` / ``latents_std`` buffers and ``scaling_factor`` (``(raw - mean) * scaling / std``).
+``latents_mean`` / ``latents_std`` buffers and ``scaling_factor``
+(``(raw - mean) * scaling / std``).
 The family module builds the codec with its own statistics; the codec does the rest.
 """
 
