@@ -4,7 +4,14 @@ Needs only torch, numpy and attrs (safetensors for upsampler weights, imported w
 """
 
 from lssgen_core.atomic import json_safe, write_bytes_atomic, write_json_atomic
-from lssgen_core.cost import CalibratedCost, TransformerCost, UNetCost, calibrate, plan_cost
+from lssgen_core.cost import (
+    CalibratedCost,
+    CrossAttentionCost,
+    TransformerCost,
+    UNetCost,
+    calibrate,
+    plan_cost,
+)
 from lssgen_core.denoiser import Denoiser
 from lssgen_core.errors import LSSArgumentError, LSSArgumentTypeError
 from lssgen_core.explicit_plan import budget_final_steps
@@ -61,6 +68,7 @@ __all__ = [
     "VE",
     "VP",
     "CalibratedCost",
+    "CrossAttentionCost",
     "Denoiser",
     "FlowSchedule",
     "FrameAxis",

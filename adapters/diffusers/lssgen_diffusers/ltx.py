@@ -147,6 +147,15 @@ def _ltx_init(stock: type) -> Callable[..., None]:
     return __init__
 
 
+def ltx_video_codec(vae: Any) -> VideoVaeCodec:
+    """LTX's VAE in model space, as LTXPipeline.__call__ decodes (its buffers' statistics and
+    scaling_factor; at its default decode_timestep 0 when the VAE is timestep-conditioned)."""
+    timestep = 0.0 if vae.config.timestep_conditioning else None
+    return VideoVaeCodec(
+        vae, vae.latents_mean, vae.latents_std, vae.config.scaling_factor, timestep
+    )
+
+
 def _repeat_rows(mask: Any, total: int) -> Any:
     """An attention mask for ``total`` videos from one per prompt (as the embeddings are)."""
     if not isinstance(mask, torch.Tensor) or mask.shape[0] in (0, total) or total % mask.shape[0]:
@@ -257,12 +266,7 @@ class LSSLTXPipeline(LSSVideoPipelineMixin, LTXPipeline):
         }
 
     def _lss_video_codec(self) -> VideoVaeCodec:
-        # As LTXPipeline.__call__ decodes (at its default decode_timestep 0 when conditioned).
-        vae = self.vae
-        timestep = 0.0 if vae.config.timestep_conditioning else None
-        return VideoVaeCodec(
-            vae, vae.latents_mean, vae.latents_std, vae.config.scaling_factor, timestep
-        )
+        return ltx_video_codec(self.vae)
 
     def _lss_scaler(self, scaling_mode: str) -> LatentScaler:
         upsampler = getattr(self, COMPONENT_NAME, None)

@@ -141,6 +141,9 @@ class LSSWanPipeline(LSSVideoPipelineMixin, WanPipeline):
         }
 
     def _lss_video_codec(self) -> VideoVaeCodec:
-        # As WanPipeline.__call__ decodes: raw = latents * latents_std + latents_mean.
-        config = self.vae.config
-        return VideoVaeCodec(self.vae, config.latents_mean, config.latents_std)
+        return wan_video_codec(self.vae)
+
+
+def wan_video_codec(vae: Any) -> VideoVaeCodec:
+    """Wan's VAE in model space, as WanPipeline.__call__ decodes: raw = latents * std + mean."""
+    return VideoVaeCodec(vae, vae.config.latents_mean, vae.config.latents_std)
