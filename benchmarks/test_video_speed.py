@@ -1,4 +1,4 @@
-"""Plain vs LSS on a Wan-architecture text-to-video model, paired in one run, against the cost model.
+"""Plain vs LSS on a Wan-architecture text-to-video model, paired in one run, vs the cost model.
 
 The model is ``WanTransformer3DModel`` (Wan 2.1's blocks: self-attention over the video tokens,
 cross-attention to 512 text tokens, patches 1x2x2) at width 256 (2 heads x 128), 4 blocks,
