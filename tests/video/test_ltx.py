@@ -220,3 +220,23 @@ def test_prompt_embeds_and_masks_for_several_videos_per_prompt(ltx: Any) -> None
         scaling_mode="latent",
     ).frames
     assert frames.shape == (2, FRAMES, SIZE, SIZE, 3)
+
+
+def test_a_pipeline_with_ltx_upsampler_saves_and_loads_it(ltx: Any, tmp_path: Any) -> None:
+    stock, _ = ltx
+    model = tiny_ltx_upsampler()
+    lss_with(stock, latent_upsampler=model).save_pretrained(tmp_path / "pipe")
+    back = LSSLTXPipeline.from_pretrained(tmp_path / "pipe")
+    loaded = back.latent_upsampler
+    assert type(loaded) is type(model)
+    for a, b in zip(loaded.state_dict().values(), model.state_dict().values()):
+        assert torch.equal(a, b)
+
+
+def test_auto_start_sigma_with_ltx_upsampler_is_refused_naming_start_sigma(ltx: Any) -> None:
+    """LTX's model carries no measured error for start_sigma='auto' to read."""
+    stock, _ = ltx
+    lss = lss_with(stock, latent_upsampler=tiny_ltx_upsampler())
+    with pytest.raises(LSSArgumentError) as caught:
+        lss(**video_call(SIZE, SIZE, FRAMES, STEPS), min_size=32, start_sigma="auto")
+    assert caught.value.argument == "start_sigma"

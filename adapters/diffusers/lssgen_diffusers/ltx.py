@@ -23,6 +23,7 @@ normalised again. ``scaling_mode="resnet"`` (the default) runs whichever upsampl
 from __future__ import annotations
 
 import inspect
+import json
 import os
 from collections.abc import Callable, Mapping
 from pathlib import Path
@@ -69,6 +70,19 @@ def load_ltx_upsampler(name: str | os.PathLike[str], **kwargs: Any) -> LTXLatent
         )
     model = LTXLatentUpsamplerModel.from_pretrained(name, use_safetensors=True, **kwargs)
     return model.eval()
+
+
+def saved_ltx_upsampler(path: str | os.PathLike[str], subfolder: str | None = None) -> Path | None:
+    """The ``latent_upsampler/`` folder of a saved local pipeline when it holds LTX's model."""
+    folder = Path(path) / (subfolder or "") / COMPONENT_NAME
+    config = folder / "config.json"
+    if not config.is_file():
+        return None
+    try:
+        name = json.loads(config.read_text(encoding="utf-8")).get("_class_name")
+    except (UnicodeDecodeError, json.JSONDecodeError, AttributeError):
+        return None
+    return folder if name == LTXLatentUpsamplerModel.__name__ else None
 
 
 def as_ltx_component(upsampler: Any) -> LatentUpsampler | LTXLatentUpsamplerModel | None:
@@ -184,6 +198,30 @@ class LSSLTXPipeline(LSSVideoPipelineMixin, LTXPipeline):
     _optional_components: ClassVar[list[str]] = [*LTXPipeline._optional_components, COMPONENT_NAME]
 
     __init__ = _ltx_init(LTXPipeline)
+
+    @classmethod
+    def from_pretrained(
+        cls, pretrained_model_name_or_path: str | os.PathLike[str], **kwargs: Any
+    ) -> Any:
+        """The LSS ``from_pretrained``; a saved ``latent_upsampler/`` holding LTX's model loads
+        as that model (cast like the other models)."""
+        if COMPONENT_NAME not in kwargs and pretrained_model_name_or_path is not None:
+            folder = saved_ltx_upsampler(pretrained_model_name_or_path, kwargs.get("subfolder"))
+            if folder is not None:
+                dtype = kwargs.get("dtype", kwargs.get("torch_dtype"))
+                model = load_ltx_upsampler(folder)
+                kwargs[COMPONENT_NAME] = model if dtype is None else model.to(dtype)
+        return super().from_pretrained(pretrained_model_name_or_path, **kwargs)
+
+    def save_pretrained(
+        self, save_directory: str | os.PathLike[str], *args: Any, **kwargs: Any
+    ) -> None:
+        """The LSS ``save_pretrained``; LTX's model, a Diffusers model, is saved by the stock
+        method as any other component (``latent_upsampler/`` with its own config)."""
+        if isinstance(getattr(self, COMPONENT_NAME, None), LTXLatentUpsamplerModel):
+            LTXPipeline.save_pretrained(self, save_directory, *args, **kwargs)
+            return
+        super().save_pretrained(save_directory, *args, **kwargs)
 
     @property
     def lss_patch_size(self) -> int:  # type: ignore[override]
