@@ -201,3 +201,35 @@ def test_prompt_embeds_for_several_videos_per_prompt(wan: Any) -> None:
         scaling_mode="latent",
     ).frames
     assert frames.shape == (2, FRAMES, SIZE, SIZE, 3)
+
+
+def test_720p_cannot_halve_and_is_refused_naming_height_and_the_fix(wan: Any) -> None:
+    """1280x720 halves to 360 px, 22.5 patches of 16 px: refused before any work."""
+    _, lss = wan
+    with pytest.raises(LSSArgumentError) as caught:
+        lss.lss_plan_for(height=720, width=1280, num_frames=81)
+    assert caught.value.argument == "height" and "min_size" in str(caught.value)
+    assert lss.lss_plan_for(height=720, width=1280, num_frames=81, min_size=720).is_single_stage
+
+
+def test_a_flow_euler_scheduler_is_entered_part_way_too(wan: Any) -> None:
+    """Wan with FlowMatchEulerDiscreteScheduler (static shift), as Diffusers' own Wan tests run it:
+    one stage is stock; two run the planned steps, the target entered at its planned level."""
+    from diffusers import FlowMatchEulerDiscreteScheduler
+
+    stock, _ = wan
+    euler = FlowMatchEulerDiscreteScheduler(shift=5.0)
+    lss = lss_with(stock, scheduler=euler)
+    plain = type(stock)(**{**stock.components, "scheduler": euler})
+    plain.set_progress_bar_config(disable=True)
+    call = video_call(SIZE, SIZE, FRAMES, 4, output_type="latent")
+    expected = plain(**call).frames
+    got = lss(**{**call, "generator": torch.Generator().manual_seed(0)}, start_sigma=1).frames
+    assert torch.equal(got, expected)
+    with recorded_inputs(lss.transformer) as calls:
+        lss(**video_call(SIZE, SIZE, FRAMES, STEPS), min_size=32, scaling_mode="latent")
+    plan = lss.lss_plan
+    per_stage = Counter(call["shape"] for call in calls)
+    assert list(per_stage.values()) == [2 * s.num_denoising_steps for s in plan.stages]
+    first_target = calls[2 * plan.stages[0].num_denoising_steps]["timestep"]
+    assert float(first_target[0]) == pytest.approx(1000 * plan.target.entry_level, rel=1e-5)
