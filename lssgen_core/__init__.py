@@ -4,10 +4,18 @@ Needs only torch, numpy and attrs (safetensors for upsampler weights, imported w
 """
 
 from lssgen_core.atomic import json_safe, write_bytes_atomic, write_json_atomic
-from lssgen_core.cost import CalibratedCost, TransformerCost, UNetCost, calibrate, plan_cost
+from lssgen_core.cost import (
+    CalibratedCost,
+    CrossAttentionCost,
+    TransformerCost,
+    UNetCost,
+    calibrate,
+    plan_cost,
+)
 from lssgen_core.denoiser import Denoiser
 from lssgen_core.errors import LSSArgumentError, LSSArgumentTypeError
 from lssgen_core.explicit_plan import budget_final_steps
+from lssgen_core.frames import FrameAxis, video_frame_axis
 from lssgen_core.noise import randn
 from lssgen_core.parameterization import (
     FLOW,
@@ -48,6 +56,7 @@ from lssgen_core.upsample import (
     LatentUpsampler,
     UpsamplerConfig,
     make_latent_scaler,
+    make_video_latent_scaler,
 )
 
 __version__ = "0.1.0"
@@ -59,8 +68,10 @@ __all__ = [
     "VE",
     "VP",
     "CalibratedCost",
+    "CrossAttentionCost",
     "Denoiser",
     "FlowSchedule",
+    "FrameAxis",
     "LSSArgumentError",
     "LSSArgumentTypeError",
     "LSSPlanWarning",
@@ -87,6 +98,7 @@ __all__ = [
     "flux_schedule",
     "json_safe",
     "make_latent_scaler",
+    "make_video_latent_scaler",
     "plan_cost",
     "plan_notes",
     "plan_stages",
@@ -99,6 +111,7 @@ __all__ = [
     "shift_exponential",
     "shift_linear",
     "shift_static",
+    "video_frame_axis",
     "write_bytes_atomic",
     "write_json_atomic",
 ]

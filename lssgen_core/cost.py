@@ -50,6 +50,32 @@ class TransformerCost:
 
 
 @attrs.frozen
+class CrossAttentionCost:
+    """A DiT whose blocks self-attend over the image / video tokens and cross-attend to the text
+    (Wan, LTX-Video): the text tokens do not pass through the blocks, unlike MMDiT's.
+
+    Per block and token: self-attention q, k, v, o (4 w^2), cross-attention q, o (2 w^2), the MLP
+    (2 * ffn_dim * w) multiply-adds; self-attention over ``n`` tokens adds 2 n w per token,
+    cross-attention over ``text_tokens`` 2 text w; the text's cross k and v cost 2 text w^2 per
+    block whatever ``n``. ``patch_features``: input plus output features of the patch embedding
+    and the output projection (Wan: 16 channels x 1x2x2 patches, in and out: 128), per token.
+    """
+
+    width: int
+    depth: int
+    ffn_dim: int
+    text_tokens: int = 0
+    patch_features: int = 0
+
+    def flops(self, num_tokens: int) -> float:
+        n, w, text = num_tokens, self.width, self.text_tokens
+        per_token = 6 * w * w + 2 * self.ffn_dim * w
+        attention = 2 * n * n * w + 2 * n * text * w
+        blocks = self.depth * (n * per_token + attention + 2 * text * w * w)
+        return 2.0 * (blocks + n * w * self.patch_features)
+
+
+@attrs.frozen
 class AttentionLevel:
     """UNet attention at one resolution level: ``blocks`` transformer blocks at ``width``,
     on the latent downsampled by ``downsample`` per side."""

@@ -32,6 +32,7 @@ import attrs
 
 from lssgen_core.errors import LSSArgumentError
 from lssgen_core.explicit_plan import schedule_for_steps
+from lssgen_core.frames import FrameAxis, stage_tokens
 from lssgen_core.parameterization import FLOW, Parameterization, convert_sigma
 from lssgen_core.plan_arguments import (
     ENTRY_RULES as ENTRY_RULES,
@@ -127,6 +128,9 @@ class StagePlan:
     # Where start_sigma came from when it was not given as a number (``start_sigma="auto"``
     # resolved from a scaler's calibration, :mod:`lssgen_core.auto_entry`); shown by describe().
     start_sigma_note: str | None = None
+    # The frames of a video plan (None: an image); every stage keeps them, and its tokens count
+    # them (:mod:`lssgen_core.frames`).
+    frames: FrameAxis | None = None
 
     @property
     def height(self) -> int:
@@ -198,8 +202,9 @@ class StagePlan:
     def describe(self) -> str:
         """The plan as a text table (``plan_cost(plan, cost_model).describe()`` adds the
         predicted cost and speed-up)."""
+        frames = "" if self.frames is None else f", {self.frames.describe()}"
         header = (
-            f"LSS plan: {self.width}x{self.height}, {self.num_steps} steps, "
+            f"LSS plan: {self.width}x{self.height}{frames}, {self.num_steps} steps, "
             f"start_sigma={self.start_sigma}"
             + ("" if self.start_sigma_note is None else f" ({self.start_sigma_note})")
             + f", min_size={self.min_size}, "
@@ -216,7 +221,7 @@ class StagePlan:
             (
                 str(stage.index),
                 f"{stage.width}x{stage.height}",
-                f"{stage.latent_width}x{stage.latent_height}",
+                _latent_cell(stage, self.frames),
                 str(stage.num_tokens),
                 str(stage.num_steps),
                 str(stage.start_index),
@@ -239,6 +244,12 @@ class StagePlan:
 
     def __str__(self) -> str:
         return self.describe()
+
+
+def _latent_cell(stage: Stage, frames: FrameAxis | None) -> str:
+    """A stage's latent size: ``WxH``, or ``FxWxH`` (latent frames first) for a video."""
+    spatial = f"{stage.latent_width}x{stage.latent_height}"
+    return spatial if frames is None else f"{frames.latent_frames}x{spatial}"
 
 
 def plan_notes(plan: StagePlan) -> tuple[str, ...]:
@@ -360,8 +371,10 @@ def plan_stages(
     stage_steps: Sequence[int] | None = None,
     stage_entries: Sequence[float | None] | None = None,
     final_steps: int | None = None,
+    frames: FrameAxis | None = None,
 ) -> StagePlan:
-    """Plan the stages of an LSS generation at ``height`` x ``width`` pixels.
+    """Plan the stages of an LSS generation at ``height`` x ``width`` pixels (of a video of
+    ``frames``: every stage keeps them and its tokens count them, :mod:`lssgen_core.frames`).
 
     ``patch_size`` is the model's latent multiple: 2 for FLUX (2x2 packing), SD3 and CogView4
     (transformer patches), 1 for UNets. ``schedule`` gives each stage its levels in
@@ -390,6 +403,7 @@ def plan_stages(
         patch_size=patch_size,
         schedule=schedule,
         parameterization=parameterization,
+        frames=frames,
     )
 
 
@@ -400,6 +414,7 @@ def plan_from_arguments(
     patch_size: int = 1,
     schedule: Schedule | None = None,
     parameterization: Parameterization = FLOW,
+    frames: FrameAxis | None = None,
 ) -> StagePlan:
     """The plan of arguments checked by :func:`~lssgen_core.plan_arguments.check_plan_arguments`
     (see :func:`plan_stages`); only the model's latent geometry and the schedule are checked here.
@@ -429,7 +444,8 @@ def plan_from_arguments(
             width=stage_width,
             latent_height=latent_height,
             latent_width=latent_width,
-            num_tokens=(latent_height // patch_size) * (latent_width // patch_size),
+            num_tokens=stage_tokens(latent_height, latent_width, patch_size, frames),
+            latent_frames=1 if frames is None else frames.latent_frames,
         )
         area_ratio = (height * width) / (stage_height * stage_width)
         steps = shortened_steps(num_steps, area_ratio) if values.shorten_steps else num_steps
@@ -473,6 +489,7 @@ def plan_from_arguments(
         parameterization=parameterization,
         stages=tuple(stages),
         dropped_stages=dropped,
+        frames=frames,
     )
 
 

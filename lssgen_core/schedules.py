@@ -104,13 +104,15 @@ def exponential_sigmas(num_steps: int, sigma_min: float, sigma_max: float) -> li
 
 @attrs.frozen
 class StageSize:
-    """What a schedule may depend on: the stage's pixel and latent size and its token count."""
+    """What a schedule may depend on: the stage's pixel and latent size and its token count
+    (over every frame of a video: :mod:`lssgen_core.frames`)."""
 
     height: int
     width: int
     latent_height: int
     latent_width: int
     num_tokens: int
+    latent_frames: int = 1  # the same in every stage of a video plan; 1 for images
 
 
 class Schedule(Protocol):

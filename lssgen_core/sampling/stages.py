@@ -24,7 +24,8 @@ from lssgen_core.upsample.scalers import LatentScaler
 class StageOutcome:
     """What one stage gave: the latent the next stage enters from, and what a call returns."""
 
-    # The stage's clean latent as (B, C, h, w); None only where no later stage needs it.
+    # The stage's clean latent as (B, C, h, w), or (B, C, F, h, w) for a video; None only where
+    # no later stage needs it.
     latent: torch.Tensor | None
     # What the call returns when this is the last stage run (None: ``latent``).
     output: Any = None
@@ -39,20 +40,28 @@ class StageOutcome:
 class StageRunner(Protocol):
     def __call__(self, stage: Stage, latent: torch.Tensor | None) -> StageOutcome:
         """Denoise ``stage`` from ``latent``: the loop's ``first`` for stage 0 (as the runner
-        takes it, possibly None), and the re-noised (B, C, h, w) latent for every later stage."""
+        takes it, possibly None), and the re-noised (B, C, h, w) (video: (B, C, F, h, w)) latent
+        for every later stage."""
         ...
 
 
 def upsample_latent(latent: torch.Tensor, stage: Stage, scaler: LatentScaler) -> torch.Tensor:
-    """The previous stage's clean latent scaled to ``stage``'s latent size."""
+    """The previous stage's clean latent scaled to ``stage``'s latent size (height and width; a
+    video's frames stay)."""
     upsampled = scaler(latent)
-    expected = (*latent.shape[:2], stage.latent_height, stage.latent_width)
+    expected = _stage_shape(latent, stage)
     if tuple(upsampled.shape) != expected:
         raise RuntimeError(
             f"the latent scaler turned {tuple(latent.shape)} into {tuple(upsampled.shape)}; "
             f"stage {stage.index} needs {expected}"
         )
     return upsampled
+
+
+def _stage_shape(latent: torch.Tensor, stage: Stage) -> tuple[int, ...]:
+    """``latent``'s shape with ``stage``'s latent height and width (every leading axis kept:
+    batch, channels, and a video's frames)."""
+    return (*latent.shape[:-2], stage.latent_height, stage.latent_width)
 
 
 def enter_stage(
@@ -81,7 +90,7 @@ def hand_over(
     """:func:`enter_stage` with fresh noise of ``stage``'s size, like ``latent`` in device and
     dtype: one tensor per image, from that image's own generator when a list is given, so an
     image does not depend on its batch."""
-    shape = (*latent.shape[:2], stage.latent_height, stage.latent_width)
+    shape = _stage_shape(latent, stage)
     noise = randn(shape, generator, device=latent.device, dtype=latent.dtype)
     # Named so the LSS machinery shows up in any profiler trace (free when none runs).
     with torch.profiler.record_function(f"lss.enter_stage[{stage.index}]"):

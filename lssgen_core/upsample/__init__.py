@@ -15,6 +15,11 @@ from lssgen_core.upsample.scalers import (
     PixelRoundTripScaler,
     make_latent_scaler,
 )
+from lssgen_core.upsample.video import (
+    PerFrameScaler,
+    VideoPixelRoundTripScaler,
+    make_video_latent_scaler,
+)
 
 __all__ = [
     "SCALING_MODES",
@@ -22,7 +27,10 @@ __all__ = [
     "LatentScaler",
     "LatentUpSampler",
     "LatentUpsampler",
+    "PerFrameScaler",
     "PixelRoundTripScaler",
     "UpsamplerConfig",
+    "VideoPixelRoundTripScaler",
     "make_latent_scaler",
+    "make_video_latent_scaler",
 ]

@@ -29,6 +29,7 @@ if TYPE_CHECKING:
     from lssgen_diffusers.call_checks import NonFiniteLatentError
     from lssgen_diffusers.cogview4 import LSSCogView4Pipeline
     from lssgen_diffusers.flux import LSSFluxPipeline
+    from lssgen_diffusers.ltx import LSSLTXPipeline
     from lssgen_diffusers.mixin import LSSPipelineMixin
     from lssgen_diffusers.options import (
         COGVIEW4_DEFAULTS,
@@ -43,6 +44,7 @@ if TYPE_CHECKING:
     from lssgen_diffusers.sd import LSSStableDiffusionPipeline
     from lssgen_diffusers.sd3 import LSSStableDiffusion3Pipeline
     from lssgen_diffusers.sdxl import LSSStableDiffusionXLPipeline
+    from lssgen_diffusers.wan import LSSWanPipeline
 
 # Each name is imported from its module on first use, for start-up speed: the pipelines import
 # Diffusers (seconds), which `lssgen generate --help` and the options / call-defaults modules
@@ -54,6 +56,8 @@ _EXPORTS: dict[str, str] = {
     "NonFiniteLatentError": "lssgen_diffusers.call_checks",
     "LSSCogView4Pipeline": "lssgen_diffusers.cogview4",
     "LSSFluxPipeline": "lssgen_diffusers.flux",
+    "LSSLTXPipeline": "lssgen_diffusers.ltx",
+    "LSSWanPipeline": "lssgen_diffusers.wan",
     "LSSPipelineMixin": "lssgen_diffusers.mixin",
     "COGVIEW4_DEFAULTS": "lssgen_diffusers.options",
     "FLUX_DEFAULTS": "lssgen_diffusers.options",
@@ -78,12 +82,14 @@ __all__ = [
     "LSSCogView4Pipeline",
     "LSSDefaults",
     "LSSFluxPipeline",
+    "LSSLTXPipeline",
     "LSSOptions",
     "LSSPipelineMixin",
     "LSSPlanWarning",
     "LSSStableDiffusion3Pipeline",
     "LSSStableDiffusionPipeline",
     "LSSStableDiffusionXLPipeline",
+    "LSSWanPipeline",
     "LatentUpSampler",
     "LatentUpsampler",
     "NonFiniteLatentError",

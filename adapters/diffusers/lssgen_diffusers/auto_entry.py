@@ -46,7 +46,9 @@ def resolve_start_sigma(
             "scaling_mode", f"scaling_mode={mode!r} must be one of {SCALING_MODES}"
         )
     upsampler = getattr(pipe, COMPONENT_NAME, None)
-    calibration = None if upsampler is None else upsampler.calibration_for(mode)
+    # An upsampler of another class (LTX's own, on LSSLTXPipeline) carries no calibration.
+    calibrated = getattr(upsampler, "calibration_for", None)
+    calibration = None if calibrated is None else calibrated(mode)
     if calibration is None and upsampler is None:
         raise LSSArgumentError(
             "start_sigma",

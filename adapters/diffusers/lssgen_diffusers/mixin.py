@@ -21,6 +21,7 @@ import attrs
 import torch
 
 from lssgen_core.errors import LSSArgumentError
+from lssgen_core.frames import FrameAxis, stage_tokens
 from lssgen_core.parameterization import Parameterization
 from lssgen_core.plan import Stage, StagePlan, plan_from_arguments, warn_plan_notes
 from lssgen_core.plan_arguments import PlanArguments, check_plan_arguments
@@ -169,8 +170,11 @@ def _integral(size: Any) -> Any:
 
 
 def _images(result: Any) -> Any:
-    """The images (or latents) of a stock ``__call__`` result, with or without ``return_dict``."""
-    return result[0] if isinstance(result, tuple) else result.images
+    """The images (or latents; a video pipeline's ``frames``) of a stock ``__call__`` result,
+    with or without ``return_dict``."""
+    if isinstance(result, tuple):
+        return result[0]
+    return result.frames if hasattr(result, "frames") else result.images
 
 
 class LSSPipelineMixin:
@@ -188,6 +192,8 @@ class LSSPipelineMixin:
     # Embeddings that must have prompt_embeds' batch size (the stock call fails deep otherwise);
     # the negative ones only count with classifier-free guidance.
     lss_batched_embeds: ClassVar[tuple[str, ...]] = ()
+    # The stock argument counting outputs per prompt (video pipelines: num_videos_per_prompt).
+    lss_per_prompt_argument: ClassVar[str] = "num_images_per_prompt"
 
     lss_plan: StagePlan | None = None
     _lss_run: _Run | None = None
@@ -219,6 +225,15 @@ class LSSPipelineMixin:
     def _lss_encode_prompts(self, call: Mapping[str, Any]) -> dict[str, Any]:
         """Run the stock ``encode_prompt`` once; the stage arguments that replace the prompts."""
         raise NotImplementedError
+
+    @property
+    def _lss_vae_scale_factor(self) -> int:
+        """Pixels per latent pixel along height and width (video pipelines name it otherwise)."""
+        return self._lss_host.vae_scale_factor
+
+    def _lss_frames(self, call: Mapping[str, Any]) -> FrameAxis | None:
+        """The frames of the call's video, kept in every stage (None: an image pipeline)."""
+        return None
 
     def _lss_stock_size(self, height: int, width: int) -> tuple[int, int]:
         """The size the stock ``__call__`` generates when asked for ``height`` x ``width``."""
@@ -362,7 +377,7 @@ class LSSPipelineMixin:
 
         # Everything that can be wrong is checked before the first model runs.
         call_checks.run_stock_check_inputs(self, call, request.height, request.width)
-        total = self._lss_prompt_batch(call) * (call["num_images_per_prompt"] or 1)
+        total = self._lss_prompt_batch(call) * (call[self.lss_per_prompt_argument] or 1)
         self._lss_check_arguments(call, total)
         scaler = self._lss_scaler(request.options.scaling_mode)
         plan = self._lss_plan_stock_size(request)
@@ -442,10 +457,11 @@ class LSSPipelineMixin:
     def _lss_check_call(self, call: Mapping[str, Any], height: int, width: int) -> None:
         """Stock arguments the stock call would fail on deep inside, or silently misread; the
         same for one stage and several (:mod:`lssgen_diffusers.call_checks`)."""
-        smallest = self._lss_host.vae_scale_factor * self.lss_patch_size
+        smallest = self._lss_vae_scale_factor * self.lss_patch_size
         call_checks.check_size(height, "height", smallest)
         call_checks.check_size(width, "width", smallest)
-        call_checks.check_count(call.get("num_images_per_prompt"), "num_images_per_prompt")
+        per_prompt = self.lss_per_prompt_argument
+        call_checks.check_count(call.get(per_prompt), per_prompt)
         for name in call_checks.GUIDANCE_ARGUMENTS:
             if name in call:
                 call_checks.check_finite_real(call[name], name)
@@ -523,7 +539,8 @@ class LSSPipelineMixin:
             raise LSSArgumentError(
                 "generator",
                 f"generator is a list of {len(generator)} generators but {total} images are "
-                "requested (batch size x num_images_per_prompt); pass one generator per image",
+                f"requested (batch size x {self.lss_per_prompt_argument}); pass one generator per "
+                "image",
             )
 
     def _lss_scaler(self, scaling_mode: str) -> LatentScaler:
@@ -552,15 +569,17 @@ class LSSPipelineMixin:
     def _lss_plan(self, request: _Request, *, check: bool) -> StagePlan:
         arguments, call = request.arguments, request.call
         height, width, num_steps = arguments.height, arguments.width, arguments.num_steps
-        vae_scale = self._lss_host.vae_scale_factor
+        vae_scale = self._lss_vae_scale_factor
         latent_height, latent_width = height // vae_scale, width // vae_scale
         patch = self.lss_patch_size
+        frames = self._lss_frames(call)
         target = StageSize(
             height,
             width,
             latent_height,
             latent_width,
-            (latent_height // patch) * (latent_width // patch),
+            stage_tokens(latent_height, latent_width, patch, frames),
+            1 if frames is None else frames.latent_frames,
         )
         probe = self._lss_configured_scheduler(num_steps, target, call)
         if check:
@@ -577,6 +596,7 @@ class LSSPipelineMixin:
             patch_size=patch,
             schedule=schedule,
             parameterization=parameterization,
+            frames=frames,
         )
         return attrs.evolve(plan, start_sigma_note=request.start_sigma_note)
 
@@ -601,7 +621,7 @@ class LSSPipelineMixin:
         for name, value in updates.items():
             if name.endswith("embeds"):
                 updates[name] = _repeat_to(value, total, name)
-        return {**call, **updates, "num_images_per_prompt": 1}
+        return {**call, **updates, self.lss_per_prompt_argument: 1}
 
     def _lss_do_classifier_free_guidance(self, guidance_scale: float) -> bool:
         """The stock ``do_classifier_free_guidance`` for this scale (before the stock call)."""

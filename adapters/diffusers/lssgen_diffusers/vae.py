@@ -27,6 +27,7 @@ from torch import Tensor
 
 from lssgen_core.upsample.io import CONFIG_NAME
 from lssgen_diffusers.vae_space import to_model_latents, to_vae_latents
+from lssgen_diffusers.video_vae import VideoFrameCodec, video_codec_of
 
 VAE_SUBFOLDER = "vae"
 PIPELINE_INDEX = "model_index.json"
@@ -147,8 +148,10 @@ def load_vae(
     *,
     torch_dtype: torch.dtype = torch.float32,
     device: str | torch.device = "cpu",
-) -> VaeCodec:
-    """Load a VAE folder or a pipeline folder's `vae/`, frozen, as a `VaeCodec`. Offline only."""
+) -> VaeCodec | VideoFrameCodec:
+    """Load a VAE folder or a pipeline folder's `vae/`, frozen, as a `VaeCodec`. Offline only.
+
+    A video VAE (Wan's, LTX-Video's) comes as a `VideoFrameCodec`: images as one-frame videos."""
     folder = find_vae_folder(path)
     cls = _vae_class(folder)
     try:
@@ -157,4 +160,6 @@ def load_vae(
         raise ValueError(f"could not load the VAE in {folder}: {exc}") from exc
     vae.requires_grad_(False)
     vae.eval().to(device)
+    if video_codec_of(vae) is not None:
+        return VideoFrameCodec.from_vae(vae)
     return VaeCodec.from_vae(vae)

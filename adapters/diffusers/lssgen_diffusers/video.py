@@ -1,0 +1,91 @@
+"""What every LSS video pipeline shares: spatial stages over ``[B, C, F, H, W]`` latents.
+
+Each stage is one stock ``__call__`` at the stage's height and width and the call's own
+``num_frames``, so frames are kept and only height and width double per stage
+(:mod:`lssgen_core.frames`); the plan counts tokens over every frame. Latents are scaled frame
+by frame (the 2-D ``LatentUpsampler`` over the ``B * F`` frames), or through the family's video
+VAE for ``scaling_mode="pixel"``. A family module (``wan.py``, ``ltx.py``) supplies the rest: its
+frame rule, latent layout, scheduler call, prompt encoding and VAE normalisation.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any, ClassVar
+
+import torch
+
+from lssgen_core.frames import FrameAxis, check_num_frames, video_frame_axis
+from lssgen_core.plan import Stage
+from lssgen_core.upsample import LatentScaler, LatentUpsampler, make_video_latent_scaler
+from lssgen_diffusers import placement
+from lssgen_diffusers.component import COMPONENT_NAME
+from lssgen_diffusers.mixin import LSSPipelineMixin
+from lssgen_diffusers.video_vae import VideoVaeCodec
+
+
+class LSSVideoPipelineMixin(LSSPipelineMixin):
+    """:class:`LSSPipelineMixin` for text-to-video pipelines (put the family's class first)."""
+
+    lss_per_prompt_argument: ClassVar[str] = "num_videos_per_prompt"
+    # Both stock video pipelines cast given latents to float32 in prepare_latents.
+    lss_casts_latents: ClassVar[bool] = True
+    # True: refuse a num_frames the VAE does not decode (the stock call would silently make
+    # another count); False: the stock call rounds it, with its own warning.
+    lss_exact_frames: ClassVar[bool] = False
+
+    # --- what each video family supplies ----------------------------------------------------
+
+    @property
+    def _lss_temporal_compression(self) -> int:
+        """Frames per latent frame of the VAE (after the first, causal frame)."""
+        raise NotImplementedError
+
+    @property
+    def _lss_temporal_patch_size(self) -> int:
+        return 1
+
+    def _lss_stock_num_frames(self, num_frames: int) -> int:
+        """The frame count the stock ``__call__`` makes when asked for ``num_frames``."""
+        return num_frames
+
+    def _lss_video_codec(self) -> VideoVaeCodec:
+        """The family's VAE with its latent normalisation (``scaling_mode="pixel"``)."""
+        raise NotImplementedError
+
+    # --- the mixin's hooks, for a frame axis ----------------------------------------------------
+
+    def _lss_frames(self, call: Mapping[str, Any]) -> FrameAxis | None:
+        frames = self._lss_stock_num_frames(int(call["num_frames"]))
+        return video_frame_axis(
+            frames, self._lss_temporal_compression, self._lss_temporal_patch_size
+        )
+
+    def _lss_check_call(self, call: Mapping[str, Any], height: int, width: int) -> None:
+        super()._lss_check_call(call, height, width)
+        check_num_frames(
+            call.get("num_frames"), self._lss_temporal_compression, exact=self.lss_exact_frames
+        )
+
+    def _lss_latent_shape(self, batch: int, stage: Stage) -> tuple[int, ...]:
+        return (
+            batch,
+            self._lss_latent_channels,
+            stage.size.latent_frames,
+            stage.latent_height,
+            stage.latent_width,
+        )
+
+    def _lss_scaler(self, scaling_mode: str) -> LatentScaler:
+        if scaling_mode == "pixel":
+            codec = self._lss_video_codec()
+            return make_video_latent_scaler("pixel", decode=codec.decode, encode=codec.encode)
+        upsampler: LatentUpsampler | None = getattr(self, COMPONENT_NAME, None)
+        # Refuses "resnet" without an upsampler (the core's one check of it).
+        scaler = make_video_latent_scaler(scaling_mode, upsampler=upsampler)
+        if scaling_mode == "resnet":
+            assert upsampler is not None
+            upsampler.check_latent_channels(self._lss_latent_channels)
+            runs_on = torch.device(self._lss_host._execution_device)
+            placement.check_upsampler_device(upsampler, runs_on)
+        return scaler

@@ -1,0 +1,242 @@
+"""LSSLTXPipeline on a tiny random LTX-Video: stock with one stage, the planned calls with two on
+packed 128-channel latents, LTX's own LTXLatentUpsamplerModel as the scaler (object or name),
+and bad sizes and frames refused before work."""
+
+from __future__ import annotations
+
+from collections import Counter
+from typing import Any
+
+import numpy as np
+import pytest
+import torch
+from video_testkit import random_upsampler, recorded_inputs, video_call
+
+from lssgen_core.errors import LSSArgumentError, LSSArgumentTypeError
+from lssgen_diffusers.ltx import LSSLTXPipeline, LTXUpsamplerScaler
+from lssgen_diffusers.testing_video import tiny_ltx_upsampler
+
+# 64x64, 9 frames: 2 latent frames of 2x2 (32x space, 8x time); min_size 32 gives 32 -> 64 px.
+SIZE, FRAMES, LATENT_FRAMES, STEPS = 64, 9, 2, 12
+
+
+def lss_with(stock: Any, **components: Any) -> LSSLTXPipeline:
+    pipe = LSSLTXPipeline(**{**stock.components, **components})
+    pipe.set_progress_bar_config(disable=True)
+    return pipe
+
+
+@pytest.mark.parametrize("output_type", ["np", "latent"])
+@pytest.mark.parametrize("one_stage", [{"start_sigma": 1}, {}])
+def test_one_stage_is_the_stock_call_bit_for_bit(ltx: Any, output_type: str, one_stage: dict):
+    """start_sigma=1, or the default min_size (256) at 64 px: one stage, the stock call."""
+    stock, lss = ltx
+    call = video_call(SIZE, SIZE, FRAMES, 4, output_type=output_type)
+    expected = stock(**call).frames
+    got = lss(**{**call, "generator": torch.Generator().manual_seed(0)}, **one_stage).frames
+    assert lss.lss_plan is not None and lss.lss_plan.is_single_stage
+    if output_type == "latent":
+        assert torch.equal(got, expected)
+    else:
+        assert np.array_equal(got, expected)
+
+
+def packed(stage_side: int) -> tuple[int, int, int]:
+    """A packed LTX latent's shape for one video with classifier-free guidance (batch 2)."""
+    return (2, LATENT_FRAMES * stage_side * stage_side, 128)
+
+
+@pytest.mark.parametrize("scaling_mode", ["resnet", "latent", "pixel"])
+def test_two_stages_run_the_planned_denoiser_calls_and_make_the_asked_video(
+    ltx: Any, scaling_mode: str
+) -> None:
+    stock, _ = ltx
+    upsampler = random_upsampler(128)
+    lss = lss_with(stock, latent_upsampler=upsampler)
+    with recorded_inputs(lss.transformer) as calls, recorded_inputs(upsampler) as scaled:
+        frames = lss(
+            **video_call(SIZE, SIZE, FRAMES, STEPS),
+            min_size=32,
+            shorten_intermediate_steps=True,
+            scaling_mode=scaling_mode,
+        ).frames
+    plan = lss.lss_plan
+    assert [(s.height, s.width) for s in plan.stages] == [(32, 32), (64, 64)]
+    assert plan.target.start_index > 0
+    # Guidance 3 (the stock default) batches the unconditional call: one call per step.
+    assert dict(Counter(c["shape"] for c in calls)) == {
+        packed(1): plan.stages[0].num_denoising_steps,
+        packed(2): plan.stages[1].num_denoising_steps,
+    }
+    # Each stage's transformer is told its own latent grid; the frames are the call's.
+    assert {(c["kwargs"]["num_frames"], c["kwargs"]["height"]) for c in calls} == {
+        (LATENT_FRAMES, 1),
+        (LATENT_FRAMES, 2),
+    }
+    assert frames.shape == (1, FRAMES, SIZE, SIZE, 3)
+    assert np.isfinite(frames).all()
+    assert [c["shape"] for c in scaled] == (
+        [(LATENT_FRAMES, 128, 1, 1)] if scaling_mode == "resnet" else []
+    )
+
+
+def test_each_stage_shifts_its_schedule_by_its_own_frame_aware_token_count(ltx: Any) -> None:
+    """LTX's mu comes from latent frames x height x width: the 64 px stage of 2 frames has 8
+    tokens, the 32 px stage 2, and their schedules differ accordingly."""
+    _, lss = ltx
+    plan = lss.lss_plan_for(height=SIZE, width=SIZE, num_frames=FRAMES, min_size=32)
+    assert [s.num_tokens for s in plan.stages] == [2, 8]
+    longer = lss.lss_plan_for(height=SIZE, width=SIZE, num_frames=4 * 8 + 1, min_size=32)
+    assert [s.num_tokens for s in longer.stages] == [5, 20]
+    assert longer.target.sigmas != plan.target.sigmas  # more tokens, more shift
+    assert "33 frames (5 latent)" in longer.describe()
+    stock_default = lss.lss_plan_for()  # 704x512, 161 frames: 21 latent frames of 16x22
+    assert stock_default.target.num_tokens == 21 * 16 * 22
+    assert [(s.height, s.width) for s in stock_default.stages] == [(256, 352), (512, 704)]
+
+
+def test_ltx_upsampler_object_runs_as_the_scaler_on_the_raw_latent(ltx: Any) -> None:
+    """LTX's own model upsamples the whole clip in the VAE's raw latent space (de-normalised,
+    then normalised again), as LTXLatentUpsamplePipeline runs it."""
+    stock, _ = ltx
+    model = tiny_ltx_upsampler()
+    lss = lss_with(stock, latent_upsampler=model)
+    last: dict[str, torch.Tensor] = {}
+
+    def keep_last(pipe: Any, step: int, timestep: Any, tensors: dict) -> dict:
+        if pipe.lss_stage.index == 0:
+            last["latents"] = tensors["latents"]
+        return tensors
+
+    with recorded_inputs(model) as upsampled, recorded_inputs(lss.transformer) as calls:
+        frames = lss(
+            **video_call(SIZE, SIZE, FRAMES, STEPS),
+            min_size=32,
+            shorten_intermediate_steps=True,
+            callback_on_step_end=keep_last,
+        ).frames
+    assert frames.shape == (1, FRAMES, SIZE, SIZE, 3)
+    assert len(upsampled) == 1 and upsampled[0]["shape"] == (1, 128, LATENT_FRAMES, 1, 1)
+    stage_0 = lss._unpack_latents(last["latents"], LATENT_FRAMES, 1, 1, 1, 1)
+    codec = lss._lss_video_codec()
+    torch.testing.assert_close(upsampled[0]["input"], codec.to_raw(stage_0))
+    assert {c["shape"] for c in calls} == {packed(1), packed(2)}
+
+
+def test_ltx_upsampler_scaler_normalises_its_output_back_to_model_space(ltx: Any) -> None:
+    _, lss = ltx
+    model = tiny_ltx_upsampler()
+    codec = lss._lss_video_codec()
+    latent = torch.randn(1, 128, 2, 3, 4)
+    with torch.no_grad():
+        scaled = LTXUpsamplerScaler(model, codec)(latent)
+        expected = codec.to_model(model(codec.to_raw(latent)))
+    assert scaled.shape == (1, 128, 2, 6, 8)
+    torch.testing.assert_close(scaled, expected)
+    # The (de)normalisation is not the identity on this VAE (the test would prove nothing).
+    assert not torch.allclose(codec.to_raw(latent), latent)
+
+
+@pytest.mark.parametrize("layout", ["model folder", "pipeline folder"])
+def test_ltx_upsampler_by_name(ltx: Any, tmp_path: Any, layout: str) -> None:
+    stock, _ = ltx
+    model = tiny_ltx_upsampler()
+    folder = tmp_path / "upscaler"
+    model.save_pretrained(folder / "latent_upsampler" if layout == "pipeline folder" else folder)
+    lss = lss_with(stock, latent_upsampler=str(folder))
+    loaded = lss.latent_upsampler
+    assert type(loaded) is type(model)
+    assert all(
+        torch.equal(a, b) for a, b in zip(loaded.state_dict().values(), model.state_dict().values())
+    )
+    frames = lss(**video_call(SIZE, SIZE, FRAMES, STEPS), min_size=32).frames
+    assert frames.shape == (1, FRAMES, SIZE, SIZE, 3)
+
+
+def test_an_ltx_upsampler_that_changes_the_frames_is_refused(ltx: Any, tmp_path: Any) -> None:
+    from diffusers.pipelines.ltx.modeling_latent_upsampler import LTXLatentUpsamplerModel
+
+    stock, _ = ltx
+    temporal = LTXLatentUpsamplerModel(
+        in_channels=128, mid_channels=32, num_blocks_per_stage=1, temporal_upsample=True
+    )
+    with pytest.raises(LSSArgumentError) as caught:
+        lss_with(stock, latent_upsampler=temporal)
+    assert caught.value.argument == "latent_upsampler"
+    assert "temporal_upsample" in str(caught.value)
+    with pytest.raises(LSSArgumentTypeError) as wrong:
+        lss_with(stock, latent_upsampler=torch.nn.Identity())
+    assert wrong.value.argument == "latent_upsampler"
+    with pytest.raises(LSSArgumentError, match=r"config\.json"):
+        lss_with(stock, latent_upsampler=str(tmp_path))
+
+
+@pytest.mark.parametrize(
+    ("overrides", "argument"),
+    [
+        ({"num_frames": 10}, "num_frames"),  # stock would silently make 9
+        ({"num_frames": 0}, "num_frames"),
+        ({"height": 96}, "height"),  # 96 px halves to 48 px: not a multiple of 32
+        ({"num_videos_per_prompt": 0}, "num_videos_per_prompt"),
+        ({"latents": torch.zeros(1, 8, 128)}, "latents"),  # the target's, not stage 0's
+        ({"timesteps": [999, 500]}, "timesteps"),
+    ],
+)
+def test_bad_sizes_and_frames_are_refused_before_any_work(
+    ltx: Any, overrides: dict, argument: str
+) -> None:
+    _, lss = ltx
+    with (
+        recorded_inputs(lss.transformer) as calls,
+        recorded_inputs(lss.text_encoder) as encoded,
+        pytest.raises(LSSArgumentError) as caught,
+    ):
+        lss(
+            **{**video_call(SIZE, SIZE, FRAMES, STEPS), **overrides},
+            min_size=32,
+            scaling_mode="latent",
+        )
+    assert caught.value.argument == argument
+    assert argument in str(caught.value)
+    assert not calls and not encoded
+
+
+def test_a_frame_count_ltx_cannot_decode_is_refused_with_one_stage_too(ltx: Any) -> None:
+    _, lss = ltx
+    with pytest.raises(LSSArgumentError, match="num_frames=10 must be k \\* 8 \\+ 1"):
+        lss(**video_call(SIZE, SIZE, 10, 2), start_sigma=1)
+
+
+def test_prompt_embeds_and_masks_for_several_videos_per_prompt(ltx: Any) -> None:
+    stock, lss = ltx
+    embeds, mask, _, _ = stock.encode_prompt(prompt="a dot", do_classifier_free_guidance=False)
+    frames = lss(
+        **video_call(
+            SIZE, SIZE, FRAMES, STEPS, prompt=None, prompt_embeds=embeds, prompt_attention_mask=mask
+        ),
+        num_videos_per_prompt=2,
+        guidance_scale=1.0,
+        min_size=32,
+        scaling_mode="latent",
+    ).frames
+    assert frames.shape == (2, FRAMES, SIZE, SIZE, 3)
+
+
+def test_a_pipeline_with_ltx_upsampler_saves_and_loads_it(ltx: Any, tmp_path: Any) -> None:
+    stock, _ = ltx
+    model = tiny_ltx_upsampler()
+    lss_with(stock, latent_upsampler=model).save_pretrained(tmp_path / "pipe")
+    back = LSSLTXPipeline.from_pretrained(tmp_path / "pipe")
+    loaded = back.latent_upsampler
+    assert type(loaded) is type(model)
+    for a, b in zip(loaded.state_dict().values(), model.state_dict().values()):
+        assert torch.equal(a, b)
+
+
+def test_auto_start_sigma_with_ltx_upsampler_is_refused_naming_start_sigma(ltx: Any) -> None:
+    """LTX's model carries no measured error for start_sigma='auto' to read."""
+    stock, _ = ltx
+    lss = lss_with(stock, latent_upsampler=tiny_ltx_upsampler())
+    with pytest.raises(LSSArgumentError) as caught:
+        lss(**video_call(SIZE, SIZE, FRAMES, STEPS), min_size=32, start_sigma="auto")
+    assert caught.value.argument == "start_sigma"
