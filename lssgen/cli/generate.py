@@ -575,7 +575,7 @@ def _settings(
 ) -> dict[str, Any]:
     spec = KINDS[kind]
     defaults = _call_defaults(model)
-    native_height, native_width = _family_value(kind, pipe, "_lss_default_size")
+    native_height, native_width = _family_value(kind, pipe, "lss_default_size")
     prompt_lines = "\n".join(metadata_text(p) for p in prompts)
     settings: dict[str, Any] = {
         "model": str(model.resolve()),
