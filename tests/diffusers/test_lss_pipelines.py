@@ -13,24 +13,13 @@ import numpy as np
 import PIL.Image
 import pytest
 import torch
-from lss_testkit import KINDS, PROMPT, Pair, recorded_inputs
+from lss_testkit import KINDS, PROMPT, Pair, family_call, recorded_inputs, step_callback
 
 from lssgen_diffusers.vae_space import to_model_latents, to_vae_latents
 
 TARGET = 128
 MIN_SIZE = 64
 STEPS = 8  # enough for every tiny schedule to be entered part-way at start_sigma 0.75
-
-# Stock arguments that turn on a negative prompt (FLUX needs true CFG for it).
-NEGATIVE: dict[str, dict[str, Any]] = {
-    "flux": {"negative_prompt": "blurry", "true_cfg_scale": 2.0},
-    "sd3": {"negative_prompt": "blurry"},
-    "sdxl": {"negative_prompt": "blurry"},
-    "sd": {"negative_prompt": "blurry"},
-    "cogview4": {"negative_prompt": "blurry"},
-}
-# Denoiser calls per step: CogView4 runs its conditional and unconditional passes separately.
-CALLS_PER_STEP = {"flux": 1, "sd3": 1, "sdxl": 1, "sd": 1, "cogview4": 2}
 
 
 def seeded(seed: int = 0) -> torch.Generator:
@@ -51,6 +40,7 @@ def stage_keys(pair: Pair) -> list[tuple[int, ...]]:
 
 def run(pipe: Any, **kwargs: Any) -> Any:
     arguments = {
+        **family_call(pipe),
         "prompt": PROMPT,
         "height": TARGET,
         "width": TARGET,
@@ -81,7 +71,7 @@ def pair(request: pytest.FixtureRequest, lss_pair: Any) -> Pair:
 )
 @pytest.mark.parametrize("negative", [False, True], ids=["prompt", "negative_prompt"])
 def test_single_stage_equals_stock(pair: Pair, single_stage: dict, negative: bool) -> None:
-    extra = NEGATIVE[pair.kind] if negative else {}
+    extra = pair.negative if negative else {}
     expected = run(pair.stock, **extra)
     got = run(pair.lss, **extra, **single_stage)
     assert torch.equal(got, expected)
@@ -91,14 +81,13 @@ def test_single_stage_equals_stock(pair: Pair, single_stage: dict, negative: boo
 @pytest.mark.parametrize("negative", [False, True], ids=["prompt", "negative_prompt"])
 def test_first_stage_equals_stock_at_its_size(pair: Pair, negative: bool) -> None:
     # The prompt is encoded once before the stages; the first stage must still be the stock run.
-    extra = NEGATIVE[pair.kind] if negative else {}
+    extra = pair.negative if negative else {}
     seen: list[torch.Tensor] = []
 
-    def keep(pipe: Any, step: int, timestep: Any, tensors: dict) -> dict:
-        seen.append(tensors["latents"].clone())
-        return tensors
+    def keep(pipe: Any, step: int, latents: torch.Tensor) -> None:
+        seen.append(latents.clone())
 
-    run(pair.lss, min_size=MIN_SIZE, callback_on_step_end=keep, **extra)
+    run(pair.lss, min_size=MIN_SIZE, **step_callback(pair, keep), **extra)
     first = pair.lss.lss_plan.stages[0]
     expected = run(
         pair.stock,
@@ -132,21 +121,20 @@ def test_output_type_pt(lss_pair: Any) -> None:
 def test_denoiser_calls_and_callbacks_follow_plan(pair: Pair) -> None:
     steps: list[tuple[int, int]] = []
 
-    def count(pipe: Any, step: int, timestep: Any, tensors: dict) -> dict:
+    def count(pipe: Any, step: int, latents: torch.Tensor) -> None:
         steps.append((pipe.lss_stage.index, step))
-        return tensors
 
     with recorded_inputs(pair.denoiser) as calls:
-        run(pair.lss, min_size=MIN_SIZE, callback_on_step_end=count)
+        run(pair.lss, min_size=MIN_SIZE, **step_callback(pair, count))
     plan = pair.lss.lss_plan
     per_stage = Counter(stage_key(pair, call["shape"]) for call in calls)
     expected = {
-        key: stage.num_denoising_steps * CALLS_PER_STEP[pair.kind]
+        key: stage.num_denoising_steps * pair.calls_per_step
         for key, stage in zip(stage_keys(pair), plan.stages)
     }
     assert dict(per_stage) == expected
     assert plan.target.start_index > 0  # entered part-way through its schedule
-    # callback_on_step_end: once per denoising step over all stages, counting from 0 per stage.
+    # The step callback: once per denoising step over all stages, counting from 0 per stage.
     assert steps == [(s.index, i) for s in plan.stages for i in range(s.num_denoising_steps)]
     assert pair.lss.lss_stage is None  # only while running
 
@@ -268,7 +256,7 @@ def test_pixel_mode_normalises_like_the_pipelines(config: dict) -> None:
 
 
 def test_text_encoders_run_once_per_call(pair: Pair) -> None:
-    extra = NEGATIVE[pair.kind]
+    extra = pair.negative
     counts = []
     for pipe, lss_args in ((pair.stock, {}), (pair.lss, {"min_size": MIN_SIZE})):
         with ExitStack() as stack:

@@ -11,6 +11,7 @@ import huggingface_hub.constants
 import numpy as np
 import pytest
 import torch
+from lss_testkit import family_call
 
 from lssgen_diffusers.testing import (
     PIPELINE_KINDS,
@@ -31,6 +32,7 @@ VAE_EXPECTED: dict[str, tuple[int, float, float | None]] = {
     "cogview4": (16, 1.0, 0.0),
     "sdxl": (4, 0.13025, None),
     "sd": (4, 0.18215, None),
+    "pixart-sigma": (4, 0.13025, None),
 }
 
 
@@ -68,6 +70,7 @@ def generate(
 ) -> Any:
     if "prompt_embeds" not in kwargs:
         kwargs.setdefault("prompt", PROMPT)
+    kwargs = {**family_call(pipe), **kwargs}  # PixArt-Sigma: binning off, the size asked
     return pipe(
         height=height,
         width=width,
@@ -90,6 +93,15 @@ def precomputed_embeds(kind: str, pipe: Any) -> dict[str, torch.Tensor]:
         if kind == "flux":
             embeds, pooled, _ = pipe.encode_prompt(PROMPT, prompt_2=None)
             return {"prompt_embeds": embeds, "pooled_prompt_embeds": pooled}
+        if kind == "pixart-sigma":
+            embeds, mask, neg, neg_mask = pipe.encode_prompt(PROMPT)
+            return {
+                "negative_prompt": None,  # the stock default "" would clash with the embeddings
+                "prompt_embeds": embeds,
+                "prompt_attention_mask": mask,
+                "negative_prompt_embeds": neg,
+                "negative_prompt_attention_mask": neg_mask,
+            }
         if kind == "sd3":
             embeds, neg, pooled, neg_pooled = pipe.encode_prompt(PROMPT, None, None)
         elif kind == "sdxl":
@@ -230,6 +242,11 @@ def test_vae_and_scheduler_configs(pipes: dict[str, Any], kind: str) -> None:
         assert pipe.transformer.config.patch_size == 2
         assert sched.use_dynamic_shifting and sched.time_shift_type == "linear"
         assert (sched.base_shift, sched.max_shift, sched.base_image_seq_len) == (0.25, 0.75, 256)
+    elif kind == "pixart-sigma":
+        assert pipe.transformer.config.patch_size == 2
+        assert type(pipe.scheduler).__name__ == "DPMSolverMultistepScheduler"
+        assert (sched.beta_start, sched.beta_end, sched.beta_schedule) == (0.0001, 0.02, "linear")
+        assert sched.prediction_type == "epsilon"
     else:
         assert pipe.unet.config.in_channels == channels
         assert (sched.beta_start, sched.beta_end) == (0.00085, 0.012)

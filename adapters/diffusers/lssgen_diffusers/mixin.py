@@ -607,9 +607,11 @@ class LSSPipelineMixin(LSSFamily):
         run.final = stage is plan.target
         produced = call_checks.stage_produced(stage.index, stage.width, stage.height)
         vae = self._lss_host.vae
+        # Pipelines without num_timesteps (PixArt) leave it unset: the stage ran its planned steps.
+        vars(self).pop("_num_timesteps", None)
         with call_checks.checked_decode(vae, produced):
             result = self._lss_run_stage(plan, stage, latents, call)
-        run.stage_timesteps.append(self._num_timesteps)
+        run.stage_timesteps.append(vars(self).get("_num_timesteps", stage.num_denoising_steps))
         run.interrupted = run.interrupted or bool(getattr(self, "_interrupt", False))
         if run.interrupted and not run.final:
             # As stock: stop and return the current latent, decoded as asked.
