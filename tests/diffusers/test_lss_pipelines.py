@@ -15,6 +15,7 @@ import pytest
 import torch
 from lss_testkit import KINDS, PROMPT, Pair, family_call, recorded_inputs, step_callback
 
+from lssgen_core.errors import LSSArgumentError
 from lssgen_diffusers.vae_space import to_model_latents, to_vae_latents
 
 TARGET = 128
@@ -27,15 +28,12 @@ def seeded(seed: int = 0) -> torch.Generator:
 
 
 def stage_key(pair: Pair, shape: tuple[int, ...]) -> tuple[int, ...]:
-    """What identifies a stage in a denoiser input: the token count (FLUX) or (h, w)."""
-    return shape[1:2] if pair.kind == "flux" else shape[-2:]
+    """What identifies a stage in a denoiser input: the token count (packed latents) or (h, w)."""
+    return shape[1:2] if len(shape) == 3 else shape[-2:]
 
 
 def stage_keys(pair: Pair) -> list[tuple[int, ...]]:
-    return [
-        (s.num_tokens,) if pair.kind == "flux" else (s.latent_height, s.latent_width)
-        for s in pair.lss.lss_plan.stages
-    ]
+    return [stage_key(pair, pair.lss.lss_packed_shape(1, s)) for s in pair.lss.lss_plan.stages]
 
 
 def run(pipe: Any, **kwargs: Any) -> Any:
@@ -53,10 +51,10 @@ def run(pipe: Any, **kwargs: Any) -> Any:
 
 
 def target_latent_shape(pair: Pair, batch: int = 1, size: int = TARGET) -> tuple[int, ...]:
-    latent = size // pair.lss.vae_scale_factor
-    if pair.kind == "flux":
-        return (batch, (latent // 2) ** 2, 64)
-    return (batch, pair.lss.vae.config.latent_channels, latent, latent)
+    """The stock ``output_type="latent"`` shape at ``size`` (the family's packed view)."""
+    one_stage = {"height": size, "width": size, "start_sigma": 1.0, **pair.call}
+    plan = pair.lss.lss_plan_for(num_inference_steps=STEPS, **one_stage)
+    return tuple(pair.lss.lss_packed_shape(batch, plan.target))
 
 
 @pytest.fixture(params=KINDS)
@@ -284,3 +282,19 @@ def test_flux_stock_arguments_reach_every_stage(lss_pair: Any) -> None:
     assert [call["shape"] for call in encodes] == [(1, 48)]
     assert {call["kwargs"]["encoder_hidden_states"].shape[1] for call in calls} == {48}
     assert {float(call["kwargs"]["guidance"][0]) for call in calls} == {2.5}
+
+
+@pytest.mark.parametrize(
+    "size", [{"height": 4}, {"width": -16}, {"height": "128"}], ids=["tiny", "negative", "text"]
+)
+def test_bad_sizes_are_refused_before_any_model_runs(pair: Pair, size: dict[str, Any]) -> None:
+    with ExitStack() as stack:
+        calls = [
+            stack.enter_context(recorded_inputs(m)) for m in [pair.denoiser, *pair.text_encoders]
+        ]
+        with pytest.raises(LSSArgumentError) as refused:
+            run(pair.lss, min_size=MIN_SIZE, **size)
+    (argument,) = size
+    assert refused.value.argument == argument
+    assert argument in str(refused.value)
+    assert all(recorded == [] for recorded in calls)

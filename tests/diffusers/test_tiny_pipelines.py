@@ -33,6 +33,7 @@ VAE_EXPECTED: dict[str, tuple[int, float, float | None]] = {
     "sdxl": (4, 0.13025, None),
     "sd": (4, 0.18215, None),
     "pixart-sigma": (4, 0.13025, None),
+    "chroma": (16, 0.3611, 0.1159),
 }
 
 
@@ -82,7 +83,7 @@ def generate(
 
 
 def expected_latent_shape(kind: str, height: int, width: int, batch: int = 1) -> tuple[int, ...]:
-    if kind == "flux":  # packed 2x2: (B, tokens, 4 * 16)
+    if kind in ("flux", "chroma"):  # packed 2x2: (B, tokens, 4 * 16)
         return (batch, (height // 16) * (width // 16), 64)
     channels = VAE_EXPECTED[kind][0]
     return (batch, channels, height // 8, width // 8)
@@ -93,6 +94,14 @@ def precomputed_embeds(kind: str, pipe: Any) -> dict[str, torch.Tensor]:
         if kind == "flux":
             embeds, pooled, _ = pipe.encode_prompt(PROMPT, prompt_2=None)
             return {"prompt_embeds": embeds, "pooled_prompt_embeds": pooled}
+        if kind == "chroma":
+            embeds, _, mask, neg, _, neg_mask = pipe.encode_prompt(PROMPT, negative_prompt="")
+            return {
+                "prompt_embeds": embeds,
+                "prompt_attention_mask": mask,
+                "negative_prompt_embeds": neg,
+                "negative_prompt_attention_mask": neg_mask,
+            }
         if kind == "pixart-sigma":
             embeds, mask, neg, neg_mask = pipe.encode_prompt(PROMPT)
             return {
@@ -230,7 +239,7 @@ def test_vae_and_scheduler_configs(pipes: dict[str, Any], kind: str) -> None:
     assert pipe.vae.config.scaling_factor == scaling
     assert pipe.vae.config.shift_factor == shift
     sched = pipe.scheduler.config
-    if kind == "flux":
+    if kind in ("flux", "chroma"):
         assert pipe.transformer.config.in_channels == 4 * channels
         assert sched.use_dynamic_shifting
         assert (sched.base_shift, sched.max_shift) == (0.5, 1.15)

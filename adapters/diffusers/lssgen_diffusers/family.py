@@ -85,8 +85,9 @@ class LSSFamily:
     lss_final_stage_arguments: ClassVar[tuple[str, ...]] = ()
     #: The call arguments the one text encoding replaces (set to ``None`` for the stages).
     lss_prompt_arguments: ClassVar[tuple[str, ...]] = ("prompt", "negative_prompt")
-    #: What the stock ``encode_prompt`` returns, in order, as the call arguments they are.
-    lss_encode_outputs: ClassVar[tuple[str, ...]] = PROMPT_EMBEDS
+    #: What the stock ``encode_prompt`` returns, in order, as the call arguments they are
+    #: (``None`` for a result that is no call argument, e.g. text ids the stock call remakes).
+    lss_encode_outputs: ClassVar[tuple[str | None, ...]] = PROMPT_EMBEDS
     #: The stock argument whose ``"scale"`` entry is the LoRA scale ``encode_prompt`` takes.
     lss_lora_argument: ClassVar[str] = "joint_attention_kwargs"
     #: Outputs of :meth:`lss_encode_prompts` given one row per image (repeated from one per
@@ -187,16 +188,16 @@ class LSSFamily:
                 f"{type(pipe).__name__}.encode_prompt returned {len(values)} values, but the "
                 f"family expects {self.lss_encode_outputs}"
             )
-        return {
-            **dict.fromkeys(self.lss_prompt_arguments),
-            **dict(zip(self.lss_encode_outputs, values)),
-        }
+        encoded = {n: v for n, v in zip(self.lss_encode_outputs, values) if n is not None}
+        return {**dict.fromkeys(self.lss_prompt_arguments), **encoded}
 
     @property
     def lss_repeated_arguments(self) -> tuple[str, ...]:
         """The encoding's outputs that get one row per image (:attr:`lss_per_image_arguments`)."""
         names = self.lss_per_image_arguments
-        return self.lss_encode_outputs if names is None else names
+        if names is None:
+            return tuple(name for name in self.lss_encode_outputs if name is not None)
+        return names
 
     def lss_classifier_free_guidance(self, call: Mapping[str, Any]) -> bool:
         """Whether the stock ``__call__`` runs classifier-free guidance for this call: its

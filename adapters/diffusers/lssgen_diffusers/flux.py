@@ -5,20 +5,10 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-import numpy as np
-import torch
 from diffusers import FluxPipeline
 
-from lssgen_core.plan import Stage
-from lssgen_core.schedules import StageSize
-from lssgen_diffusers.family import (
-    POOLED_EMBEDS,
-    PROMPT_EMBEDS,
-    dynamic_mu,
-    encode_from_call,
-    lora_scale,
-    set_stock_timesteps,
-)
+from lssgen_diffusers.family import POOLED_EMBEDS, PROMPT_EMBEDS, encode_from_call, lora_scale
+from lssgen_diffusers.flux_layout import FluxLayout
 from lssgen_diffusers.mixin import LSS_ARGUMENTS_DOC, LSSPipelineMixin
 from lssgen_diffusers.options import FLUX_DEFAULTS
 
@@ -31,7 +21,7 @@ NEGATIVE_NAMES = {
 }
 
 
-class LSSFluxPipeline(LSSPipelineMixin, FluxPipeline):
+class LSSFluxPipeline(LSSPipelineMixin, FluxLayout, FluxPipeline):
     __doc__ = (
         """``FluxPipeline`` with latent space scaling (LSSGen).
 
@@ -46,45 +36,13 @@ class LSSFluxPipeline(LSSPipelineMixin, FluxPipeline):
     )
 
     lss_defaults = FLUX_DEFAULTS
-    lss_casts_latents = True  # FluxPipeline.prepare_latents casts given latents
-    lss_patch_size = 2  # 2x2 latent packing
-    lss_per_image_arguments = (*PROMPT_EMBEDS, *POOLED_EMBEDS)
+    lss_encode_outputs = (*PROMPT_EMBEDS, *POOLED_EMBEDS)
 
-    @property
-    def lss_latent_channels(self) -> int:
-        return self.transformer.config.in_channels // 4
-
-    def lss_packed_shape(self, batch: int, stage: Stage) -> tuple[int, ...]:
-        return (batch, stage.num_tokens, self.lss_latent_channels * 4)
-
-    def lss_unpack(self, latents: torch.Tensor, stage: Stage) -> torch.Tensor:
-        return self._unpack_latents(latents, stage.height, stage.width, self.vae_scale_factor)
-
-    def lss_pack(self, latents: torch.Tensor, stage: Stage) -> torch.Tensor:
-        batch, channels, height, width = latents.shape
-        return self._pack_latents(latents, batch, channels, height, width)
-
-    def lss_stock_size(self, height: int, width: int) -> tuple[int, int]:
-        # As FluxPipeline.prepare_latents: 2 * (size // (vae_scale_factor * 2)) latent pixels.
-        multiple = self.vae_scale_factor * 2
-        return height // multiple * multiple, width // multiple * multiple
-
-    def lss_warn_stock_size(self, call: Mapping[str, Any], height: int, width: int) -> None:
-        # The stock input check gives the rounding warning (and checks the rest as stock does).
-        encode_from_call(self.check_inputs, call, height=height, width=width)
-
-    def lss_set_timesteps(
-        self, scheduler: Any, num_steps: int, size: StageSize, call: Mapping[str, Any]
-    ) -> None:
-        # As FluxPipeline.__call__: linear sigmas, mu from the stage's packed sequence length.
-        config = scheduler.config
-        sigmas = (
-            None if config.get("use_flow_sigmas") else np.linspace(1.0, 1 / num_steps, num_steps)
-        )
-        mu = dynamic_mu(config, size.num_tokens, max_shift=1.15)
-        set_stock_timesteps(scheduler, num_steps, sigmas=sigmas, mu=mu)
+    def lss_scheduler_sigmas(self, config: Mapping[str, Any]) -> bool:
+        return bool(config.get("use_flow_sigmas"))
 
     def lss_encode_prompts(self, call: Mapping[str, Any]) -> dict[str, Any]:
+        # Two encoder calls: the negative prompt is encoded only with true CFG.
         common = {"device": self._execution_device, "lora_scale": lora_scale(call)}
         embeds, pooled, _ = encode_from_call(self.encode_prompt, call, **common)
         updates = {

@@ -52,7 +52,7 @@ _LINES = (
     Family("sdxl", "SDXL", "StableDiffusionXLPipeline", SDXL_DEFAULTS, 1024),
     Family("sd", "SD", "StableDiffusionPipeline", SD_DEFAULTS, 512),
     Family("cogview4", "CogView4", "CogView4Pipeline", COGVIEW4_DEFAULTS, 1024),
-    # Not in the paper: the stock call's steps and guidance.
+    # Not in the paper: the stock call's steps and guidance, FLUX.1's LSS min_size.
     Family(
         "pixart-sigma",
         "PixArt-Sigma",
@@ -60,6 +60,7 @@ _LINES = (
         LSSDefaults(512, False, 20, 4.5),
         1024,
     ),
+    Family("chroma", "Chroma", "ChromaPipeline", LSSDefaults(512, False, 35, 5.0), 1024),
 )
 
 FAMILIES: dict[str, Family] = {family.kind: family for family in _LINES}

@@ -33,6 +33,8 @@ import attrs
 import torch
 from diffusers import (
     AutoencoderKL,
+    ChromaPipeline,
+    ChromaTransformer2DModel,
     CogView4Pipeline,
     CogView4Transformer2DModel,
     DDIMScheduler,
@@ -74,6 +76,7 @@ __all__ = [
     "TinyFamily",
     "align_safetensors",
     "save_tiny_pipeline",
+    "tiny_chroma_pipeline",
     "tiny_clip_tokenizer",
     "tiny_cogview4_pipeline",
     "tiny_flux_pipeline",
@@ -417,6 +420,57 @@ def tiny_flux_pipeline(seed: int = 0) -> FluxPipeline:
     )
 
 
+def _flux_scheduler() -> FlowMatchEulerDiscreteScheduler:
+    return FlowMatchEulerDiscreteScheduler(
+        num_train_timesteps=1000,
+        shift=3.0,
+        use_dynamic_shifting=True,
+        base_shift=0.5,
+        max_shift=1.15,
+        base_image_seq_len=256,
+        max_image_seq_len=4096,
+    )
+
+
+def tiny_chroma_pipeline(seed: int = 0) -> ChromaPipeline:
+    """A tiny random Chroma-shaped ``ChromaPipeline``.
+
+    * VAE: FLUX.1's (16 latent channels, scaling 0.3611, shift 0.1159, no quant convs).
+    * Transformer: ``ChromaTransformer2DModel`` with ``in_channels=64`` (16 channels packed
+      2x2), one double-stream and one single-stream block, 2 heads x 16 dims, RoPE axes
+      (4, 4, 8), ``joint_attention_dim=32`` (T5 width), a one-layer modulation approximator.
+    * Text: ``T5EncoderModel`` (d_model 32) with a character-level T5 tokenizer; Chroma masks
+      the padding and passes the mask to the transformer.
+    * Scheduler: FLUX.1-dev's ``FlowMatchEulerDiscreteScheduler`` (the stock call computes ``mu``
+      from the token count as FLUX does).
+
+    Height and width must be multiples of 16; latents are packed as FLUX's.
+    """
+    tokenizer = tiny_t5_tokenizer(model_max_length=512)
+    text_encoder = _t5_encoder(tokenizer, 32, seed, "text_encoder")
+    with _seeded(seed, "denoiser"):
+        transformer = ChromaTransformer2DModel(
+            patch_size=1,
+            in_channels=4 * 16,
+            num_layers=1,
+            num_single_layers=1,
+            attention_head_dim=16,
+            num_attention_heads=2,
+            joint_attention_dim=text_encoder.config.d_model,
+            axes_dims_rope=(4, 4, 8),
+            approximator_num_channels=8,
+            approximator_hidden_dim=32,
+            approximator_layers=1,
+        )
+    return ChromaPipeline(
+        scheduler=_flux_scheduler(),
+        vae=_family_vae("flux", 16, seed, use_quant_conv=False),
+        text_encoder=text_encoder,
+        tokenizer=tokenizer,
+        transformer=_ready(transformer),
+    )
+
+
 def tiny_sd3_pipeline(seed: int = 0) -> StableDiffusion3Pipeline:
     """A tiny random SD3-shaped ``StableDiffusion3Pipeline``.
 
@@ -716,6 +770,7 @@ TINY_FAMILIES: dict[str, TinyFamily] = {
     "sd": TinyFamily(tiny_sd_pipeline),
     "cogview4": TinyFamily(tiny_cogview4_pipeline, calls_per_step=2),
     "pixart-sigma": TinyFamily(tiny_pixart_sigma_pipeline, call={"use_resolution_binning": False}),
+    "chroma": TinyFamily(tiny_chroma_pipeline, calls_per_step=2),
 }
 
 
