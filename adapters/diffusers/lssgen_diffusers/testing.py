@@ -364,6 +364,18 @@ def _family_vae(kind: str, latent_channels: int, seed: int, **kwargs: Any) -> Au
 # --------------------------------------------------------------------------------------------
 
 
+def _flux_scheduler() -> FlowMatchEulerDiscreteScheduler:
+    return FlowMatchEulerDiscreteScheduler(
+        num_train_timesteps=1000,
+        shift=3.0,
+        use_dynamic_shifting=True,
+        base_shift=0.5,
+        max_shift=1.15,
+        base_image_seq_len=256,
+        max_image_seq_len=4096,
+    )
+
+
 def tiny_flux_pipeline(seed: int = 0) -> FluxPipeline:
     """A tiny random FLUX.1-dev-shaped ``FluxPipeline``.
 
@@ -400,35 +412,14 @@ def tiny_flux_pipeline(seed: int = 0) -> FluxPipeline:
             guidance_embeds=True,
             axes_dims_rope=(4, 4, 8),
         )
-    scheduler = FlowMatchEulerDiscreteScheduler(
-        num_train_timesteps=1000,
-        shift=3.0,
-        use_dynamic_shifting=True,
-        base_shift=0.5,
-        max_shift=1.15,
-        base_image_seq_len=256,
-        max_image_seq_len=4096,
-    )
     return FluxPipeline(
-        scheduler=scheduler,
+        scheduler=_flux_scheduler(),
         vae=_family_vae("flux", 16, seed, use_quant_conv=False),
         text_encoder=text_encoder,
         tokenizer=tokenizer,
         text_encoder_2=text_encoder_2,
         tokenizer_2=tokenizer_2,
         transformer=_ready(transformer),
-    )
-
-
-def _flux_scheduler() -> FlowMatchEulerDiscreteScheduler:
-    return FlowMatchEulerDiscreteScheduler(
-        num_train_timesteps=1000,
-        shift=3.0,
-        use_dynamic_shifting=True,
-        base_shift=0.5,
-        max_shift=1.15,
-        base_image_seq_len=256,
-        max_image_seq_len=4096,
     )
 
 
