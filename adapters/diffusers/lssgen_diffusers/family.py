@@ -118,9 +118,15 @@ class LSSFamily:
 
     def lss_default_size(self) -> tuple[int, int]:
         """(height, width) the stock ``__call__`` uses when none is given: its
-        ``default_sample_size`` (else the denoiser's ``sample_size``) latent pixels."""
-        pipe = self._lss_pipe
-        size = getattr(pipe, "default_sample_size", None) or self.lss_denoiser.config.sample_size
+        ``default_sample_size`` (else the denoiser's ``sample_size``) latent pixels.
+
+        Reads only stock attributes: ``lssgen generate --plain`` applies it to a stock pipeline.
+        """
+        pipe: Any = self
+        size = getattr(pipe, "default_sample_size", None)
+        if not size:
+            denoiser = pipe.transformer if hasattr(pipe, "transformer") else pipe.unet
+            size = denoiser.config.sample_size
         height, width = (size, size) if isinstance(size, int) else size
         return height * pipe.vae_scale_factor, width * pipe.vae_scale_factor
 
