@@ -83,15 +83,8 @@ from lssgen_core.upsample import SCALING_MODES, LatentUpsampler
 from lssgen_core.upsample.io import CONFIG_NAME
 from lssgen_core.upsample.scalers import check_upsampler_given
 from lssgen_diffusers.call_defaults import CALL_DEFAULTS_NAME, LSS_KEYS, read_call_defaults
-from lssgen_diffusers.options import (
-    COGVIEW4_DEFAULTS,
-    FLUX_DEFAULTS,
-    SD3_DEFAULTS,
-    SD_DEFAULTS,
-    SDXL_DEFAULTS,
-    LSSDefaults,
-    resolve_options,
-)
+from lssgen_diffusers.options import LSSDefaults, resolve_options
+from lssgen_diffusers.registry import FAMILIES
 
 PROG = "lssgen generate"
 SEEDING = (
@@ -140,14 +133,10 @@ class PipelineKind:
         return self.defaults.guidance_scale
 
 
+# One per family of lssgen_diffusers' registry.
 KINDS: dict[str, PipelineKind] = {
-    "flux": PipelineKind("LSSFluxPipeline", "FluxPipeline", FLUX_DEFAULTS),
-    "sd3": PipelineKind("LSSStableDiffusion3Pipeline", "StableDiffusion3Pipeline", SD3_DEFAULTS),
-    "sdxl": PipelineKind(
-        "LSSStableDiffusionXLPipeline", "StableDiffusionXLPipeline", SDXL_DEFAULTS
-    ),
-    "sd": PipelineKind("LSSStableDiffusionPipeline", "StableDiffusionPipeline", SD_DEFAULTS),
-    "cogview4": PipelineKind("LSSCogView4Pipeline", "CogView4Pipeline", COGVIEW4_DEFAULTS),
+    family.kind: PipelineKind(family.lss_class, family.stock_class, family.defaults)
+    for family in FAMILIES.values()
 }
 
 
@@ -593,7 +582,7 @@ def _settings(
 ) -> dict[str, Any]:
     spec = KINDS[kind]
     defaults = _call_defaults(model)
-    native_height, native_width = _family_value(kind, pipe, "_lss_default_size")
+    native_height, native_width = _family_value(kind, pipe, "lss_default_size")
     prompt_lines = "\n".join(metadata_text(p) for p in prompts)
     settings: dict[str, Any] = {
         "model": str(model.resolve()),

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import inspect
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
@@ -11,17 +12,21 @@ import torch
 
 import lssgen_diffusers as lss
 from lssgen_core.upsample import LatentUpsampler, UpsamplerConfig
+from lssgen_diffusers.registry import FAMILIES
+from lssgen_diffusers.testing import TINY_FAMILIES
 
 PROMPT = "a red circle left of a blue square"
-KINDS = ("flux", "sd3", "sdxl", "sd", "cogview4")
+# Every family of the registry: the parametrised tests grow by registry entry.
+KINDS = tuple(FAMILIES)
 
-LSS_CLASSES: dict[str, type] = {
-    "flux": lss.LSSFluxPipeline,
-    "sd3": lss.LSSStableDiffusion3Pipeline,
-    "sdxl": lss.LSSStableDiffusionXLPipeline,
-    "sd": lss.LSSStableDiffusionPipeline,
-    "cogview4": lss.LSSCogView4Pipeline,
-}
+LSS_CLASSES: dict[str, type] = {kind: getattr(lss, f.lss_class) for kind, f in FAMILIES.items()}
+# The families whose stock call has callback_on_step_end (the stock contracts the conformance
+# tests check run through it).
+STEP_CALLBACK_KINDS = tuple(
+    kind
+    for kind, cls in LSS_CLASSES.items()
+    if "callback_on_step_end" in inspect.signature(cls.__call__).parameters
+)
 
 
 @attrs.frozen
@@ -31,6 +36,27 @@ class Pair:
     kind: str
     stock: Any
     lss: Any
+
+    @property
+    def negative(self) -> dict[str, Any]:
+        """Stock arguments that turn this family's negative prompt on."""
+        return dict(TINY_FAMILIES[self.kind].negative)
+
+    @property
+    def call(self) -> dict[str, Any]:
+        """Stock arguments every shared test call adds (see ``TinyFamily.call``)."""
+        return dict(TINY_FAMILIES[self.kind].call)
+
+    @property
+    def has_step_callback(self) -> bool:
+        """Whether the stock call takes ``callback_on_step_end`` (PixArt-Sigma has only the
+        older ``callback``)."""
+        return "callback_on_step_end" in inspect.signature(type(self.stock).__call__).parameters
+
+    @property
+    def calls_per_step(self) -> int:
+        """Denoiser calls per guided step."""
+        return TINY_FAMILIES[self.kind].calls_per_step
 
     @property
     def denoiser(self) -> torch.nn.Module:
@@ -96,3 +122,27 @@ def cache_enabled(denoiser: Any, config: Any) -> Iterator[None]:
         yield
     finally:
         denoiser.disable_cache()
+
+
+def family_call(pipe: Any) -> dict[str, Any]:
+    """The stock arguments the shared tests add for ``pipe``'s family (``TinyFamily.call``)."""
+    names = {cls.__name__ for cls in type(pipe).__mro__}
+    kind = next(kind for kind, family in FAMILIES.items() if family.stock_class in names)
+    return dict(TINY_FAMILIES[kind].call)
+
+
+def step_callback(pair: Pair, seen: Callable[[Any, int, torch.Tensor], None]) -> dict[str, Any]:
+    """Call arguments that run ``seen(pipe, step, latents)`` after every denoising step: through
+    ``callback_on_step_end``, or the older ``callback`` where the stock call has only that."""
+    if pair.has_step_callback:
+
+        def on_step_end(pipe: Any, step: int, timestep: Any, tensors: dict) -> dict:
+            seen(pipe, step, tensors["latents"])
+            return tensors
+
+        return {"callback_on_step_end": on_step_end}
+
+    def callback(step: int, timestep: Any, latents: torch.Tensor) -> None:
+        seen(pair.lss, step, latents)
+
+    return {"callback": callback, "callback_steps": 1}

@@ -13,6 +13,8 @@ from lss_testkit import LSS_CLASSES, PROMPT, lss_from_stock, random_upsampler
 
 from lssgen_core.upsample import LatentUpsampler
 from lssgen_diffusers import LatentUpSampler, LSSFluxPipeline
+from lssgen_diffusers.family import LSSFamily
+from lssgen_diffusers.mixin import LSSPipelineMixin
 from lssgen_diffusers.testing import save_tiny_pipeline, tiny_flux_pipeline
 
 ARGS: dict[str, Any] = {
@@ -34,8 +36,11 @@ def test_upsampler_sits_between_denoiser_and_vae_in_the_offload_sequence(cls: ty
     sequence = cls.model_cpu_offload_seq.split("->")
     assert sequence[-2:] == ["latent_upsampler", "vae"]
     assert "latent_upsampler" in cls._optional_components
-    assert issubclass(cls, cls.__mro__[2])  # LSS class -> mixin -> stock pipeline
-    assert cls.__mro__[2].__module__.startswith("diffusers.")
+    # LSS class -> mixin -> the family contract (with shared layouts) -> stock pipeline
+    assert cls.__mro__[1] is LSSPipelineMixin
+    stock = next(base for base in cls.__mro__[2:] if not issubclass(base, LSSFamily))
+    assert stock.__module__.startswith("diffusers.")
+    assert all(issubclass(base, LSSFamily) for base in cls.__mro__[2 : cls.__mro__.index(stock)])
 
 
 def test_model_cpu_offload_keeps_models_loaded_between_stages(

@@ -15,14 +15,14 @@ import numpy as np
 import PIL.Image
 import pytest
 import torch
-from lss_testkit import KINDS, PROMPT, Pair
+from lss_testkit import PROMPT, STEP_CALLBACK_KINDS, Pair
 
 TARGET = 128
 STEPS = 4
 MODES = {"one stage": {"start_sigma": 1.0}, "two stages": {"min_size": 64}}
 
 
-@pytest.fixture(params=KINDS)
+@pytest.fixture(params=STEP_CALLBACK_KINDS)
 def pair(request: pytest.FixtureRequest, lss_pair: Any) -> Pair:
     return lss_pair(request.param)
 

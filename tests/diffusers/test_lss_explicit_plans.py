@@ -20,8 +20,8 @@ TARGET = 128
 STEPS = 6
 
 
-def arguments(**overrides: Any) -> dict[str, Any]:
-    return latent_call(TARGET, STEPS, **overrides)
+def arguments(pair: Pair, **overrides: Any) -> dict[str, Any]:
+    return latent_call(TARGET, STEPS, **pair.call, **overrides)
 
 
 @pytest.fixture(params=KINDS)
@@ -31,20 +31,20 @@ def pair(request: pytest.FixtureRequest, lss_pair: Any) -> Pair:
 
 def calls_per_step(pair: Pair) -> int:
     # CogView4 runs its conditional and unconditional passes as two denoiser calls.
-    return 2 if pair.kind == "cogview4" else 1
+    return pair.calls_per_step
 
 
 def target_shape(pair: Pair) -> tuple[int, ...]:
     """The denoiser input's shape in a stock call at the target size."""
     with recorded_inputs(pair.denoiser) as calls:
-        pair.stock(**arguments(num_inference_steps=1))
+        pair.stock(**arguments(pair, num_inference_steps=1))
     return calls[-1]["shape"]
 
 
 def runs_by_shape(pair: Pair, **lss_arguments: Any) -> list[tuple[tuple[int, ...], int]]:
     """(input shape, consecutive denoiser calls) for one LSS call."""
     with recorded_inputs(pair.denoiser) as calls:
-        pair.lss(**arguments(**lss_arguments))
+        pair.lss(**arguments(pair, **lss_arguments))
     return [(shape, len(list(group))) for shape, group in groupby(c["shape"] for c in calls)]
 
 
@@ -80,16 +80,16 @@ def test_explicit_plan_runs_the_planned_calls_at_each_stage_size(
 def test_explicit_plan_matches_lss_plan_for(pair: Pair) -> None:
     explicit = {"stage_steps": (3, 2, 1), "stage_entries": (0.5, 0.2)}
     planned = pair.lss.lss_plan_for(
-        height=TARGET, width=TARGET, num_inference_steps=STEPS, **explicit
+        height=TARGET, width=TARGET, num_inference_steps=STEPS, **pair.call, **explicit
     )
-    pair.lss(**arguments(**explicit))
+    pair.lss(**arguments(pair, **explicit))
     assert pair.lss.lss_plan == planned
 
 
 def test_one_stage_explicit_plan_is_the_stock_pipeline_bit_for_bit(pair: Pair) -> None:
-    got = pair.lss(**arguments(stage_steps=(STEPS,))).images
+    got = pair.lss(**arguments(pair, stage_steps=(STEPS,))).images
     assert pair.lss.lss_plan.is_single_stage
-    assert torch.equal(got, pair.stock(**arguments()).images)
+    assert torch.equal(got, pair.stock(**arguments(pair)).images)
 
 
 def test_signature_shows_the_explicit_plan_keywords(pair: Pair) -> None:
@@ -103,11 +103,11 @@ def test_signature_shows_the_explicit_plan_keywords(pair: Pair) -> None:
 def test_stage_steps_set_min_size_when_it_is_left_to_the_default(lss_pair: Any) -> None:
     # SDXL's default min_size (1024) would give one stage at 128 px; stage_steps asks for two.
     pair = lss_pair("sdxl")
-    pair.lss(**arguments(stage_steps=(3, 2)))
+    pair.lss(**arguments(pair, stage_steps=(3, 2)))
     assert [s.height for s in pair.lss.lss_plan.stages] == [64, 128]
     # FLUX's default shorten_intermediate_steps=True gives way to explicit step counts.
     flux = lss_pair("flux")
-    flux.lss(**arguments(stage_steps=(5, 2)))
+    flux.lss(**arguments(flux, stage_steps=(5, 2)))
     assert [s.num_denoising_steps for s in flux.lss.lss_plan.stages] == [5, 2]
     assert not flux.lss.lss_plan.shorten_steps
 
@@ -177,9 +177,9 @@ def test_bad_explicit_plan_is_refused_before_any_model_runs(
             for module in [pair.denoiser, *pair.text_encoders]
         ]
         with pytest.raises(error, match=pattern):
-            pair.lss(**arguments(**overrides))
+            pair.lss(**arguments(pair, **overrides))
         with pytest.raises(error, match=pattern):
             pair.lss.lss_plan_for(
-                height=TARGET, width=TARGET, num_inference_steps=STEPS, **overrides
+                height=TARGET, width=TARGET, num_inference_steps=STEPS, **pair.call, **overrides
             )
     assert all(recorded == [] for recorded in calls)

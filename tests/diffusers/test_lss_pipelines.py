@@ -13,24 +13,14 @@ import numpy as np
 import PIL.Image
 import pytest
 import torch
-from lss_testkit import KINDS, PROMPT, Pair, recorded_inputs
+from lss_testkit import KINDS, PROMPT, Pair, family_call, recorded_inputs, step_callback
 
+from lssgen_core.errors import LSSArgumentError
 from lssgen_diffusers.vae_space import to_model_latents, to_vae_latents
 
 TARGET = 128
 MIN_SIZE = 64
 STEPS = 8  # enough for every tiny schedule to be entered part-way at start_sigma 0.75
-
-# Stock arguments that turn on a negative prompt (FLUX needs true CFG for it).
-NEGATIVE: dict[str, dict[str, Any]] = {
-    "flux": {"negative_prompt": "blurry", "true_cfg_scale": 2.0},
-    "sd3": {"negative_prompt": "blurry"},
-    "sdxl": {"negative_prompt": "blurry"},
-    "sd": {"negative_prompt": "blurry"},
-    "cogview4": {"negative_prompt": "blurry"},
-}
-# Denoiser calls per step: CogView4 runs its conditional and unconditional passes separately.
-CALLS_PER_STEP = {"flux": 1, "sd3": 1, "sdxl": 1, "sd": 1, "cogview4": 2}
 
 
 def seeded(seed: int = 0) -> torch.Generator:
@@ -38,19 +28,17 @@ def seeded(seed: int = 0) -> torch.Generator:
 
 
 def stage_key(pair: Pair, shape: tuple[int, ...]) -> tuple[int, ...]:
-    """What identifies a stage in a denoiser input: the token count (FLUX) or (h, w)."""
-    return shape[1:2] if pair.kind == "flux" else shape[-2:]
+    """What identifies a stage in a denoiser input: the token count (packed latents) or (h, w)."""
+    return shape[1:2] if len(shape) == 3 else shape[-2:]
 
 
 def stage_keys(pair: Pair) -> list[tuple[int, ...]]:
-    return [
-        (s.num_tokens,) if pair.kind == "flux" else (s.latent_height, s.latent_width)
-        for s in pair.lss.lss_plan.stages
-    ]
+    return [stage_key(pair, pair.lss.lss_packed_shape(1, s)) for s in pair.lss.lss_plan.stages]
 
 
 def run(pipe: Any, **kwargs: Any) -> Any:
     arguments = {
+        **family_call(pipe),
         "prompt": PROMPT,
         "height": TARGET,
         "width": TARGET,
@@ -63,10 +51,10 @@ def run(pipe: Any, **kwargs: Any) -> Any:
 
 
 def target_latent_shape(pair: Pair, batch: int = 1, size: int = TARGET) -> tuple[int, ...]:
-    latent = size // pair.lss.vae_scale_factor
-    if pair.kind == "flux":
-        return (batch, (latent // 2) ** 2, 64)
-    return (batch, pair.lss.vae.config.latent_channels, latent, latent)
+    """The stock ``output_type="latent"`` shape at ``size`` (the family's packed view)."""
+    one_stage = {"height": size, "width": size, "start_sigma": 1.0, **pair.call}
+    plan = pair.lss.lss_plan_for(num_inference_steps=STEPS, **one_stage)
+    return tuple(pair.lss.lss_packed_shape(batch, plan.target))
 
 
 @pytest.fixture(params=KINDS)
@@ -81,7 +69,7 @@ def pair(request: pytest.FixtureRequest, lss_pair: Any) -> Pair:
 )
 @pytest.mark.parametrize("negative", [False, True], ids=["prompt", "negative_prompt"])
 def test_single_stage_equals_stock(pair: Pair, single_stage: dict, negative: bool) -> None:
-    extra = NEGATIVE[pair.kind] if negative else {}
+    extra = pair.negative if negative else {}
     expected = run(pair.stock, **extra)
     got = run(pair.lss, **extra, **single_stage)
     assert torch.equal(got, expected)
@@ -91,14 +79,13 @@ def test_single_stage_equals_stock(pair: Pair, single_stage: dict, negative: boo
 @pytest.mark.parametrize("negative", [False, True], ids=["prompt", "negative_prompt"])
 def test_first_stage_equals_stock_at_its_size(pair: Pair, negative: bool) -> None:
     # The prompt is encoded once before the stages; the first stage must still be the stock run.
-    extra = NEGATIVE[pair.kind] if negative else {}
+    extra = pair.negative if negative else {}
     seen: list[torch.Tensor] = []
 
-    def keep(pipe: Any, step: int, timestep: Any, tensors: dict) -> dict:
-        seen.append(tensors["latents"].clone())
-        return tensors
+    def keep(pipe: Any, step: int, latents: torch.Tensor) -> None:
+        seen.append(latents.clone())
 
-    run(pair.lss, min_size=MIN_SIZE, callback_on_step_end=keep, **extra)
+    run(pair.lss, min_size=MIN_SIZE, **step_callback(pair, keep), **extra)
     first = pair.lss.lss_plan.stages[0]
     expected = run(
         pair.stock,
@@ -132,21 +119,20 @@ def test_output_type_pt(lss_pair: Any) -> None:
 def test_denoiser_calls_and_callbacks_follow_plan(pair: Pair) -> None:
     steps: list[tuple[int, int]] = []
 
-    def count(pipe: Any, step: int, timestep: Any, tensors: dict) -> dict:
+    def count(pipe: Any, step: int, latents: torch.Tensor) -> None:
         steps.append((pipe.lss_stage.index, step))
-        return tensors
 
     with recorded_inputs(pair.denoiser) as calls:
-        run(pair.lss, min_size=MIN_SIZE, callback_on_step_end=count)
+        run(pair.lss, min_size=MIN_SIZE, **step_callback(pair, count))
     plan = pair.lss.lss_plan
     per_stage = Counter(stage_key(pair, call["shape"]) for call in calls)
     expected = {
-        key: stage.num_denoising_steps * CALLS_PER_STEP[pair.kind]
+        key: stage.num_denoising_steps * pair.calls_per_step
         for key, stage in zip(stage_keys(pair), plan.stages)
     }
     assert dict(per_stage) == expected
     assert plan.target.start_index > 0  # entered part-way through its schedule
-    # callback_on_step_end: once per denoising step over all stages, counting from 0 per stage.
+    # The step callback: once per denoising step over all stages, counting from 0 per stage.
     assert steps == [(s.index, i) for s in plan.stages for i in range(s.num_denoising_steps)]
     assert pair.lss.lss_stage is None  # only while running
 
@@ -268,7 +254,7 @@ def test_pixel_mode_normalises_like_the_pipelines(config: dict) -> None:
 
 
 def test_text_encoders_run_once_per_call(pair: Pair) -> None:
-    extra = NEGATIVE[pair.kind]
+    extra = pair.negative
     counts = []
     for pipe, lss_args in ((pair.stock, {}), (pair.lss, {"min_size": MIN_SIZE})):
         with ExitStack() as stack:
@@ -296,3 +282,19 @@ def test_flux_stock_arguments_reach_every_stage(lss_pair: Any) -> None:
     assert [call["shape"] for call in encodes] == [(1, 48)]
     assert {call["kwargs"]["encoder_hidden_states"].shape[1] for call in calls} == {48}
     assert {float(call["kwargs"]["guidance"][0]) for call in calls} == {2.5}
+
+
+@pytest.mark.parametrize(
+    "size", [{"height": 4}, {"width": -16}, {"height": "128"}], ids=["tiny", "negative", "text"]
+)
+def test_bad_sizes_are_refused_before_any_model_runs(pair: Pair, size: dict[str, Any]) -> None:
+    with ExitStack() as stack:
+        calls = [
+            stack.enter_context(recorded_inputs(m)) for m in [pair.denoiser, *pair.text_encoders]
+        ]
+        with pytest.raises(LSSArgumentError) as refused:
+            run(pair.lss, min_size=MIN_SIZE, **size)
+    (argument,) = size
+    assert refused.value.argument == argument
+    assert argument in str(refused.value)
+    assert all(recorded == [] for recorded in calls)

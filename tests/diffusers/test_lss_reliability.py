@@ -208,7 +208,7 @@ def _embeds(pair: Pair, count: int) -> dict[str, torch.Tensor]:
     if pair.kind != "flux":
         prompts["negative_prompt"] = ["blurry"] * count
     call = bind_call(pair.stock.__call__, (), prompts)
-    encoded = pair.lss._lss_encode_prompts(call)
+    encoded = pair.lss.lss_encode_prompts(call)
     return {k: v for k, v in encoded.items() if isinstance(v, torch.Tensor)}
 
 

@@ -11,6 +11,7 @@ import huggingface_hub.constants
 import numpy as np
 import pytest
 import torch
+from lss_testkit import family_call
 
 from lssgen_diffusers.testing import (
     PIPELINE_KINDS,
@@ -31,6 +32,8 @@ VAE_EXPECTED: dict[str, tuple[int, float, float | None]] = {
     "cogview4": (16, 1.0, 0.0),
     "sdxl": (4, 0.13025, None),
     "sd": (4, 0.18215, None),
+    "pixart-sigma": (4, 0.13025, None),
+    "chroma": (16, 0.3611, 0.1159),
 }
 
 
@@ -68,6 +71,7 @@ def generate(
 ) -> Any:
     if "prompt_embeds" not in kwargs:
         kwargs.setdefault("prompt", PROMPT)
+    kwargs = {**family_call(pipe), **kwargs}  # PixArt-Sigma: binning off, the size asked
     return pipe(
         height=height,
         width=width,
@@ -79,7 +83,7 @@ def generate(
 
 
 def expected_latent_shape(kind: str, height: int, width: int, batch: int = 1) -> tuple[int, ...]:
-    if kind == "flux":  # packed 2x2: (B, tokens, 4 * 16)
+    if kind in ("flux", "chroma"):  # packed 2x2: (B, tokens, 4 * 16)
         return (batch, (height // 16) * (width // 16), 64)
     channels = VAE_EXPECTED[kind][0]
     return (batch, channels, height // 8, width // 8)
@@ -90,6 +94,23 @@ def precomputed_embeds(kind: str, pipe: Any) -> dict[str, torch.Tensor]:
         if kind == "flux":
             embeds, pooled, _ = pipe.encode_prompt(PROMPT, prompt_2=None)
             return {"prompt_embeds": embeds, "pooled_prompt_embeds": pooled}
+        if kind == "chroma":
+            embeds, _, mask, neg, _, neg_mask = pipe.encode_prompt(PROMPT, negative_prompt="")
+            return {
+                "prompt_embeds": embeds,
+                "prompt_attention_mask": mask,
+                "negative_prompt_embeds": neg,
+                "negative_prompt_attention_mask": neg_mask,
+            }
+        if kind == "pixart-sigma":
+            embeds, mask, neg, neg_mask = pipe.encode_prompt(PROMPT)
+            return {
+                "negative_prompt": None,  # the stock default "" would clash with the embeddings
+                "prompt_embeds": embeds,
+                "prompt_attention_mask": mask,
+                "negative_prompt_embeds": neg,
+                "negative_prompt_attention_mask": neg_mask,
+            }
         if kind == "sd3":
             embeds, neg, pooled, neg_pooled = pipe.encode_prompt(PROMPT, None, None)
         elif kind == "sdxl":
@@ -218,7 +239,7 @@ def test_vae_and_scheduler_configs(pipes: dict[str, Any], kind: str) -> None:
     assert pipe.vae.config.scaling_factor == scaling
     assert pipe.vae.config.shift_factor == shift
     sched = pipe.scheduler.config
-    if kind == "flux":
+    if kind in ("flux", "chroma"):
         assert pipe.transformer.config.in_channels == 4 * channels
         assert sched.use_dynamic_shifting
         assert (sched.base_shift, sched.max_shift) == (0.5, 1.15)
@@ -230,6 +251,11 @@ def test_vae_and_scheduler_configs(pipes: dict[str, Any], kind: str) -> None:
         assert pipe.transformer.config.patch_size == 2
         assert sched.use_dynamic_shifting and sched.time_shift_type == "linear"
         assert (sched.base_shift, sched.max_shift, sched.base_image_seq_len) == (0.25, 0.75, 256)
+    elif kind == "pixart-sigma":
+        assert pipe.transformer.config.patch_size == 2
+        assert type(pipe.scheduler).__name__ == "DPMSolverMultistepScheduler"
+        assert (sched.beta_start, sched.beta_end, sched.beta_schedule) == (0.0001, 0.02, "linear")
+        assert sched.prediction_type == "epsilon"
     else:
         assert pipe.unet.config.in_channels == channels
         assert (sched.beta_start, sched.beta_end) == (0.00085, 0.012)

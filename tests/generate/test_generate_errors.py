@@ -10,6 +10,7 @@ import pytest
 from generate_support import generate, write_jsonl
 
 from lssgen.cli import generate as generate_cli
+from lssgen_diffusers.registry import FAMILIES
 
 
 def _expect_usage_error(capsys: pytest.CaptureFixture[str], *args: str | Path) -> str:
@@ -46,7 +47,7 @@ def test_model_folder_errors(
     index = json.loads((other / "model_index.json").read_text())
     (other / "model_index.json").write_text(json.dumps({**index, "_class_name": "WanPipeline"}))
     err = _expect_usage_error(capsys, "--model", other, *common)
-    assert "'WanPipeline'" in err and "--pipeline {flux,sd3,sdxl,sd,cogview4}" in err
+    assert "'WanPipeline'" in err and f"--pipeline {{{','.join(FAMILIES)}}}" in err
 
 
 def test_unknown_pipeline_kind_is_an_argparse_choice_error(

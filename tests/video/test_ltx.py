@@ -118,7 +118,7 @@ def test_ltx_upsampler_object_runs_as_the_scaler_on_the_raw_latent(ltx: Any) -> 
     assert frames.shape == (1, FRAMES, SIZE, SIZE, 3)
     assert len(upsampled) == 1 and upsampled[0]["shape"] == (1, 128, LATENT_FRAMES, 1, 1)
     stage_0 = lss._unpack_latents(last["latents"], LATENT_FRAMES, 1, 1, 1, 1)
-    codec = lss._lss_video_codec()
+    codec = lss.lss_video_codec()
     torch.testing.assert_close(upsampled[0]["input"], codec.to_raw(stage_0))
     assert {c["shape"] for c in calls} == {packed(1), packed(2)}
 
@@ -126,7 +126,7 @@ def test_ltx_upsampler_object_runs_as_the_scaler_on_the_raw_latent(ltx: Any) -> 
 def test_ltx_upsampler_scaler_normalises_its_output_back_to_model_space(ltx: Any) -> None:
     _, lss = ltx
     model = tiny_ltx_upsampler()
-    codec = lss._lss_video_codec()
+    codec = lss.lss_video_codec()
     latent = torch.randn(1, 128, 2, 3, 4)
     with torch.no_grad():
         scaled = LTXUpsamplerScaler(model, codec)(latent)

@@ -23,12 +23,19 @@ from __future__ import annotations
 import importlib
 from typing import TYPE_CHECKING, Any
 
+from lssgen_diffusers.registry import FAMILIES
+
 if TYPE_CHECKING:
     from lssgen_core.plan import LSSPlanWarning
     from lssgen_core.upsample import LatentUpSampler, LatentUpsampler
     from lssgen_diffusers.call_checks import NonFiniteLatentError
-    from lssgen_diffusers.cogview4 import LSSCogView4Pipeline
-    from lssgen_diffusers.flux import LSSFluxPipeline
+    from lssgen_diffusers.cogview4 import (
+        LSSCogView4Pipeline as LSSCogView4Pipeline,
+    )  # re-exported (__all__ lists the registry's)
+    from lssgen_diffusers.family import LSSFamily
+    from lssgen_diffusers.flux import (
+        LSSFluxPipeline as LSSFluxPipeline,
+    )  # re-exported (__all__ lists the registry's)
     from lssgen_diffusers.ltx import LSSLTXPipeline
     from lssgen_diffusers.mixin import LSSPipelineMixin
     from lssgen_diffusers.options import (
@@ -40,22 +47,32 @@ if TYPE_CHECKING:
         LSSDefaults,
         LSSOptions,
     )
+    from lssgen_diffusers.registry import Family
     from lssgen_diffusers.scheduler_view import SchedulerView, entered_scheduler
-    from lssgen_diffusers.sd import LSSStableDiffusionPipeline
-    from lssgen_diffusers.sd3 import LSSStableDiffusion3Pipeline
-    from lssgen_diffusers.sdxl import LSSStableDiffusionXLPipeline
+    from lssgen_diffusers.sd import (
+        LSSStableDiffusionPipeline as LSSStableDiffusionPipeline,
+    )  # re-exported (__all__ lists the registry's)
+    from lssgen_diffusers.sd3 import (
+        LSSStableDiffusion3Pipeline as LSSStableDiffusion3Pipeline,
+    )  # re-exported (__all__ lists the registry's)
+    from lssgen_diffusers.sdxl import (
+        LSSStableDiffusionXLPipeline as LSSStableDiffusionXLPipeline,
+    )  # re-exported (__all__ lists the registry's)
     from lssgen_diffusers.wan import LSSWanPipeline
 
 # Each name is imported from its module on first use, for start-up speed: the pipelines import
 # Diffusers (seconds), which `lssgen generate --help` and the options / call-defaults modules
 # do not need.
 _EXPORTS: dict[str, str] = {
+    # The pipelines, one per family of the registry.
+    **{family.lss_class: family.module for family in FAMILIES.values()},
+    "Family": "lssgen_diffusers.registry",
+    "LSSFamily": "lssgen_diffusers.family",
     "LSSPlanWarning": "lssgen_core.plan",
     "LatentUpSampler": "lssgen_core.upsample",
     "LatentUpsampler": "lssgen_core.upsample",
     "NonFiniteLatentError": "lssgen_diffusers.call_checks",
-    "LSSCogView4Pipeline": "lssgen_diffusers.cogview4",
-    "LSSFluxPipeline": "lssgen_diffusers.flux",
+    # The video families (not in the image registry: `lssgen generate` makes images).
     "LSSLTXPipeline": "lssgen_diffusers.ltx",
     "LSSWanPipeline": "lssgen_diffusers.wan",
     "LSSPipelineMixin": "lssgen_diffusers.mixin",
@@ -68,33 +85,30 @@ _EXPORTS: dict[str, str] = {
     "LSSOptions": "lssgen_diffusers.options",
     "SchedulerView": "lssgen_diffusers.scheduler_view",
     "entered_scheduler": "lssgen_diffusers.scheduler_view",
-    "LSSStableDiffusionPipeline": "lssgen_diffusers.sd",
-    "LSSStableDiffusion3Pipeline": "lssgen_diffusers.sd3",
-    "LSSStableDiffusionXLPipeline": "lssgen_diffusers.sdxl",
 }
 
 __all__ = [
     "COGVIEW4_DEFAULTS",
+    "FAMILIES",
     "FLUX_DEFAULTS",
     "SD3_DEFAULTS",
     "SDXL_DEFAULTS",
     "SD_DEFAULTS",
-    "LSSCogView4Pipeline",
+    "Family",
     "LSSDefaults",
-    "LSSFluxPipeline",
-    "LSSLTXPipeline",
+    "LSSFamily",
     "LSSOptions",
     "LSSPipelineMixin",
     "LSSPlanWarning",
-    "LSSStableDiffusion3Pipeline",
-    "LSSStableDiffusionPipeline",
-    "LSSStableDiffusionXLPipeline",
-    "LSSWanPipeline",
     "LatentUpSampler",
     "LatentUpsampler",
     "NonFiniteLatentError",
     "SchedulerView",
     "entered_scheduler",
+    # The pipelines, one per family of the registry, then the video ones.
+    *(family.lss_class for family in FAMILIES.values()),
+    "LSSLTXPipeline",
+    "LSSWanPipeline",
 ]
 
 

@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any, ClassVar
+from typing import Any
 
 import numpy as np
 from diffusers import CogView4Pipeline
 from diffusers.pipelines.cogview4.pipeline_cogview4 import calculate_shift, retrieve_timesteps
 
 from lssgen_core.schedules import StageSize
-from lssgen_diffusers.component import COMPONENT_NAME, offload_sequence
 from lssgen_diffusers.mixin import LSS_ARGUMENTS_DOC, LSSPipelineMixin
 from lssgen_diffusers.options import COGVIEW4_DEFAULTS
 
@@ -31,25 +30,12 @@ class LSSCogView4Pipeline(LSSPipelineMixin, CogView4Pipeline):
     lss_defaults = COGVIEW4_DEFAULTS
     lss_casts_latents = True  # CogView4Pipeline.__call__ casts latents for the transformer
     lss_schedule_arguments = ("timesteps", "sigmas")
-    model_cpu_offload_seq = offload_sequence(CogView4Pipeline.model_cpu_offload_seq)
-    _optional_components: ClassVar[list[str]] = [
-        *CogView4Pipeline._optional_components,
-        COMPONENT_NAME,
-    ]
 
     @property
     def lss_patch_size(self) -> int:  # type: ignore[override]
         return self.transformer.config.patch_size
 
-    def _lss_default_size(self) -> tuple[int, int]:
-        size = self.transformer.config.sample_size * self.vae_scale_factor
-        return size, size
-
-    @property
-    def _lss_latent_channels(self) -> int:
-        return self.transformer.config.in_channels
-
-    def _lss_set_timesteps(
+    def lss_set_timesteps(
         self, scheduler: Any, num_steps: int, size: StageSize, call: Mapping[str, Any]
     ) -> None:
         # As CogView4Pipeline.__call__: integer linear timesteps, sigmas = t / T, mu from tokens.
@@ -63,22 +49,5 @@ class LSSCogView4Pipeline(LSSPipelineMixin, CogView4Pipeline):
             config.get("base_shift", 0.25),
             config.get("max_shift", 0.75),
         )
+        # CogView4's own retrieve_timesteps: it takes timesteps and sigmas together.
         retrieve_timesteps(scheduler, num_steps, "cpu", timesteps, sigmas, mu=mu)
-
-    def _lss_encode_prompts(self, call: Mapping[str, Any]) -> dict[str, Any]:
-        embeds, negative = self.encode_prompt(
-            call["prompt"],
-            call["negative_prompt"],
-            self._lss_do_classifier_free_guidance(call["guidance_scale"]),
-            num_images_per_prompt=call["num_images_per_prompt"],
-            prompt_embeds=call["prompt_embeds"],
-            negative_prompt_embeds=call["negative_prompt_embeds"],
-            max_sequence_length=call["max_sequence_length"],
-            device=self._execution_device,
-        )
-        return {
-            "prompt": None,
-            "negative_prompt": None,
-            "prompt_embeds": embeds,
-            "negative_prompt_embeds": negative,
-        }

@@ -3,21 +3,25 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any, ClassVar
+from typing import Any
 
-import numpy as np
-import torch
 from diffusers import FluxPipeline
-from diffusers.pipelines.flux.pipeline_flux import calculate_shift, retrieve_timesteps
 
-from lssgen_core.plan import Stage
-from lssgen_core.schedules import StageSize
-from lssgen_diffusers.component import COMPONENT_NAME, offload_sequence
+from lssgen_diffusers.family import POOLED_EMBEDS, PROMPT_EMBEDS, encode_from_call, lora_scale
+from lssgen_diffusers.flux_layout import FluxLayout
 from lssgen_diffusers.mixin import LSS_ARGUMENTS_DOC, LSSPipelineMixin
 from lssgen_diffusers.options import FLUX_DEFAULTS
 
+# The negative prompt's arguments, encoded with the positive ones' parameter names.
+NEGATIVE_NAMES = {
+    "prompt": "negative_prompt",
+    "prompt_2": "negative_prompt_2",
+    "prompt_embeds": "negative_prompt_embeds",
+    "pooled_prompt_embeds": "negative_pooled_prompt_embeds",
+}
 
-class LSSFluxPipeline(LSSPipelineMixin, FluxPipeline):
+
+class LSSFluxPipeline(LSSPipelineMixin, FluxLayout, FluxPipeline):
     __doc__ = (
         """``FluxPipeline`` with latent space scaling (LSSGen).
 
@@ -32,83 +36,15 @@ class LSSFluxPipeline(LSSPipelineMixin, FluxPipeline):
     )
 
     lss_defaults = FLUX_DEFAULTS
-    lss_casts_latents = True  # FluxPipeline.prepare_latents casts given latents
-    lss_patch_size = 2  # 2x2 latent packing
-    model_cpu_offload_seq = offload_sequence(FluxPipeline.model_cpu_offload_seq)
-    _optional_components: ClassVar[list[str]] = [*FluxPipeline._optional_components, COMPONENT_NAME]
+    lss_encode_outputs = (*PROMPT_EMBEDS, *POOLED_EMBEDS)
 
-    def _lss_default_size(self) -> tuple[int, int]:
-        size = self.default_sample_size * self.vae_scale_factor
-        return size, size
+    def lss_scheduler_sigmas(self, config: Mapping[str, Any]) -> bool:
+        return bool(config.get("use_flow_sigmas"))
 
-    @property
-    def _lss_latent_channels(self) -> int:
-        return self.transformer.config.in_channels // 4
-
-    def _lss_latent_shape(self, batch: int, stage: Stage) -> tuple[int, ...]:
-        return (batch, stage.num_tokens, self._lss_latent_channels * 4)
-
-    def _lss_to_spatial(self, latents: torch.Tensor, stage: Stage) -> torch.Tensor:
-        return self._unpack_latents(latents, stage.height, stage.width, self.vae_scale_factor)
-
-    def _lss_from_spatial(self, latents: torch.Tensor, stage: Stage) -> torch.Tensor:
-        batch, channels, height, width = latents.shape
-        return self._pack_latents(latents, batch, channels, height, width)
-
-    def _lss_stock_size(self, height: int, width: int) -> tuple[int, int]:
-        # As FluxPipeline.prepare_latents: 2 * (size // (vae_scale_factor * 2)) latent pixels.
-        multiple = self.vae_scale_factor * 2
-        return height // multiple * multiple, width // multiple * multiple
-
-    def _lss_warn_stock_size(self, call: Mapping[str, Any], height: int, width: int) -> None:
-        # The stock input check gives the rounding warning (and checks the rest as stock does).
-        self.check_inputs(
-            call["prompt"],
-            call["prompt_2"],
-            height,
-            width,
-            negative_prompt=call["negative_prompt"],
-            negative_prompt_2=call["negative_prompt_2"],
-            prompt_embeds=call["prompt_embeds"],
-            negative_prompt_embeds=call["negative_prompt_embeds"],
-            pooled_prompt_embeds=call["pooled_prompt_embeds"],
-            negative_pooled_prompt_embeds=call["negative_pooled_prompt_embeds"],
-            callback_on_step_end_tensor_inputs=call["callback_on_step_end_tensor_inputs"],
-            max_sequence_length=call["max_sequence_length"],
-        )
-
-    def _lss_set_timesteps(
-        self, scheduler: Any, num_steps: int, size: StageSize, call: Mapping[str, Any]
-    ) -> None:
-        # As FluxPipeline.__call__: linear sigmas, mu from the stage's packed sequence length.
-        config = scheduler.config
-        sigmas = (
-            None if config.get("use_flow_sigmas") else np.linspace(1.0, 1 / num_steps, num_steps)
-        )
-        mu = calculate_shift(
-            size.num_tokens,
-            config.get("base_image_seq_len", 256),
-            config.get("max_image_seq_len", 4096),
-            config.get("base_shift", 0.5),
-            config.get("max_shift", 1.15),
-        )
-        retrieve_timesteps(scheduler, num_steps, "cpu", sigmas=sigmas, mu=mu)
-
-    def _lss_encode_prompts(self, call: Mapping[str, Any]) -> dict[str, Any]:
-        lora_scale = (call["joint_attention_kwargs"] or {}).get("scale")
-        common = {
-            "device": self._execution_device,
-            "num_images_per_prompt": call["num_images_per_prompt"],
-            "max_sequence_length": call["max_sequence_length"],
-            "lora_scale": lora_scale,
-        }
-        embeds, pooled, _ = self.encode_prompt(
-            prompt=call["prompt"],
-            prompt_2=call["prompt_2"],
-            prompt_embeds=call["prompt_embeds"],
-            pooled_prompt_embeds=call["pooled_prompt_embeds"],
-            **common,
-        )
+    def lss_encode_prompts(self, call: Mapping[str, Any]) -> dict[str, Any]:
+        # Two encoder calls: the negative prompt is encoded only with true CFG.
+        common = {"device": self._execution_device, "lora_scale": lora_scale(call)}
+        embeds, pooled, _ = encode_from_call(self.encode_prompt, call, **common)
         updates = {
             "prompt": None,
             "prompt_2": None,
@@ -120,12 +56,8 @@ class LSSFluxPipeline(LSSPipelineMixin, FluxPipeline):
             and call["negative_pooled_prompt_embeds"] is not None
         )
         if call["true_cfg_scale"] > 1 and has_negative:
-            negative, negative_pooled, _ = self.encode_prompt(
-                prompt=call["negative_prompt"],
-                prompt_2=call["negative_prompt_2"],
-                prompt_embeds=call["negative_prompt_embeds"],
-                pooled_prompt_embeds=call["negative_pooled_prompt_embeds"],
-                **common,
+            negative, negative_pooled, _ = encode_from_call(
+                self.encode_prompt, call, NEGATIVE_NAMES, **common
             )
             updates.update(
                 negative_prompt=None,

@@ -228,29 +228,29 @@ class LSSLTXPipeline(LSSVideoPipelineMixin, LTXPipeline):
         return int(self.transformer_spatial_patch_size)
 
     @property
-    def _lss_temporal_patch_size(self) -> int:
+    def lss_temporal_patch_size(self) -> int:
         return int(self.transformer_temporal_patch_size)
 
     @property
-    def _lss_vae_scale_factor(self) -> int:
+    def lss_vae_scale_factor(self) -> int:
         return int(self.vae_spatial_compression_ratio)
 
     @property
-    def _lss_temporal_compression(self) -> int:
+    def lss_temporal_compression(self) -> int:
         return int(self.vae_temporal_compression_ratio)
 
     @property
-    def _lss_latent_channels(self) -> int:
+    def lss_latent_channels(self) -> int:
         return int(self.transformer.config.in_channels)
 
-    def _lss_default_size(self) -> tuple[int, int]:
+    def lss_default_size(self) -> tuple[int, int]:
         return 512, 704  # the stock __call__'s defaults
 
-    def _lss_latent_shape(self, batch: int, stage: Stage) -> tuple[int, ...]:
-        patch, patch_t = self.lss_patch_size, self._lss_temporal_patch_size
-        return (batch, stage.num_tokens, self._lss_latent_channels * patch * patch * patch_t)
+    def lss_packed_shape(self, batch: int, stage: Stage) -> tuple[int, ...]:
+        patch, patch_t = self.lss_patch_size, self.lss_temporal_patch_size
+        return (batch, stage.num_tokens, self.lss_latent_channels * patch * patch * patch_t)
 
-    def _lss_to_spatial(self, latents: torch.Tensor, stage: Stage) -> torch.Tensor:
+    def lss_unpack(self, latents: torch.Tensor, stage: Stage) -> torch.Tensor:
         # As LTXPipeline.__call__ unpacks before decoding.
         return self._unpack_latents(
             latents,
@@ -258,13 +258,13 @@ class LSSLTXPipeline(LSSVideoPipelineMixin, LTXPipeline):
             stage.latent_height,
             stage.latent_width,
             self.lss_patch_size,
-            self._lss_temporal_patch_size,
+            self.lss_temporal_patch_size,
         )
 
-    def _lss_from_spatial(self, latents: torch.Tensor, stage: Stage) -> torch.Tensor:
-        return self._pack_latents(latents, self.lss_patch_size, self._lss_temporal_patch_size)
+    def lss_pack(self, latents: torch.Tensor, stage: Stage) -> torch.Tensor:
+        return self._pack_latents(latents, self.lss_patch_size, self.lss_temporal_patch_size)
 
-    def _lss_set_timesteps(
+    def lss_set_timesteps(
         self, scheduler: Any, num_steps: int, size: StageSize, call: Mapping[str, Any]
     ) -> None:
         # As LTXPipeline.__call__: linear sigmas, mu from latent frames x height x width.
@@ -279,13 +279,11 @@ class LSSLTXPipeline(LSSVideoPipelineMixin, LTXPipeline):
         sigmas = np.linspace(1.0, 1 / num_steps, num_steps)
         retrieve_timesteps(scheduler, num_steps, "cpu", None, sigmas=sigmas, mu=mu)
 
-    def _lss_encode_prompts(self, call: Mapping[str, Any]) -> dict[str, Any]:
+    def lss_encode_prompts(self, call: Mapping[str, Any]) -> dict[str, Any]:
         embeds, mask, negative, negative_mask = self.encode_prompt(
             prompt=call["prompt"],
             negative_prompt=call["negative_prompt"],
-            do_classifier_free_guidance=self._lss_do_classifier_free_guidance(
-                call["guidance_scale"]
-            ),
+            do_classifier_free_guidance=self.lss_classifier_free_guidance(call),
             num_videos_per_prompt=call["num_videos_per_prompt"],
             prompt_embeds=call["prompt_embeds"],
             negative_prompt_embeds=call["negative_prompt_embeds"],
@@ -303,13 +301,13 @@ class LSSLTXPipeline(LSSVideoPipelineMixin, LTXPipeline):
             **dict(zip(_MASKS, (_repeat_rows(mask, total), _repeat_rows(negative_mask, total)))),
         }
 
-    def _lss_video_codec(self) -> VideoVaeCodec:
+    def lss_video_codec(self) -> VideoVaeCodec:
         return ltx_video_codec(self.vae)
 
     def _lss_scaler(self, scaling_mode: str) -> LatentScaler:
         upsampler = getattr(self, COMPONENT_NAME, None)
         if scaling_mode != "resnet" or not isinstance(upsampler, LTXLatentUpsamplerModel):
             return super()._lss_scaler(scaling_mode)
-        check_ltx_upsampler(upsampler, self._lss_latent_channels)
+        check_ltx_upsampler(upsampler, self.lss_latent_channels)
         placement.check_upsampler_device(upsampler, torch.device(self._execution_device))
-        return LTXUpsamplerScaler(upsampler, self._lss_video_codec())
+        return LTXUpsamplerScaler(upsampler, self.lss_video_codec())

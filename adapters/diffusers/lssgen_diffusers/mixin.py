@@ -15,13 +15,13 @@ import copy
 import functools
 import os
 from collections.abc import Mapping
-from typing import Any, ClassVar, cast
+from typing import Any, cast
 
 import attrs
 import torch
 
 from lssgen_core.errors import LSSArgumentError
-from lssgen_core.frames import FrameAxis, stage_tokens
+from lssgen_core.frames import stage_tokens
 from lssgen_core.parameterization import Parameterization
 from lssgen_core.plan import Stage, StagePlan, plan_from_arguments, warn_plan_notes
 from lssgen_core.plan_arguments import PlanArguments, check_plan_arguments
@@ -36,11 +36,13 @@ from lssgen_diffusers.component import (
     COMPONENT_NAME,
     load_saved_upsampler,
     lss_init,
+    offload_sequence,
     save_component,
 )
+from lssgen_diffusers.family import LSSFamily
 from lssgen_diffusers.held_state import HeldAcrossStages
 from lssgen_diffusers.host import StockPipeline
-from lssgen_diffusers.options import LSS_ARGUMENTS, LSSDefaults, LSSOptions, resolve_options
+from lssgen_diffusers.options import LSS_ARGUMENTS, LSSOptions, resolve_options
 from lssgen_diffusers.progress import StageProgress
 from lssgen_diffusers.scheduler_levels import (
     check_supported,
@@ -177,83 +179,16 @@ def _images(result: Any) -> Any:
     return result.frames if hasattr(result, "frames") else result.images
 
 
-class LSSPipelineMixin:
-    """Adds latent space scaling to a stock Diffusers text-to-image pipeline (put it first)."""
+class LSSPipelineMixin(LSSFamily):
+    """Adds latent space scaling to a stock Diffusers text-to-image pipeline (put it first).
 
-    lss_defaults: ClassVar[LSSDefaults]
-    # Latent multiple of the denoiser: 2 for FLUX packing and SD3 / CogView4 patches, 1 for UNets.
-    lss_patch_size: int = 1
-    # Stock arguments that fix one schedule for the whole call (rejected with several stages).
-    lss_schedule_arguments: ClassVar[tuple[str, ...]] = ("sigmas",)
-    # Stock arguments that only make sense for the last stage (cleared for the others).
-    lss_final_stage_arguments: ClassVar[tuple[str, ...]] = ()
-    # Whether the stock prepare_latents casts given latents to the denoiser's dtype.
-    lss_casts_latents: ClassVar[bool] = False
-    # Embeddings that must have prompt_embeds' batch size (the stock call fails deep otherwise);
-    # the negative ones only count with classifier-free guidance.
-    lss_batched_embeds: ClassVar[tuple[str, ...]] = ()
-    # The stock argument counting outputs per prompt (video pipelines: num_videos_per_prompt).
-    lss_per_prompt_argument: ClassVar[str] = "num_images_per_prompt"
+    A family supplies only the public contract of :class:`~lssgen_diffusers.family.LSSFamily`;
+    everything here is shared."""
 
     lss_plan: StagePlan | None = None
     _lss_run: _Run | None = None
     # Guidance a callback changes holds for the rest of the call, over every stage.
     _guidance_scale = HeldAcrossStages()
-
-    # --- what each model supplies -------------------------------------------------------------
-
-    @property
-    def _lss_denoiser_name(self) -> str:
-        """The component that denoises: ``transformer`` (DiT families) or ``unet``."""
-        return "transformer" if hasattr(self, "transformer") else "unet"
-
-    def _lss_default_size(self) -> tuple[int, int]:
-        """(height, width) the stock ``__call__`` uses when none is given."""
-        raise NotImplementedError
-
-    @property
-    def _lss_latent_channels(self) -> int:
-        """Channels of the spatial (unpacked) latent the denoiser works on."""
-        raise NotImplementedError
-
-    def _lss_set_timesteps(
-        self, scheduler: Any, num_steps: int, size: StageSize, call: Mapping[str, Any]
-    ) -> None:
-        """Configure ``scheduler`` as the stock ``__call__`` does for a stage of ``size``."""
-        raise NotImplementedError
-
-    def _lss_encode_prompts(self, call: Mapping[str, Any]) -> dict[str, Any]:
-        """Run the stock ``encode_prompt`` once; the stage arguments that replace the prompts."""
-        raise NotImplementedError
-
-    @property
-    def _lss_vae_scale_factor(self) -> int:
-        """Pixels per latent pixel along height and width (video pipelines name it otherwise)."""
-        return self._lss_host.vae_scale_factor
-
-    def _lss_frames(self, call: Mapping[str, Any]) -> FrameAxis | None:
-        """The frames of the call's video, kept in every stage (None: an image pipeline)."""
-        return None
-
-    def _lss_stock_size(self, height: int, width: int) -> tuple[int, int]:
-        """The size the stock ``__call__`` generates when asked for ``height`` x ``width``."""
-        return height, width
-
-    def _lss_warn_stock_size(self, call: Mapping[str, Any], height: int, width: int) -> None:
-        """Give the stock warning for a size :meth:`_lss_stock_size` changes (the stages, called
-        at the changed size, no longer give it)."""
-
-    def _lss_latent_shape(self, batch: int, stage: Stage) -> tuple[int, ...]:
-        """Shape of the ``latents`` the stock ``__call__`` takes at ``stage``."""
-        return (batch, self._lss_latent_channels, stage.latent_height, stage.latent_width)
-
-    def _lss_to_spatial(self, latents: torch.Tensor, stage: Stage) -> torch.Tensor:
-        """The stock ``output_type="latent"`` result of ``stage`` as (B, C, h, w)."""
-        return latents
-
-    def _lss_from_spatial(self, latents: torch.Tensor, stage: Stage) -> torch.Tensor:
-        """Inverse of :meth:`_lss_to_spatial`: what the stock ``latents`` argument takes."""
-        return latents
 
     # --- the stock pipeline underneath ----------------------------------------------------------
 
@@ -273,13 +208,22 @@ class LSSPipelineMixin:
         super().__init_subclass__(**kwargs)
         if issubclass(cls.__bases__[-1], LSSPipelineMixin):
             return  # a subclass of an LSS pipeline inherits its __init__ and __call__
-        stock = next(base for base in cls.__mro__ if not issubclass(base, LSSPipelineMixin))
+        stock = next(
+            base for base in cls.__mro__ if not issubclass(base, (LSSPipelineMixin, LSSFamily))
+        )
         if "__call__" not in cls.__dict__:
             cls.__call__ = lss_call(  # type: ignore[method-assign]
                 stock, LSSPipelineMixin.__call__, cls.lss_defaults, LSS_ARGUMENTS_DOC
             )
         if "__init__" not in cls.__dict__:
             cls.__init__ = lss_init(stock)  # type: ignore[method-assign]
+        # The upsampler runs between the denoiser and the VAE when models are offloaded, and may
+        # be absent (latent / pixel scaling, one stage).
+        family: Any = cls  # typed as Any: the stock pipeline's class attributes are not ours
+        if "model_cpu_offload_seq" not in cls.__dict__:
+            family.model_cpu_offload_seq = offload_sequence(family.model_cpu_offload_seq)
+        if "_optional_components" not in cls.__dict__:
+            family._optional_components = [*family._optional_components, COMPONENT_NAME]
 
     @classmethod
     def from_pretrained(
@@ -385,7 +329,7 @@ class LSSPipelineMixin:
         # The caller: above torch.no_grad's wrapper and the generated signature (signature.py).
         warn_plan_notes(plan, stacklevel=4)
         latents = call.get("latents")
-        expected = self._lss_latent_shape(total, plan.stages[0])
+        expected = self.lss_packed_shape(total, plan.stages[0])
         if latents is not None and tuple(latents.shape) != expected:
             raise LSSArgumentError(
                 "latents",
@@ -396,7 +340,7 @@ class LSSPipelineMixin:
         if plan.is_single_stage:  # smaller stages dropped (a pure-noise entry; warned above)
             return self._lss_stock_call(request)
         check_cache_across_stages(
-            getattr(self, self._lss_denoiser_name),
+            getattr(self, self.lss_denoiser_name),
             plan,
             lambda stage: self._lss_configured_scheduler(stage.num_steps, stage.size, call),
         )
@@ -457,7 +401,7 @@ class LSSPipelineMixin:
     def _lss_check_call(self, call: Mapping[str, Any], height: int, width: int) -> None:
         """Stock arguments the stock call would fail on deep inside, or silently misread; the
         same for one stage and several (:mod:`lssgen_diffusers.call_checks`)."""
-        smallest = self._lss_vae_scale_factor * self.lss_patch_size
+        smallest = self.lss_vae_scale_factor * self.lss_patch_size
         call_checks.check_size(height, "height", smallest)
         call_checks.check_size(width, "width", smallest)
         per_prompt = self.lss_per_prompt_argument
@@ -467,14 +411,14 @@ class LSSPipelineMixin:
                 call_checks.check_finite_real(call[name], name)
         call_checks.check_prompt(call.get("prompt"))
         call_checks.check_generator(call.get("generator"))
-        denoiser = self._lss_denoiser_name
+        denoiser = self.lss_denoiser_name
         call_checks.check_latents(
             call.get("latents"),
             dtype=None if self.lss_casts_latents else getattr(self, denoiser).dtype,
             denoiser=denoiser,
         )
         if self.lss_batched_embeds:
-            guided = self._lss_do_classifier_free_guidance(call["guidance_scale"])
+            guided = self.lss_classifier_free_guidance(call)
             names = [n for n in self.lss_batched_embeds if guided or not n.startswith("negative")]
             call_checks.check_embeds_batch(call, tuple(names))
 
@@ -488,12 +432,21 @@ class LSSPipelineMixin:
         return result
 
     def _lss_requested_size(self, call: Mapping[str, Any]) -> tuple[int, int]:
-        default_height, default_width = self._lss_default_size()
+        default_height, default_width = self.lss_default_size()
         return call.get("height") or default_height, call.get("width") or default_width
 
     def _lss_target_size(self, call: Mapping[str, Any]) -> tuple[int, int]:
-        height, width = self._lss_stock_size(*self._lss_requested_size(call))
+        height, width = self._lss_requested_size(call)
+        if self._lss_binned(call):
+            height, width = self.lss_binned_size(height, width)
+        else:
+            height, width = self.lss_stock_size(height, width)
         return _integral(height), _integral(width)
+
+    def _lss_binned(self, call: Mapping[str, Any]) -> bool:
+        """Whether this call runs the family's resolution binning (the stock argument's value)."""
+        binning = self.lss_resolution_binning
+        return binning is not None and bool(call.get(binning))
 
     def _lss_plan_stock_size(self, request: _Request) -> StagePlan:
         """The checked plan for the size the stock call would make (FLUX rounds down, with a
@@ -503,7 +456,7 @@ class LSSPipelineMixin:
         changed = {name: value for name, value in requested.items() if value != rounded[name]}
         if not changed:
             return self._lss_plan(request, check=True)
-        self._lss_warn_stock_size(request.call, requested["height"], requested["width"])
+        self.lss_warn_stock_size(request.call, requested["height"], requested["width"])
         try:
             return self._lss_plan(request, check=True)
         except LSSArgumentError as exc:
@@ -554,7 +507,7 @@ class LSSPipelineMixin:
         scaler = make_latent_scaler(scaling_mode, upsampler=upsampler)
         if scaling_mode == "resnet":
             assert upsampler is not None
-            upsampler.check_latent_channels(vae.config.latent_channels)
+            upsampler.check_latent_channels(self.lss_latent_channels)
             runs_on = torch.device(host._execution_device)
             placement.check_upsampler_device(upsampler, runs_on)
         return scaler
@@ -563,16 +516,16 @@ class LSSPipelineMixin:
         self, num_steps: int, size: StageSize, call: Mapping[str, Any]
     ) -> Any:
         scheduler = copy.deepcopy(self._lss_host.scheduler)
-        self._lss_set_timesteps(scheduler, num_steps, size, call)
+        self.lss_set_timesteps(scheduler, num_steps, size, call)
         return scheduler
 
     def _lss_plan(self, request: _Request, *, check: bool) -> StagePlan:
         arguments, call = request.arguments, request.call
         height, width, num_steps = arguments.height, arguments.width, arguments.num_steps
-        vae_scale = self._lss_vae_scale_factor
+        vae_scale = self.lss_vae_scale_factor
         latent_height, latent_width = height // vae_scale, width // vae_scale
         patch = self.lss_patch_size
-        frames = self._lss_frames(call)
+        frames = self.lss_frames(call)
         target = StageSize(
             height,
             width,
@@ -617,16 +570,11 @@ class LSSPipelineMixin:
         the stages get the embeddings with ``num_images_per_prompt=1``, which the stock encoders
         leave as they are.
         """
-        updates = self._lss_encode_prompts(call)
-        for name, value in updates.items():
-            if name.endswith("embeds"):
-                updates[name] = _repeat_to(value, total, name)
+        updates = self.lss_encode_prompts(call)
+        for name in self.lss_repeated_arguments:
+            if name in updates:
+                updates[name] = _repeat_to(updates[name], total, name)
         return {**call, **updates, self.lss_per_prompt_argument: 1}
-
-    def _lss_do_classifier_free_guidance(self, guidance_scale: float) -> bool:
-        """The stock ``do_classifier_free_guidance`` for this scale (before the stock call)."""
-        self._guidance_scale = guidance_scale
-        return bool(self._lss_host.do_classifier_free_guidance)
 
     # --- running the stages --------------------------------------------------------------------
 
@@ -658,7 +606,7 @@ class LSSPipelineMixin:
         assert run is not None
         if stage.index > 0:
             assert latents is not None
-            latents = self._lss_from_spatial(latents, stage)
+            latents = self.lss_pack(latents, stage)
             call_checks.check_finite_latent(
                 latents,
                 call_checks.stage_entry(stage.index, stage.width, stage.height),
@@ -668,9 +616,11 @@ class LSSPipelineMixin:
         run.final = stage is plan.target
         produced = call_checks.stage_produced(stage.index, stage.width, stage.height)
         vae = self._lss_host.vae
+        # Pipelines without num_timesteps (PixArt) leave it unset: the stage ran its planned steps.
+        vars(self).pop("_num_timesteps", None)
         with call_checks.checked_decode(vae, produced):
             result = self._lss_run_stage(plan, stage, latents, call)
-        run.stage_timesteps.append(self._num_timesteps)
+        run.stage_timesteps.append(vars(self).get("_num_timesteps", stage.num_denoising_steps))
         run.interrupted = run.interrupted or bool(getattr(self, "_interrupt", False))
         if run.interrupted and not run.final:
             # As stock: stop and return the current latent, decoded as asked.
@@ -681,7 +631,7 @@ class LSSPipelineMixin:
             call_checks.check_finite_latent(_images(result), produced)
         if run.final:
             return StageOutcome(None, result, stop=run.interrupted)
-        return StageOutcome(self._lss_to_spatial(result[0], stage), result)
+        return StageOutcome(self.lss_unpack(result[0], stage), result)
 
     def _lss_run_stage(
         self,
@@ -701,6 +651,13 @@ class LSSPipelineMixin:
             "num_inference_steps": stage.num_steps,
             "latents": latents,
         }
+        binning = self.lss_resolution_binning
+        if stage is plan.target and self._lss_binned(call):
+            # The stock call bins the size the user asked for to this stage's size, and resizes
+            # the image back to it.
+            stage_call["height"], stage_call["width"] = self._lss_requested_size(call)
+        elif binning is not None:
+            stage_call[binning] = False  # an earlier stage runs at its planned size
         if stage is not plan.target:
             stage_call.update(dict.fromkeys(self.lss_final_stage_arguments))
             if not decode:

@@ -4,13 +4,9 @@ Defaults follow the original implementation. ``None`` for any argument means "th
 default". A default ``min_size`` larger than the image gives one stage (SDXL at 1024 runs as the
 stock pipeline); a ``min_size`` the caller sets larger than the image is an error.
 
-| pipeline                         | min_size | shorten_intermediate_steps | 2 stages from |
-|----------------------------------|----------|----------------------------|---------------|
-| ``LSSFluxPipeline``              | 512      | True                       | 1024 px       |
-| ``LSSStableDiffusion3Pipeline``  | 512      | False                      | 1024 px       |
-| ``LSSStableDiffusionXLPipeline`` | 1024     | False                      | 2048 px       |
-| ``LSSStableDiffusionPipeline``   | 512      | False                      | 1024 px       |
-| ``LSSCogView4Pipeline``          | 512      | False                      | 1024 px       |
+Each family's defaults are in the registry (:mod:`lssgen_diffusers.registry`, which the README's
+table is made from); at SDXL's default ``min_size=1024`` LSS acts from 2048 px, elsewhere from
+twice the ``min_size``.
 
 Common defaults: ``start_sigma=0.75``, ``scaling_mode="resnet"``, ``entry_rule="sigma"``.
 

@@ -24,21 +24,27 @@ from __future__ import annotations
 
 import os
 import string
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+import attrs
 import torch
 from diffusers import (
     AutoencoderKL,
+    ChromaPipeline,
+    ChromaTransformer2DModel,
     CogView4Pipeline,
     CogView4Transformer2DModel,
     DDIMScheduler,
+    DPMSolverMultistepScheduler,
     EulerDiscreteScheduler,
     FlowMatchEulerDiscreteScheduler,
     FluxPipeline,
     FluxTransformer2DModel,
+    PixArtSigmaPipeline,
+    PixArtTransformer2DModel,
     PNDMScheduler,
     SD3Transformer2DModel,
     StableDiffusion3Pipeline,
@@ -61,17 +67,22 @@ from transformers import (
 )
 
 from lssgen_diffusers.aligned_save import align_safetensors
+from lssgen_diffusers.registry import FAMILIES
 
 __all__ = [
     "PIPELINE_KINDS",
     "SD_SCHEDULERS",
+    "TINY_FAMILIES",
+    "TinyFamily",
     "align_safetensors",
     "save_tiny_pipeline",
+    "tiny_chroma_pipeline",
     "tiny_clip_tokenizer",
     "tiny_cogview4_pipeline",
     "tiny_flux_pipeline",
     "tiny_glm_tokenizer",
     "tiny_pipeline",
+    "tiny_pixart_sigma_pipeline",
     "tiny_sd3_pipeline",
     "tiny_sd_pipeline",
     "tiny_sdxl_pipeline",
@@ -79,8 +90,8 @@ __all__ = [
     "tiny_vae",
 ]
 
-#: Kinds accepted by :func:`tiny_pipeline`.
-PIPELINE_KINDS: tuple[str, ...] = ("flux", "sd3", "sdxl", "sd", "cogview4")
+#: Kinds accepted by :func:`tiny_pipeline`: every family of the registry.
+PIPELINE_KINDS: tuple[str, ...] = tuple(FAMILIES)
 
 #: Schedulers accepted by :func:`tiny_sd_pipeline`.
 SD_SCHEDULERS: tuple[str, ...] = ("ddim", "euler", "pndm")
@@ -353,6 +364,18 @@ def _family_vae(kind: str, latent_channels: int, seed: int, **kwargs: Any) -> Au
 # --------------------------------------------------------------------------------------------
 
 
+def _flux_scheduler() -> FlowMatchEulerDiscreteScheduler:
+    return FlowMatchEulerDiscreteScheduler(
+        num_train_timesteps=1000,
+        shift=3.0,
+        use_dynamic_shifting=True,
+        base_shift=0.5,
+        max_shift=1.15,
+        base_image_seq_len=256,
+        max_image_seq_len=4096,
+    )
+
+
 def tiny_flux_pipeline(seed: int = 0) -> FluxPipeline:
     """A tiny random FLUX.1-dev-shaped ``FluxPipeline``.
 
@@ -389,22 +412,52 @@ def tiny_flux_pipeline(seed: int = 0) -> FluxPipeline:
             guidance_embeds=True,
             axes_dims_rope=(4, 4, 8),
         )
-    scheduler = FlowMatchEulerDiscreteScheduler(
-        num_train_timesteps=1000,
-        shift=3.0,
-        use_dynamic_shifting=True,
-        base_shift=0.5,
-        max_shift=1.15,
-        base_image_seq_len=256,
-        max_image_seq_len=4096,
-    )
     return FluxPipeline(
-        scheduler=scheduler,
+        scheduler=_flux_scheduler(),
         vae=_family_vae("flux", 16, seed, use_quant_conv=False),
         text_encoder=text_encoder,
         tokenizer=tokenizer,
         text_encoder_2=text_encoder_2,
         tokenizer_2=tokenizer_2,
+        transformer=_ready(transformer),
+    )
+
+
+def tiny_chroma_pipeline(seed: int = 0) -> ChromaPipeline:
+    """A tiny random Chroma-shaped ``ChromaPipeline``.
+
+    * VAE: FLUX.1's (16 latent channels, scaling 0.3611, shift 0.1159, no quant convs).
+    * Transformer: ``ChromaTransformer2DModel`` with ``in_channels=64`` (16 channels packed
+      2x2), one double-stream and one single-stream block, 2 heads x 16 dims, RoPE axes
+      (4, 4, 8), ``joint_attention_dim=32`` (T5 width), a one-layer modulation approximator.
+    * Text: ``T5EncoderModel`` (d_model 32) with a character-level T5 tokenizer; Chroma masks
+      the padding and passes the mask to the transformer.
+    * Scheduler: FLUX.1-dev's ``FlowMatchEulerDiscreteScheduler`` (the stock call computes ``mu``
+      from the token count as FLUX does).
+
+    Height and width must be multiples of 16; latents are packed as FLUX's.
+    """
+    tokenizer = tiny_t5_tokenizer(model_max_length=512)
+    text_encoder = _t5_encoder(tokenizer, 32, seed, "text_encoder")
+    with _seeded(seed, "denoiser"):
+        transformer = ChromaTransformer2DModel(
+            patch_size=1,
+            in_channels=4 * 16,
+            num_layers=1,
+            num_single_layers=1,
+            attention_head_dim=16,
+            num_attention_heads=2,
+            joint_attention_dim=text_encoder.config.d_model,
+            axes_dims_rope=(4, 4, 8),
+            approximator_num_channels=8,
+            approximator_hidden_dim=32,
+            approximator_layers=1,
+        )
+    return ChromaPipeline(
+        scheduler=_flux_scheduler(),
+        vae=_family_vae("flux", 16, seed, use_quant_conv=False),
+        text_encoder=text_encoder,
+        tokenizer=tokenizer,
         transformer=_ready(transformer),
     )
 
@@ -637,30 +690,88 @@ def tiny_cogview4_pipeline(seed: int = 0) -> CogView4Pipeline:
     )
 
 
-_BUILDERS: dict[str, Callable[[int], Any]] = {
-    "flux": tiny_flux_pipeline,
-    "sd3": tiny_sd3_pipeline,
-    "sdxl": tiny_sdxl_pipeline,
-    "sd": tiny_sd_pipeline,
-    "cogview4": tiny_cogview4_pipeline,
+def tiny_pixart_sigma_pipeline(seed: int = 0) -> PixArtSigmaPipeline:
+    """A tiny random PixArt-Sigma-shaped ``PixArtSigmaPipeline``.
+
+    * VAE: SDXL's (4 latent channels, scaling 0.13025, quant convs), as PixArt-Sigma uses.
+    * Transformer: ``PixArtTransformer2DModel`` with patch size 2, 4 in and 8 out channels
+      (learned sigma, which the stock call drops), one block, 2 heads x 16 dims,
+      ``caption_channels=32`` (T5 width), ``sample_size=32``: default 256 px, and resolution
+      binning (on by default) uses the 256-px aspect-ratio bins.
+    * Text: ``T5EncoderModel`` (d_model 32), character-level T5 tokenizer; prompts are padded to
+      ``max_sequence_length`` with an attention mask.
+    * Scheduler: ``DPMSolverMultistepScheduler`` as PixArt-Sigma's: DPM-Solver++ of order 2 on
+      linear betas 0.0001..0.02, epsilon prediction.
+
+    Height and width must be multiples of 16.
+    """
+    tokenizer = tiny_t5_tokenizer(model_max_length=512)
+    text_encoder = _t5_encoder(tokenizer, 32, seed, "text_encoder")
+    with _seeded(seed, "denoiser"):
+        transformer = PixArtTransformer2DModel(
+            num_attention_heads=2,
+            attention_head_dim=16,
+            in_channels=4,
+            out_channels=8,
+            num_layers=1,
+            cross_attention_dim=32,
+            sample_size=2 * _SAMPLE_SIZE,
+            patch_size=2,
+            caption_channels=text_encoder.config.d_model,
+        )
+    scheduler = DPMSolverMultistepScheduler(
+        num_train_timesteps=1000,
+        beta_start=0.0001,
+        beta_end=0.02,
+        beta_schedule="linear",
+        prediction_type="epsilon",
+        algorithm_type="dpmsolver++",
+        solver_order=2,
+    )
+    return PixArtSigmaPipeline(
+        tokenizer=tokenizer,
+        text_encoder=text_encoder,
+        vae=_family_vae("sdxl", 4, seed, use_quant_conv=True),
+        transformer=_ready(transformer),
+        scheduler=scheduler,
+    )
+
+
+@attrs.frozen
+class TinyFamily:
+    """A family's tiny pipeline and what the shared tests need to know about its stock call."""
+
+    build: Callable[[int], Any]
+    #: Stock arguments that turn a negative prompt on (FLUX needs true CFG for it).
+    negative: Mapping[str, Any] = attrs.field(factory=lambda: {"negative_prompt": "blurry"})
+    #: Denoiser calls per step under guidance (2: the two branches run separately).
+    calls_per_step: int = 1
+    #: Stock arguments the shared tests add to every call so that a call makes the size it asks
+    #: for (PixArt-Sigma: resolution binning off; its binning has tests of its own).
+    call: Mapping[str, Any] = attrs.field(factory=dict)
+
+
+#: One entry per family of the registry (a test keeps them equal).
+TINY_FAMILIES: dict[str, TinyFamily] = {
+    "flux": TinyFamily(
+        tiny_flux_pipeline, negative={"negative_prompt": "blurry", "true_cfg_scale": 2.0}
+    ),
+    "sd3": TinyFamily(tiny_sd3_pipeline),
+    "sdxl": TinyFamily(tiny_sdxl_pipeline),
+    "sd": TinyFamily(tiny_sd_pipeline),
+    "cogview4": TinyFamily(tiny_cogview4_pipeline, calls_per_step=2),
+    "pixart-sigma": TinyFamily(tiny_pixart_sigma_pipeline, call={"use_resolution_binning": False}),
+    "chroma": TinyFamily(tiny_chroma_pipeline, calls_per_step=2),
 }
 
 
-def tiny_pipeline(
-    kind: str, seed: int = 0
-) -> (
-    FluxPipeline
-    | StableDiffusion3Pipeline
-    | StableDiffusionXLPipeline
-    | StableDiffusionPipeline
-    | CogView4Pipeline
-):
+def tiny_pipeline(kind: str, seed: int = 0) -> Any:
     """Build the tiny pipeline of ``kind`` (one of :data:`PIPELINE_KINDS`) with ``seed``.
 
     ``"sd"`` uses its default DDIM scheduler; call :func:`tiny_sd_pipeline` for another one.
     """
     try:
-        builder = _BUILDERS[kind]
+        builder = TINY_FAMILIES[kind].build
     except KeyError:
         raise ValueError(
             f"unknown pipeline kind {kind!r}; expected one of {PIPELINE_KINDS}"

@@ -37,40 +37,38 @@ class LSSVideoPipelineMixin(LSSPipelineMixin):
     # --- what each video family supplies ----------------------------------------------------
 
     @property
-    def _lss_temporal_compression(self) -> int:
+    def lss_temporal_compression(self) -> int:
         """Frames per latent frame of the VAE (after the first, causal frame)."""
         raise NotImplementedError
 
     @property
-    def _lss_temporal_patch_size(self) -> int:
+    def lss_temporal_patch_size(self) -> int:
         return 1
 
-    def _lss_stock_num_frames(self, num_frames: int) -> int:
+    def lss_stock_num_frames(self, num_frames: int) -> int:
         """The frame count the stock ``__call__`` makes when asked for ``num_frames``."""
         return num_frames
 
-    def _lss_video_codec(self) -> VideoVaeCodec:
+    def lss_video_codec(self) -> VideoVaeCodec:
         """The family's VAE with its latent normalisation (``scaling_mode="pixel"``)."""
         raise NotImplementedError
 
     # --- the mixin's hooks, for a frame axis ----------------------------------------------------
 
-    def _lss_frames(self, call: Mapping[str, Any]) -> FrameAxis | None:
-        frames = self._lss_stock_num_frames(int(call["num_frames"]))
-        return video_frame_axis(
-            frames, self._lss_temporal_compression, self._lss_temporal_patch_size
-        )
+    def lss_frames(self, call: Mapping[str, Any]) -> FrameAxis | None:
+        frames = self.lss_stock_num_frames(int(call["num_frames"]))
+        return video_frame_axis(frames, self.lss_temporal_compression, self.lss_temporal_patch_size)
 
     def _lss_check_call(self, call: Mapping[str, Any], height: int, width: int) -> None:
         super()._lss_check_call(call, height, width)
         check_num_frames(
-            call.get("num_frames"), self._lss_temporal_compression, exact=self.lss_exact_frames
+            call.get("num_frames"), self.lss_temporal_compression, exact=self.lss_exact_frames
         )
 
-    def _lss_latent_shape(self, batch: int, stage: Stage) -> tuple[int, ...]:
+    def lss_packed_shape(self, batch: int, stage: Stage) -> tuple[int, ...]:
         return (
             batch,
-            self._lss_latent_channels,
+            self.lss_latent_channels,
             stage.size.latent_frames,
             stage.latent_height,
             stage.latent_width,
@@ -78,14 +76,14 @@ class LSSVideoPipelineMixin(LSSPipelineMixin):
 
     def _lss_scaler(self, scaling_mode: str) -> LatentScaler:
         if scaling_mode == "pixel":
-            codec = self._lss_video_codec()
+            codec = self.lss_video_codec()
             return make_video_latent_scaler("pixel", decode=codec.decode, encode=codec.encode)
         upsampler: LatentUpsampler | None = getattr(self, COMPONENT_NAME, None)
         # Refuses "resnet" without an upsampler (the core's one check of it).
         scaler = make_video_latent_scaler(scaling_mode, upsampler=upsampler)
         if scaling_mode == "resnet":
             assert upsampler is not None
-            upsampler.check_latent_channels(self._lss_latent_channels)
+            upsampler.check_latent_channels(self.lss_latent_channels)
             runs_on = torch.device(self._lss_host._execution_device)
             placement.check_upsampler_device(upsampler, runs_on)
         return scaler

@@ -67,7 +67,7 @@ class LSSWanPipeline(LSSVideoPipelineMixin, WanPipeline):
         return self.transformer if self.transformer is not None else self.transformer_2
 
     @property
-    def _lss_denoiser_name(self) -> str:
+    def lss_denoiser_name(self) -> str:
         return "transformer" if self.transformer is not None else "transformer_2"
 
     @property
@@ -76,58 +76,56 @@ class LSSWanPipeline(LSSVideoPipelineMixin, WanPipeline):
         return int(patch[1])
 
     @property
-    def _lss_temporal_patch_size(self) -> int:
+    def lss_temporal_patch_size(self) -> int:
         return int(self._lss_transformer.config.patch_size[0])
 
     @property
-    def _lss_vae_scale_factor(self) -> int:
+    def lss_vae_scale_factor(self) -> int:
         return int(self.vae_scale_factor_spatial)
 
     @property
-    def _lss_temporal_compression(self) -> int:
+    def lss_temporal_compression(self) -> int:
         return int(self.vae_scale_factor_temporal)
 
     @property
-    def _lss_latent_channels(self) -> int:
+    def lss_latent_channels(self) -> int:
         return int(self._lss_transformer.config.in_channels)
 
-    def _lss_default_size(self) -> tuple[int, int]:
+    def lss_default_size(self) -> tuple[int, int]:
         return 480, 832  # the stock __call__'s defaults
 
-    def _lss_stock_num_frames(self, num_frames: int) -> int:
+    def lss_stock_num_frames(self, num_frames: int) -> int:
         # As WanPipeline.__call__: down to 4k + 1 (it warns), at least 1.
-        compression = self._lss_temporal_compression
+        compression = self.lss_temporal_compression
         if num_frames % compression != 1:
             num_frames = num_frames // compression * compression + 1
         return max(num_frames, 1)
 
-    def _lss_stock_size(self, height: int, width: int) -> tuple[int, int]:
+    def lss_stock_size(self, height: int, width: int) -> tuple[int, int]:
         # As WanPipeline.__call__: down to multiples of vae_scale_factor_spatial x patch.
-        multiple = self._lss_vae_scale_factor * self.lss_patch_size
+        multiple = self.lss_vae_scale_factor * self.lss_patch_size
         return height // multiple * multiple, width // multiple * multiple
 
-    def _lss_warn_stock_size(self, call: Mapping[str, Any], height: int, width: int) -> None:
+    def lss_warn_stock_size(self, call: Mapping[str, Any], height: int, width: int) -> None:
         # The stock warning, once; the stages are then called at the rounded size.
-        multiple = self._lss_vae_scale_factor * self.lss_patch_size
-        rounded = self._lss_stock_size(height, width)
+        multiple = self.lss_vae_scale_factor * self.lss_patch_size
+        rounded = self.lss_stock_size(height, width)
         pipeline_wan.logger.warning(
             f"`height` and `width` must be multiples of ({multiple}, {multiple}) for proper "
             f"patchification. Adjusting ({height}, {width}) -> {rounded}."
         )
 
-    def _lss_set_timesteps(
+    def lss_set_timesteps(
         self, scheduler: Any, num_steps: int, size: StageSize, call: Mapping[str, Any]
     ) -> None:
         # As WanPipeline.__call__: the scheduler's own levels (UniPC's static flow_shift).
         scheduler.set_timesteps(num_steps, device="cpu")
 
-    def _lss_encode_prompts(self, call: Mapping[str, Any]) -> dict[str, Any]:
+    def lss_encode_prompts(self, call: Mapping[str, Any]) -> dict[str, Any]:
         embeds, negative = self.encode_prompt(
             prompt=call["prompt"],
             negative_prompt=call["negative_prompt"],
-            do_classifier_free_guidance=self._lss_do_classifier_free_guidance(
-                call["guidance_scale"]
-            ),
+            do_classifier_free_guidance=self.lss_classifier_free_guidance(call),
             num_videos_per_prompt=call["num_videos_per_prompt"],
             prompt_embeds=call["prompt_embeds"],
             negative_prompt_embeds=call["negative_prompt_embeds"],
@@ -140,7 +138,7 @@ class LSSWanPipeline(LSSVideoPipelineMixin, WanPipeline):
             "negative_prompt_embeds": negative,
         }
 
-    def _lss_video_codec(self) -> VideoVaeCodec:
+    def lss_video_codec(self) -> VideoVaeCodec:
         return wan_video_codec(self.vae)
 
 
