@@ -12,6 +12,7 @@ import torch
 
 import lssgen_diffusers as lss
 from lssgen_core.upsample import LatentUpsampler, UpsamplerConfig
+from lssgen_core.upsample.config import RELEASED_WIDTHS
 from lssgen_diffusers.registry import FAMILIES
 from lssgen_diffusers.testing import TINY_FAMILIES
 
@@ -69,9 +70,21 @@ class Pair:
 
 
 def random_upsampler(channels: int, seed: int = 0) -> LatentUpsampler:
+    """A random upsampler of the released config, or (channel counts with no released one, e.g.
+    SANA's 32) of the released 16-channel layout at ``channels`` channels."""
+    if channels in RELEASED_WIDTHS:
+        config = UpsamplerConfig.released(channels)
+    else:
+        config = UpsamplerConfig(
+            in_channels=channels,
+            out_channels=channels,
+            block_out_channels=RELEASED_WIDTHS[16],
+            is_up_samples=(True, False),
+            strides=(2, 1),
+        )
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
-        return LatentUpsampler(UpsamplerConfig.released(channels)).eval()
+        return LatentUpsampler(config).eval()
 
 
 def lss_from_stock(kind: str, stock: Any, **components: Any) -> Any:

@@ -161,6 +161,7 @@ def test_interrupting_an_early_stage_returns_what_stock_returns_at_that_stage(
                 output_type=output_type,
                 return_dict=False,
                 callback_on_step_end=interrupt_at(1),
+                **pair.call,
             )
         )
     plan = pair.lss.lss_plan
@@ -179,6 +180,7 @@ def test_interrupting_an_early_stage_returns_what_stock_returns_at_that_stage(
             output_type=output_type,
             return_dict=False,
             callback_on_step_end=interrupt_at(1),
+            **pair.call,
         )
     )
     assert isinstance(got, tuple) and len(got) == len(expected)
@@ -527,13 +529,13 @@ def test_flux_guidance_attribute_set_by_a_callback_holds_across_stages(lss_pair:
 
 def test_num_timesteps_is_the_calls_total(callback_pair: Pair) -> None:
     pair = callback_pair
-    pair.lss(**arguments(min_size=MIN_SIZE))
+    pair.lss(**arguments(min_size=MIN_SIZE, **pair.call))
     plan = pair.lss.lss_plan
     assert len(plan.stages) == 2
     assert pair.lss.num_timesteps == plan.num_denoising_steps
     assert pair.lss.num_timesteps == sum(s.num_denoising_steps for s in plan.stages)
-    pair.lss(**arguments(start_sigma=1.0))
-    pair.stock(**arguments())
+    pair.lss(**arguments(start_sigma=1.0, **pair.call))
+    pair.stock(**arguments(**pair.call))
     assert pair.lss.num_timesteps == pair.stock.num_timesteps == STEPS
 
 

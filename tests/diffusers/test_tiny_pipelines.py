@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import inspect
 import socket
 import struct
 from pathlib import Path
@@ -34,7 +35,10 @@ VAE_EXPECTED: dict[str, tuple[int, float, float | None]] = {
     "sd": (4, 0.18215, None),
     "pixart-sigma": (4, 0.13025, None),
     "chroma": (16, 0.3611, 0.1159),
+    "sana": (32, 0.41407, None),  # SANA's DC-AE (32x): AutoencoderDC has no shift_factor
 }
+#: VAE spatial factor where it is not 8.
+VAE_FACTOR = {"sana": 32}
 
 
 @pytest.fixture(scope="module")
@@ -86,7 +90,8 @@ def expected_latent_shape(kind: str, height: int, width: int, batch: int = 1) ->
     if kind in ("flux", "chroma"):  # packed 2x2: (B, tokens, 4 * 16)
         return (batch, (height // 16) * (width // 16), 64)
     channels = VAE_EXPECTED[kind][0]
-    return (batch, channels, height // 8, width // 8)
+    factor = VAE_FACTOR.get(kind, 8)
+    return (batch, channels, height // factor, width // factor)
 
 
 def precomputed_embeds(kind: str, pipe: Any) -> dict[str, torch.Tensor]:
@@ -104,6 +109,19 @@ def precomputed_embeds(kind: str, pipe: Any) -> dict[str, torch.Tensor]:
             }
         if kind == "pixart-sigma":
             embeds, mask, neg, neg_mask = pipe.encode_prompt(PROMPT)
+            return {
+                "negative_prompt": None,  # the stock default "" would clash with the embeddings
+                "prompt_embeds": embeds,
+                "prompt_attention_mask": mask,
+                "negative_prompt_embeds": neg,
+                "negative_prompt_attention_mask": neg_mask,
+            }
+        if kind == "sana":
+            # The stock call prepends its complex_human_instruction (encode_prompt: none).
+            instruction = inspect.signature(pipe.__call__).parameters["complex_human_instruction"]
+            embeds, mask, neg, neg_mask = pipe.encode_prompt(
+                PROMPT, complex_human_instruction=instruction.default
+            )
             return {
                 "negative_prompt": None,  # the stock default "" would clash with the embeddings
                 "prompt_embeds": embeds,
@@ -233,6 +251,18 @@ def test_tokenizers_cover_english_and_empty_text(pipes: dict[str, Any], kind: st
 def test_vae_and_scheduler_configs(pipes: dict[str, Any], kind: str) -> None:
     pipe = pipes[kind]
     channels, scaling, shift = VAE_EXPECTED[kind]
+    if kind == "sana":
+        assert pipe.vae_scale_factor == 32
+        assert len(pipe.vae.config.encoder_block_out_channels) == 6
+        assert pipe.vae.config.latent_channels == channels
+        assert pipe.vae.config.scaling_factor == scaling
+        assert pipe.transformer.config.in_channels == channels
+        assert pipe.transformer.config.patch_size == 1
+        sched = pipe.scheduler.config
+        assert type(pipe.scheduler).__name__ == "DPMSolverMultistepScheduler"
+        assert sched.use_flow_sigmas and sched.prediction_type == "flow_prediction"
+        assert sched.flow_shift == 3.0
+        return
     assert pipe.vae_scale_factor == 8
     assert len(pipe.vae.config.block_out_channels) == 4
     assert pipe.vae.config.latent_channels == channels

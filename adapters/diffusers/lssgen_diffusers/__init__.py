@@ -48,6 +48,9 @@ if TYPE_CHECKING:
         LSSOptions,
     )
     from lssgen_diffusers.registry import Family
+    from lssgen_diffusers.sana import (
+        LSSSanaPipeline as LSSSanaPipeline,
+    )  # re-exported (__all__ lists the registry's)
     from lssgen_diffusers.scheduler_view import SchedulerView, entered_scheduler
     from lssgen_diffusers.sd import (
         LSSStableDiffusionPipeline as LSSStableDiffusionPipeline,

@@ -61,6 +61,9 @@ _LINES = (
         1024,
     ),
     Family("chroma", "Chroma", "ChromaPipeline", LSSDefaults(512, False, 35, 5.0), 1024),
+    # Not in the paper: the stock call's steps and guidance; min_size 512 px is SANA's smallest
+    # released resolution (the 512-px models), a 16x16 DC-AE latent (256 tokens).
+    Family("sana", "SANA", "SanaPipeline", LSSDefaults(512, False, 20, 4.5), 1024),
 )
 
 FAMILIES: dict[str, Family] = {family.kind: family for family in _LINES}

@@ -32,6 +32,7 @@ from typing import Any
 import attrs
 import torch
 from diffusers import (
+    AutoencoderDC,
     AutoencoderKL,
     ChromaPipeline,
     ChromaTransformer2DModel,
@@ -46,6 +47,8 @@ from diffusers import (
     PixArtSigmaPipeline,
     PixArtTransformer2DModel,
     PNDMScheduler,
+    SanaPipeline,
+    SanaTransformer2DModel,
     SD3Transformer2DModel,
     StableDiffusion3Pipeline,
     StableDiffusionPipeline,
@@ -58,6 +61,8 @@ from transformers import (
     CLIPTextModel,
     CLIPTextModelWithProjection,
     CLIPTokenizer,
+    Gemma2Config,
+    Gemma2Model,
     GlmConfig,
     GlmModel,
     PreTrainedTokenizerFast,
@@ -80,9 +85,11 @@ __all__ = [
     "tiny_clip_tokenizer",
     "tiny_cogview4_pipeline",
     "tiny_flux_pipeline",
+    "tiny_gemma_tokenizer",
     "tiny_glm_tokenizer",
     "tiny_pipeline",
     "tiny_pixart_sigma_pipeline",
+    "tiny_sana_pipeline",
     "tiny_sd3_pipeline",
     "tiny_sd_pipeline",
     "tiny_sdxl_pipeline",
@@ -737,6 +744,141 @@ def tiny_pixart_sigma_pipeline(seed: int = 0) -> PixArtSigmaPipeline:
     )
 
 
+# --------------------------------------------------------------------------------------------
+# SANA (self-contained: Gemma-2 text encoder, 32x DC-AE, flow DPM-Solver)
+# --------------------------------------------------------------------------------------------
+
+#: SANA's DC-AE (``dc-ae-f32c32-sana-1.0``): 32 latent channels, scaling factor 0.41407.
+_SANA_VAE_SCALING = 0.41407
+
+
+def tiny_gemma_tokenizer(model_max_length: int = 8192) -> PreTrainedTokenizerFast:
+    """A byte-level Gemma-style tokenizer built in memory (260 tokens).
+
+    Gemma's special ids (``<pad>`` 0, ``<eos>`` 1, ``<bos>`` 2, ``<unk>`` 3) then the 256
+    byte-level symbols; like Gemma's tokenizer it prefixes every sequence with ``<bos>``.
+    """
+    specials = ["<pad>", "<eos>", "<bos>", "<unk>"]
+    vocab = {token: i for i, token in enumerate(specials)}
+    for symbol in sorted(pre_tokenizers.ByteLevel.alphabet()):
+        vocab[symbol] = len(vocab)
+    backend = Tokenizer(models.BPE(vocab=vocab, merges=[], unk_token="<unk>"))
+    backend.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    backend.decoder = decoders.ByteLevel()
+    backend.add_special_tokens(specials)
+    backend.post_processor = processors.TemplateProcessing(
+        single="<bos> $A", pair="<bos> $A $B", special_tokens=[("<bos>", vocab["<bos>"])]
+    )
+    return PreTrainedTokenizerFast(
+        tokenizer_object=backend,
+        pad_token="<pad>",
+        eos_token="<eos>",
+        bos_token="<bos>",
+        unk_token="<unk>",
+        padding_side="right",
+        model_max_length=model_max_length,
+    )
+
+
+def _gemma2_encoder(tokenizer: PreTrainedTokenizerFast, seed: int) -> Gemma2Model:
+    config = Gemma2Config(
+        vocab_size=len(tokenizer),
+        hidden_size=32,
+        intermediate_size=32,
+        num_hidden_layers=2,
+        num_attention_heads=2,
+        num_key_value_heads=1,
+        head_dim=16,
+        max_position_embeddings=8192,
+        pad_token_id=tokenizer.pad_token_id,
+        eos_token_id=tokenizer.eos_token_id,
+        bos_token_id=tokenizer.bos_token_id,
+        use_cache=False,
+    )
+    with _seeded(seed, "text_encoder"):
+        return _ready(Gemma2Model(config))
+
+
+def _sana_dc_ae(seed: int) -> AutoencoderDC:
+    """SANA's DC-AE layout, narrow: six stages (so 32x compression), three residual then three
+    EfficientViT stages, 32 latent channels, convolution down / interpolation up, batch norm and
+    ReLU in the first three decoder stages, RMS norm and SiLU in the last three."""
+    with _seeded(seed, "vae"):
+        vae = AutoencoderDC(
+            in_channels=3,
+            latent_channels=32,
+            attention_head_dim=8,
+            encoder_block_types=("ResBlock",) * 3 + ("EfficientViTBlock",) * 3,
+            decoder_block_types=("ResBlock",) * 3 + ("EfficientViTBlock",) * 3,
+            encoder_block_out_channels=(8, 8, 16, 16, 32, 32),
+            decoder_block_out_channels=(8, 8, 16, 16, 32, 32),
+            encoder_layers_per_block=(1, 1, 1, 1, 1, 1),
+            decoder_layers_per_block=(1, 1, 1, 1, 1, 1),
+            encoder_qkv_multiscales=((), (), (), (5,), (5,), (5,)),
+            decoder_qkv_multiscales=((), (), (), (5,), (5,), (5,)),
+            upsample_block_type="interpolate",
+            downsample_block_type="Conv",
+            decoder_norm_types=("batch_norm",) * 3 + ("rms_norm",) * 3,
+            decoder_act_fns=("relu",) * 3 + ("silu",) * 3,
+            scaling_factor=_SANA_VAE_SCALING,
+        )
+    return _ready(vae)
+
+
+def tiny_sana_pipeline(seed: int = 0) -> SanaPipeline:
+    """A tiny random SANA-shaped ``SanaPipeline``.
+
+    * VAE: ``AutoencoderDC`` with SANA's layout (six stages: ``vae_scale_factor == 32``, 32
+      latent channels, scaling 0.41407), 8-32 channels wide (the last stages at least the 32 latent
+      channels, which its shortcuts group).
+    * Transformer: ``SanaTransformer2DModel`` with patch size 1, 32 in/out channels, one block,
+      2 heads x 8 dims (self and cross attention), ``caption_channels=32`` (Gemma width),
+      ``sample_size=16``: default 512 px, and resolution binning (on by default) uses the
+      512-px aspect-ratio bins.
+    * Text: ``Gemma2Model`` (32 wide, 2 layers) and a byte-level Gemma-style tokenizer; the
+      stock call prepends its ``complex_human_instruction`` and pads with an attention mask.
+    * Scheduler: SANA's flow DPM-Solver: ``DPMSolverMultistepScheduler`` (DPM-Solver++ of
+      order 2) with ``use_flow_sigmas=True``, ``flow_prediction`` and the static
+      ``flow_shift=3.0`` of the 1024-px models.
+
+    Height and width must be multiples of 32.
+    """
+    tokenizer = tiny_gemma_tokenizer()
+    text_encoder = _gemma2_encoder(tokenizer, seed)
+    with _seeded(seed, "denoiser"):
+        transformer = SanaTransformer2DModel(
+            in_channels=32,
+            out_channels=32,
+            num_attention_heads=2,
+            attention_head_dim=8,
+            num_layers=1,
+            num_cross_attention_heads=2,
+            cross_attention_head_dim=8,
+            cross_attention_dim=16,
+            caption_channels=text_encoder.config.hidden_size,
+            sample_size=_SAMPLE_SIZE,
+            patch_size=1,
+        )
+    scheduler = DPMSolverMultistepScheduler(
+        num_train_timesteps=1000,
+        beta_start=0.0001,
+        beta_end=0.02,
+        beta_schedule="linear",
+        algorithm_type="dpmsolver++",
+        solver_order=2,
+        prediction_type="flow_prediction",
+        use_flow_sigmas=True,
+        flow_shift=3.0,
+    )
+    return SanaPipeline(
+        tokenizer=tokenizer,
+        text_encoder=text_encoder,
+        vae=_sana_dc_ae(seed),
+        transformer=_ready(transformer),
+        scheduler=scheduler,
+    )
+
+
 @attrs.frozen
 class TinyFamily:
     """A family's tiny pipeline and what the shared tests need to know about its stock call."""
@@ -762,6 +904,7 @@ TINY_FAMILIES: dict[str, TinyFamily] = {
     "cogview4": TinyFamily(tiny_cogview4_pipeline, calls_per_step=2),
     "pixart-sigma": TinyFamily(tiny_pixart_sigma_pipeline, call={"use_resolution_binning": False}),
     "chroma": TinyFamily(tiny_chroma_pipeline, calls_per_step=2),
+    "sana": TinyFamily(tiny_sana_pipeline, call={"use_resolution_binning": False}),
 }
 
 

@@ -103,9 +103,10 @@ class VaeCodec:
     def from_vae(cls, vae: Any) -> VaeCodec:
         config: Mapping[str, Any] = vae.config
         channels = config.get("latent_channels")
-        blocks = config.get("block_out_channels")
+        # Diffusers' own rule (pipelines' vae_scale_factor); a DC-AE (SANA) names its blocks
+        # encoder_block_out_channels, and SanaPipeline applies the same rule to them.
+        blocks = config.get("block_out_channels") or config.get("encoder_block_out_channels")
         if isinstance(channels, int) and isinstance(blocks, Sequence) and blocks:
-            # Diffusers' own rule (pipelines' vae_scale_factor).
             return cls(vae, channels, 2 ** (len(blocks) - 1))
         # Other layouts (e.g. a deep-compression VAE): measure instead of guessing.
         codec = cls(vae, 0, 0)
