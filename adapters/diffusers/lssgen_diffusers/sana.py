@@ -24,7 +24,8 @@ class LSSSanaPipeline(LSSPipelineMixin, SanaPipeline):
 
     Defaults: ``min_size=512``, ``shorten_intermediate_steps=False``, 20 steps, guidance 4.5 (the
     stock call's). SANA's DC-AE compresses 32x into 32 channels, so 1024 px is a 32x32 latent
-    (1024 tokens with the transformer's patch size 1) and the smallest stage, 512 px, is 16x16.
+    (1024 tokens with the transformer's patch size 1) and the smallest stage, 512 px (the size of
+    SANA's smallest released models), is 16x16.
     Latents are not packed: the upsampler runs on the DC-AE's 32-channel latents as the stock
     call passes them (scaled by the VAE's ``scaling_factor``). The scheduler is SANA's flow
     DPM-Solver (``use_flow_sigmas`` with the static ``flow_shift`` of its config, set by the step
