@@ -5,13 +5,13 @@ and bad sizes and frames refused before work."""
 from __future__ import annotations
 
 from collections import Counter
+from functools import partial
 from typing import Any
 
 import numpy as np
 import pytest
 import torch
 from video_testkit import (
-    assert_one_stage_is_the_stock_call,
     assert_refused_before_any_work,
     lss_over,
     random_upsampler,
@@ -27,17 +27,7 @@ from lssgen_diffusers.testing_video import tiny_ltx_upsampler
 SIZE, FRAMES, LATENT_FRAMES, STEPS = 64, 9, 2, 12
 
 
-def lss_with(stock: Any, **components: Any) -> LSSLTXPipeline:
-    return lss_over(LSSLTXPipeline, stock, **components)
-
-
-@pytest.mark.parametrize("output_type", ["np", "latent"])
-@pytest.mark.parametrize("one_stage", [{"start_sigma": 1}, {}])
-def test_one_stage_is_the_stock_call_bit_for_bit(ltx: Any, output_type: str, one_stage: dict):
-    """start_sigma=1, or the default min_size (256) at 64 px: one stage, the stock call."""
-    stock, lss = ltx
-    call = video_call(SIZE, SIZE, FRAMES, 4, output_type=output_type)
-    assert_one_stage_is_the_stock_call(stock, lss, call, one_stage, output_type)
+lss_with = partial(lss_over, LSSLTXPipeline)
 
 
 def packed(stage_side: int) -> tuple[int, int, int]:

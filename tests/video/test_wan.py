@@ -4,13 +4,13 @@ Wan 2.2's expert switch on the noise-level axis, and bad sizes and frames refuse
 from __future__ import annotations
 
 from collections import Counter
+from functools import partial
 from typing import Any
 
 import numpy as np
 import pytest
 import torch
 from video_testkit import (
-    assert_one_stage_is_the_stock_call,
     assert_refused_before_any_work,
     lss_over,
     random_upsampler,
@@ -25,17 +25,7 @@ from lssgen_diffusers.wan import LSSWanPipeline
 SIZE, FRAMES, LATENT_FRAMES, STEPS = 64, 9, 3, 8
 
 
-def lss_with(stock: Any, **components: Any) -> LSSWanPipeline:
-    return lss_over(LSSWanPipeline, stock, **components)
-
-
-@pytest.mark.parametrize("output_type", ["np", "latent"])
-@pytest.mark.parametrize("one_stage", [{"start_sigma": 1}, {}])
-def test_one_stage_is_the_stock_call_bit_for_bit(wan: Any, output_type: str, one_stage: dict):
-    """start_sigma=1, or the default min_size (240) at 64 px: one stage, the stock call."""
-    stock, lss = wan
-    call = video_call(SIZE, SIZE, FRAMES, 4, output_type=output_type)
-    assert_one_stage_is_the_stock_call(stock, lss, call, one_stage, output_type)
+lss_with = partial(lss_over, LSSWanPipeline)
 
 
 def test_one_stage_of_wan_2_2_is_the_stock_call_bit_for_bit(wan22: Any) -> None:
