@@ -36,6 +36,7 @@ from lss_testkit import (
     STEP_CALLBACK_KINDS,
     Pair,
     cache_enabled,
+    latent_call,
     random_upsampler,
     recorded_inputs,
 )
@@ -53,15 +54,7 @@ def seeded(seed: int = 0) -> torch.Generator:
 
 
 def arguments(**overrides: Any) -> dict[str, Any]:
-    return {
-        "prompt": PROMPT,
-        "height": TARGET,
-        "width": TARGET,
-        "num_inference_steps": STEPS,
-        "generator": seeded(),
-        "output_type": "latent",
-        **overrides,
-    }
+    return latent_call(TARGET, STEPS, **overrides)
 
 
 @pytest.fixture(params=KINDS)

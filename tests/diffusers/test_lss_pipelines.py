@@ -13,7 +13,7 @@ import numpy as np
 import PIL.Image
 import pytest
 import torch
-from lss_testkit import KINDS, PROMPT, Pair, family_call, recorded_inputs, step_callback
+from lss_testkit import KINDS, Pair, family_call, latent_call, recorded_inputs, step_callback
 
 from lssgen_core.errors import LSSArgumentError
 from lssgen_diffusers.vae_space import to_model_latents, to_vae_latents
@@ -37,17 +37,7 @@ def stage_keys(pair: Pair) -> list[tuple[int, ...]]:
 
 
 def run(pipe: Any, **kwargs: Any) -> Any:
-    arguments = {
-        **family_call(pipe),
-        "prompt": PROMPT,
-        "height": TARGET,
-        "width": TARGET,
-        "num_inference_steps": STEPS,
-        "generator": seeded(),
-        "output_type": "latent",
-        **kwargs,
-    }
-    return pipe(**arguments).images
+    return pipe(**latent_call(TARGET, STEPS, **{**family_call(pipe), **kwargs})).images
 
 
 def target_latent_shape(pair: Pair, batch: int = 1, size: int = TARGET) -> tuple[int, ...]:

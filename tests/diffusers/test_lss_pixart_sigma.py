@@ -8,23 +8,14 @@ from typing import Any
 
 import PIL.Image
 import torch
-from lss_testkit import PROMPT, Pair, recorded_inputs
+from lss_testkit import Pair, latent_call, recorded_inputs
 
 TARGET = 128  # binned to 256 px by the tiny model's 256-px bins
 STEPS = 8
 
 
 def run(pipe: Any, **kwargs: Any) -> Any:
-    arguments = {
-        "prompt": PROMPT,
-        "height": TARGET,
-        "width": TARGET,
-        "num_inference_steps": STEPS,
-        "generator": torch.Generator().manual_seed(0),
-        "output_type": "latent",
-        **kwargs,
-    }
-    return pipe(**arguments).images
+    return pipe(**latent_call(TARGET, STEPS, **kwargs)).images
 
 
 def latent_sides(calls: list[dict[str, Any]]) -> list[int]:

@@ -4,12 +4,19 @@ Wan 2.2's expert switch on the noise-level axis, and bad sizes and frames refuse
 from __future__ import annotations
 
 from collections import Counter
+from functools import partial
 from typing import Any
 
 import numpy as np
 import pytest
 import torch
-from video_testkit import random_upsampler, recorded_inputs, video_call
+from video_testkit import (
+    assert_refused_before_any_work,
+    lss_over,
+    random_upsampler,
+    recorded_inputs,
+    video_call,
+)
 
 from lssgen_core.errors import LSSArgumentError
 from lssgen_diffusers.wan import LSSWanPipeline
@@ -18,25 +25,7 @@ from lssgen_diffusers.wan import LSSWanPipeline
 SIZE, FRAMES, LATENT_FRAMES, STEPS = 64, 9, 3, 8
 
 
-def lss_with(stock: Any, **components: Any) -> LSSWanPipeline:
-    pipe = LSSWanPipeline(**{**stock.components, **components})
-    pipe.set_progress_bar_config(disable=True)
-    return pipe
-
-
-@pytest.mark.parametrize("output_type", ["np", "latent"])
-@pytest.mark.parametrize("one_stage", [{"start_sigma": 1}, {}])
-def test_one_stage_is_the_stock_call_bit_for_bit(wan: Any, output_type: str, one_stage: dict):
-    """start_sigma=1, or the default min_size (240) at 64 px: one stage, the stock call."""
-    stock, lss = wan
-    call = video_call(SIZE, SIZE, FRAMES, 4, output_type=output_type)
-    expected = stock(**call).frames
-    got = lss(**{**call, "generator": torch.Generator().manual_seed(0)}, **one_stage).frames
-    assert lss.lss_plan is not None and lss.lss_plan.is_single_stage
-    if output_type == "latent":
-        assert torch.equal(got, expected)
-    else:
-        assert np.array_equal(got, expected)
+lss_with = partial(lss_over, LSSWanPipeline)
 
 
 def test_one_stage_of_wan_2_2_is_the_stock_call_bit_for_bit(wan22: Any) -> None:
@@ -175,19 +164,9 @@ def test_bad_sizes_and_frames_are_refused_before_any_work(
     wan: Any, overrides: dict, argument: str
 ) -> None:
     _, lss = wan
-    with (
-        recorded_inputs(lss.transformer) as calls,
-        recorded_inputs(lss.text_encoder) as encoded,
-        pytest.raises(LSSArgumentError) as caught,
-    ):
-        lss(
-            **{**video_call(SIZE, SIZE, FRAMES, STEPS), **overrides},
-            min_size=32,
-            scaling_mode="latent",
-        )
-    assert caught.value.argument == argument
-    assert argument in str(caught.value)
-    assert not calls and not encoded
+    assert_refused_before_any_work(
+        lss, {**video_call(SIZE, SIZE, FRAMES, STEPS), **overrides}, argument
+    )
 
 
 def test_prompt_embeds_for_several_videos_per_prompt(wan: Any) -> None:

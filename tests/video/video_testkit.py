@@ -6,8 +6,11 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
+import numpy as np
+import pytest
 import torch
 
+from lssgen_core.errors import LSSArgumentError
 from lssgen_core.upsample import LatentUpsampler, UpsamplerConfig
 
 PROMPT = "a red circle moving left"
@@ -58,3 +61,37 @@ def video_call(height: int, width: int, frames: int, steps: int, **overrides: An
         "output_type": "np",
         **overrides,
     }
+
+
+def lss_over(pipeline_class: type, stock: Any, **components: Any) -> Any:
+    """A quiet ``pipeline_class`` over ``stock``'s components, with ``components`` replaced."""
+    pipe = pipeline_class(**{**stock.components, **components})
+    pipe.set_progress_bar_config(disable=True)
+    return pipe
+
+
+def assert_one_stage_is_the_stock_call(
+    stock: Any, lss: Any, call: dict, one_stage: dict, output_type: str
+) -> None:
+    """``lss`` planned to one stage gives ``stock``'s frames for ``call``, bit for bit."""
+    expected = stock(**call).frames
+    got = lss(**{**call, "generator": torch.Generator().manual_seed(0)}, **one_stage).frames
+    assert lss.lss_plan is not None and lss.lss_plan.is_single_stage
+    if output_type == "latent":
+        assert torch.equal(got, expected)
+    else:
+        assert np.array_equal(got, expected)
+
+
+def assert_refused_before_any_work(lss: Any, call: dict, argument: str) -> None:
+    """A two-stage ``call`` of ``lss`` raises naming ``argument``, before any text encoding or
+    denoising."""
+    with (
+        recorded_inputs(lss.transformer) as calls,
+        recorded_inputs(lss.text_encoder) as encoded,
+        pytest.raises(LSSArgumentError) as caught,
+    ):
+        lss(**call, min_size=32, scaling_mode="latent")
+    assert caught.value.argument == argument
+    assert argument in str(caught.value)
+    assert not calls and not encoded

@@ -239,10 +239,6 @@ class LSSLTXPipeline(LSSVideoPipelineMixin, LTXPipeline):
     def lss_temporal_compression(self) -> int:
         return int(self.vae_temporal_compression_ratio)
 
-    @property
-    def lss_latent_channels(self) -> int:
-        return int(self.transformer.config.in_channels)
-
     def lss_default_size(self) -> tuple[int, int]:
         return 512, 704  # the stock __call__'s defaults
 

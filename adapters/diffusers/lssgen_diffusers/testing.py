@@ -27,7 +27,7 @@ import string
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import attrs
 import torch
@@ -65,6 +65,7 @@ from transformers import (
     Gemma2Model,
     GlmConfig,
     GlmModel,
+    PretrainedConfig,
     PreTrainedTokenizerFast,
     T5Config,
     T5EncoderModel,
@@ -93,6 +94,7 @@ __all__ = [
     "tiny_sd3_pipeline",
     "tiny_sd_pipeline",
     "tiny_sdxl_pipeline",
+    "tiny_t5_config",
     "tiny_t5_tokenizer",
     "tiny_vae",
 ]
@@ -259,8 +261,15 @@ def _clip_text_model_with_projection(
         return _ready(CLIPTextModelWithProjection(_clip_config(tokenizer)))
 
 
-def _t5_encoder(tokenizer: T5Tokenizer, d_model: int, seed: int, component: str) -> T5EncoderModel:
-    config = T5Config(
+_T5LikeConfig = TypeVar("_T5LikeConfig", bound=PretrainedConfig)
+
+
+def tiny_t5_config(
+    tokenizer: T5Tokenizer, d_model: int, config_class: type[_T5LikeConfig] = T5Config
+) -> _T5LikeConfig:
+    """A 2-layer T5 v1.1 encoder's config over ``tokenizer``; ``config_class`` ``UMT5Config``
+    gives Wan's UMT5 (the same fields)."""
+    return config_class(
         vocab_size=len(tokenizer),
         d_model=d_model,
         d_kv=8,
@@ -277,8 +286,11 @@ def _t5_encoder(tokenizer: T5Tokenizer, d_model: int, seed: int, component: str)
         eos_token_id=tokenizer.eos_token_id,
         decoder_start_token_id=tokenizer.pad_token_id,
     )
+
+
+def _t5_encoder(tokenizer: T5Tokenizer, d_model: int, seed: int, component: str) -> T5EncoderModel:
     with _seeded(seed, component):
-        return _ready(T5EncoderModel(config))
+        return _ready(T5EncoderModel(tiny_t5_config(tokenizer, d_model)))
 
 
 def _glm_encoder(tokenizer: PreTrainedTokenizerFast, seed: int) -> GlmModel:

@@ -33,9 +33,9 @@ from diffusers import (
     WanTransformer3DModel,
 )
 from diffusers.pipelines.ltx.modeling_latent_upsampler import LTXLatentUpsamplerModel
-from transformers import T5Config, T5EncoderModel, UMT5Config, UMT5EncoderModel
+from transformers import T5EncoderModel, T5Tokenizer, UMT5Config, UMT5EncoderModel
 
-from lssgen_diffusers.testing import tiny_t5_tokenizer
+from lssgen_diffusers.testing import tiny_t5_config, tiny_t5_tokenizer
 
 __all__ = [
     "WAN_FLOW_SHIFT",
@@ -97,48 +97,14 @@ def tiny_wan_transformer(
     return model.eval()
 
 
-def _umt5_encoder(vocab_size: int, pad: int, eos: int, seed: int) -> UMT5EncoderModel:
-    config = UMT5Config(
-        vocab_size=vocab_size,
-        d_model=_TEXT_WIDTH,
-        d_kv=8,
-        d_ff=64,
-        num_layers=2,
-        num_heads=4,
-        relative_attention_num_buckets=8,
-        relative_attention_max_distance=32,
-        dropout_rate=0.0,
-        feed_forward_proj="gated-gelu",
-        is_encoder_decoder=False,
-        use_cache=False,
-        pad_token_id=pad,
-        eos_token_id=eos,
-        decoder_start_token_id=pad,
-    )
+def _umt5_encoder(tokenizer: T5Tokenizer, seed: int) -> UMT5EncoderModel:
     with _seeded(seed, "text_encoder"):
-        return UMT5EncoderModel(config).eval()
+        return UMT5EncoderModel(tiny_t5_config(tokenizer, _TEXT_WIDTH, UMT5Config)).eval()
 
 
-def _t5_encoder(vocab_size: int, pad: int, eos: int, seed: int) -> T5EncoderModel:
-    config = T5Config(
-        vocab_size=vocab_size,
-        d_model=_TEXT_WIDTH,
-        d_kv=8,
-        d_ff=64,
-        num_layers=2,
-        num_heads=4,
-        relative_attention_num_buckets=8,
-        relative_attention_max_distance=32,
-        dropout_rate=0.0,
-        feed_forward_proj="gated-gelu",
-        is_encoder_decoder=False,
-        use_cache=False,
-        pad_token_id=pad,
-        eos_token_id=eos,
-        decoder_start_token_id=pad,
-    )
+def _t5_encoder(tokenizer: T5Tokenizer, seed: int) -> T5EncoderModel:
     with _seeded(seed, "text_encoder"):
-        return T5EncoderModel(config).eval()
+        return T5EncoderModel(tiny_t5_config(tokenizer, _TEXT_WIDTH)).eval()
 
 
 def tiny_wan_vae(seed: int = 0) -> AutoencoderKLWan:
@@ -165,7 +131,7 @@ def tiny_wan_pipeline(
     """A tiny Wan 2.1 pipeline; ``two_experts``: Wan 2.2's ``transformer`` (high noise) and
     ``transformer_2`` (low noise), switching at ``boundary_ratio``."""
     tokenizer = tiny_t5_tokenizer(model_max_length=512)
-    encoder = _umt5_encoder(len(tokenizer), tokenizer.pad_token_id, tokenizer.eos_token_id, seed)
+    encoder = _umt5_encoder(tokenizer, seed)
     return WanPipeline(
         tokenizer=tokenizer,
         text_encoder=encoder,
@@ -208,7 +174,7 @@ def tiny_ltx_vae(seed: int = 0) -> AutoencoderKLLTXVideo:
 def tiny_ltx_pipeline(seed: int = 0) -> LTXPipeline:
     """A tiny LTX-Video pipeline on the shipped scheduler's dynamic shifting."""
     tokenizer = tiny_t5_tokenizer(model_max_length=128)
-    encoder = _t5_encoder(len(tokenizer), tokenizer.pad_token_id, tokenizer.eos_token_id, seed)
+    encoder = _t5_encoder(tokenizer, seed)
     with _seeded(seed, "transformer"):
         transformer = LTXVideoTransformer3DModel(
             in_channels=128,

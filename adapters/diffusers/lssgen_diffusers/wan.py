@@ -62,22 +62,17 @@ class LSSWanPipeline(LSSVideoPipelineMixin, WanPipeline):
     _optional_components: ClassVar[list[str]] = [*WanPipeline._optional_components, COMPONENT_NAME]
 
     @property
-    def _lss_transformer(self) -> Any:
-        # Wan 2.2 pipelines may ship only one of the two experts.
-        return self.transformer if self.transformer is not None else self.transformer_2
-
-    @property
     def lss_denoiser_name(self) -> str:
+        # Wan 2.2 pipelines may ship only one of the two experts.
         return "transformer" if self.transformer is not None else "transformer_2"
 
     @property
     def lss_patch_size(self) -> int:  # type: ignore[override]
-        patch = self._lss_transformer.config.patch_size
-        return int(patch[1])
+        return int(self.lss_denoiser.config.patch_size[1])
 
     @property
     def lss_temporal_patch_size(self) -> int:
-        return int(self._lss_transformer.config.patch_size[0])
+        return int(self.lss_denoiser.config.patch_size[0])
 
     @property
     def lss_vae_scale_factor(self) -> int:
@@ -86,10 +81,6 @@ class LSSWanPipeline(LSSVideoPipelineMixin, WanPipeline):
     @property
     def lss_temporal_compression(self) -> int:
         return int(self.vae_scale_factor_temporal)
-
-    @property
-    def lss_latent_channels(self) -> int:
-        return int(self._lss_transformer.config.in_channels)
 
     def lss_default_size(self) -> tuple[int, int]:
         return 480, 832  # the stock __call__'s defaults
