@@ -17,6 +17,7 @@ pipeline's work. On CUDA every clock read synchronises, so a span holds its own 
 
 from __future__ import annotations
 
+import functools
 import os
 import statistics
 import time
@@ -80,6 +81,8 @@ class Recorder:
 
 
 def _timed(recorder: Recorder, name: str, fn: Callable[..., Any]) -> Callable[..., Any]:
+    # wraps: the pipelines read encode_prompt's signature to pass the call's arguments by name.
+    @functools.wraps(fn)
     def timed(*args: Any, **kwargs: Any) -> Any:
         with recorder.span(name):
             return fn(*args, **kwargs)
