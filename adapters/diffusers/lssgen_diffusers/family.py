@@ -235,6 +235,17 @@ class LSSFamily:
         return bool(scale > 1)
 
 
+def binned_by_sample_size(
+    pipe: Any, bins: Mapping[int, Any], height: int, width: int
+) -> tuple[int, int]:
+    """The bin of a PixArt-style stock call (PixArt-Sigma, SANA): the aspect-ratio table that the
+    transformer's ``sample_size`` picks, then the nearest ratio in it."""
+    table = bins.get(pipe.transformer.config.sample_size)
+    if table is None:
+        return height, width  # the stock call refuses it ("Invalid sample size")
+    return pipe.image_processor.classify_height_width_bin(height, width, ratios=table)
+
+
 def set_stock_timesteps(scheduler: Any, num_steps: int, **kwargs: Any) -> None:
     """FLUX's ``retrieve_timesteps`` (copied unchanged into most pipeline modules; CogView4's
     differs) on the CPU: ``timesteps=`` / ``sigmas=`` replace the step count, as in a stock call."""

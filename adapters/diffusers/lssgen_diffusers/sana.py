@@ -10,6 +10,7 @@ from diffusers.pipelines.pixart_alpha.pipeline_pixart_alpha import (
 from diffusers.pipelines.pixart_alpha.pipeline_pixart_sigma import ASPECT_RATIO_2048_BIN
 from diffusers.pipelines.sana.pipeline_sana import ASPECT_RATIO_4096_BIN
 
+from lssgen_diffusers.family import binned_by_sample_size
 from lssgen_diffusers.mixin import LSS_ARGUMENTS_DOC, LSSPipelineMixin
 from lssgen_diffusers.registry import family_of
 
@@ -58,7 +59,4 @@ class LSSSanaPipeline(LSSPipelineMixin, SanaPipeline):
         return self.transformer.config.patch_size
 
     def lss_binned_size(self, height: int, width: int) -> tuple[int, int]:
-        bins = _BINS.get(self.transformer.config.sample_size)
-        if bins is None:
-            return height, width  # the stock call refuses it ("Invalid sample size")
-        return self.image_processor.classify_height_width_bin(height, width, ratios=bins)
+        return binned_by_sample_size(self, _BINS, height, width)
