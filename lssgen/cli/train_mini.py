@@ -173,6 +173,20 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         default="logit_normal",
         help="distribution of t",
     )
+    # SD3's paper (Esser et al. 2024) weights training toward noisier t with a positive logit
+    # mean; lssgen-mini v2 pilots use it to make the model read its text at high noise.
+    flow.add_argument(
+        "--logit-mean",
+        type=finite_float,
+        default=0.0,
+        help="logit_normal: mean of logit(t) (> 0 draws noisier t)",
+    )
+    flow.add_argument(
+        "--logit-std",
+        type=finite_float,
+        default=1.0,
+        help="logit_normal: spread of logit(t) (> 0)",
+    )
     flow.add_argument(
         "--prefix-fraction",
         type=finite_float,
@@ -352,6 +366,30 @@ def _run_latents(args: argparse.Namespace) -> int:
     return 0
 
 
+def flow_config(
+    args: argparse.Namespace, sample_size: int
+) -> tuple[TransformerArch, FlowTrainConfig]:
+    """The transformer's architecture and training recipe from ``mini transformer``'s flags."""
+    with blame_field():
+        arch = TransformerArch(
+            num_layers=args.layers,
+            num_attention_heads=args.heads,
+            attention_head_dim=args.head_dim,
+            sample_size=sample_size,
+        )
+        config = FlowTrainConfig(
+            arch=arch,
+            low_res_fraction=args.low_res_fraction,
+            caption_dropout=args.caption_dropout,
+            timesteps=args.timesteps,
+            logit_mean=args.logit_mean,
+            logit_std=args.logit_std,
+            stock_t5_fraction=args.stock_t5_fraction,
+            prefix_fraction=args.prefix_fraction,
+        )
+    return arch, config
+
+
 def _run_transformer(args: argparse.Namespace) -> int:
 
     work = Workdir(args.work)
@@ -361,21 +399,7 @@ def _run_transformer(args: argparse.Namespace) -> int:
         text = load_text(work.text)
         cache = load_cache(work.latents)
     native = cache.sizes[0]
-    with blame_field():
-        arch = TransformerArch(
-            num_layers=args.layers,
-            num_attention_heads=args.heads,
-            attention_head_dim=args.head_dim,
-            sample_size=int(cache.latents[native].shape[-1]),
-        )
-        config = FlowTrainConfig(
-            arch=arch,
-            low_res_fraction=args.low_res_fraction,
-            caption_dropout=args.caption_dropout,
-            timesteps=args.timesteps,
-            stock_t5_fraction=args.stock_t5_fraction,
-            prefix_fraction=args.prefix_fraction,
-        )
+    arch, config = flow_config(args, sample_size=int(cache.latents[native].shape[-1]))
     net = build_transformer(
         arch,
         latent_channels=int(cache.latents[native].shape[1]),

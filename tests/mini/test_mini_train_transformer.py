@@ -5,6 +5,8 @@ import json
 import attrs
 import pytest
 import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from mini_support import trained_weights
 
 from lssgen.mini.train_latents import CacheConfig, build_cache, chunk_path, load_cache
@@ -191,3 +193,53 @@ def test_prefixes_come_in_geneval_style_and_leave_runs_without_them_unchanged(ca
                 assert parse_caption(text_with_prefix) == parse_caption(caption)
             else:
                 assert text_with_prefix == ""
+
+
+def _transformer_flags(*flags: str):
+    import argparse
+
+    from lssgen.cli import train_mini
+
+    parser = argparse.ArgumentParser()
+    train_mini.add_arguments(parser)
+    return parser.parse_args(["transformer", "--work", "w", *flags])
+
+
+def test_the_logit_flags_reach_the_timestep_draws():
+    from lssgen.cli.train_mini import flow_config
+    from lssgen.mini.train_transformer import sample_t
+
+    _, default = flow_config(_transformer_flags(), sample_size=8)
+    _, noisier = flow_config(_transformer_flags("--logit-mean", "1.5"), sample_size=8)
+    assert (default.logit_mean, noisier.logit_mean) == (0.0, 1.5)
+    base = sample_t(default, 4096, torch.Generator().manual_seed(0))
+    shifted = sample_t(noisier, 4096, torch.Generator().manual_seed(0))
+    # Same normal draws, shifted in logit space: every t is noisier, the median is sigmoid(1.5).
+    assert bool((shifted > base).all())
+    assert abs(float(shifted.median()) - float(torch.sigmoid(torch.tensor(1.5)))) < 0.02
+
+
+def test_a_non_positive_logit_spread_is_refused_naming_its_flag():
+    from lssgen.cli.common import UsageError
+    from lssgen.cli.train_mini import flow_config
+
+    with pytest.raises(UsageError, match="--logit-std"):
+        flow_config(_transformer_flags("--logit-std", "0"), sample_size=8)
+
+
+@settings(max_examples=50, deadline=None)
+@given(
+    low=st.floats(-3, 3),
+    gap=st.floats(0.01, 3),
+    spread=st.floats(0.1, 3),
+    seed=st.integers(0, 2**31 - 1),
+)
+def test_a_larger_logit_mean_draws_every_t_noisier(low, gap, spread, seed):
+    from lssgen.mini.train_transformer import sample_t
+
+    def draws(mean: float) -> torch.Tensor:
+        config = attrs.evolve(FLOW, logit_mean=mean, logit_std=spread)
+        return sample_t(config, 64, torch.Generator().manual_seed(seed))
+
+    lower, higher = draws(low), draws(low + gap)
+    assert bool((higher >= lower).all())
