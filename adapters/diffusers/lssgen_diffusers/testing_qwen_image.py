@@ -148,7 +148,9 @@ def tiny_krea2_pipeline(seed: int = 0) -> Krea2Pipeline:
             attention_head_dim=16,
             num_attention_heads=2,
             num_key_value_heads=1,
-            intermediate_size=32,
+            # 128 also puts every weight of a plain save_pretrained at a 16-byte offset (header
+            # length), so the saved pipeline reloads bit for bit.
+            intermediate_size=128,
             timestep_embed_dim=32,
             text_hidden_dim=_TEXT_WIDTH,
             num_text_layers=12,
