@@ -6,11 +6,15 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pytest
 import torch
-from lss_testkit import PROMPT, Pair, latent_call, recorded_inputs
+from lss_testkit import PROMPT, Pair, latent_call, lss_from_stock, recorded_inputs
+from PIL import Image
 
+from lssgen.cli import main
 from lssgen_core.errors import LSSArgumentError
+from lssgen_core.upsample import LatentUpsampler
 from lssgen_diffusers.qwen_image import qwen_image_pixel_codec
 from lssgen_diffusers.vae import load_vae
 from lssgen_diffusers.video_vae import VideoFrameCodec
@@ -52,6 +56,29 @@ def test_load_vae_gives_the_pipelines_pixel_codec(pair: Pair, tmp_path: Path) ->
     expected = qwen_image_pixel_codec(pair.stock.vae).encode(images)
     assert expected.shape == (2, 16, 4, 6)
     torch.testing.assert_close(loaded.encode(images), expected)
+
+
+def test_train_upsampler_through_the_qwen_image_vae_and_use_it(pair: Pair, tmp_path: Path) -> None:
+    pair.stock.vae.save_pretrained(tmp_path / "vae")
+    images = tmp_path / "images"
+    images.mkdir()
+    rng = np.random.default_rng(0)
+    for i in range(4):
+        pixels = rng.integers(0, 256, (160, 160, 3), dtype=np.uint8)
+        Image.fromarray(pixels).save(images / f"{i}.png")
+    out = tmp_path / "upsampler"
+    args = [
+        "train-upsampler", "--vae", str(tmp_path / "vae"), "--images", str(images),
+        "--output", str(out), "--size", "64", "--batch-size", "2", "--steps", "2",
+        "--num-workers", "0", "--seed", "0",
+    ]  # fmt: skip
+    assert main(args) == 0
+    trained = LatentUpsampler.from_pretrained(out)
+    assert trained.in_channels == 16
+    lss = lss_from_stock("qwen-image", pair.stock, latent_upsampler=trained)
+    latents = run(lss, min_size=MIN_SIZE)
+    assert len(lss.lss_plan.stages) == 2
+    assert torch.isfinite(latents).all()
 
 
 def test_each_stage_runs_the_stock_schedule_of_its_size(pair: Pair) -> None:
