@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 from typing import Any
 
@@ -138,3 +139,20 @@ def test_guidance_scale_may_be_left_unset_but_not_nan(pair: Pair) -> None:
         run(pair.lss, min_size=MIN_SIZE, guidance_scale=float("nan"))
     assert refused.value.argument == "guidance_scale"
     assert calls == []
+
+
+def test_stages_do_not_warn_that_the_one_encodings_embeddings_lack_a_mask(
+    pair: Pair, caplog: pytest.LogCaptureFixture
+) -> None:
+    # One prompt has no padding: the stock encode_prompt returns no mask (all tokens valid).
+    with caplog.at_level(logging.WARNING):
+        run(pair.lss, min_size=MIN_SIZE, negative_prompt="blurry")
+    assert len(pair.lss.lss_plan.stages) == 2
+    assert "prompt_embeds_mask" not in caplog.text
+    # A caller's own embeddings without a mask still get the stock warning.
+    with torch.no_grad():
+        embeds, _ = pair.stock.encode_prompt(PROMPT)
+    caplog.clear()
+    with caplog.at_level(logging.WARNING):
+        run(pair.lss, prompt=None, prompt_embeds=embeds, min_size=MIN_SIZE)
+    assert "`prompt_embeds_mask` is not provided" in caplog.text

@@ -3,6 +3,7 @@ shares (:mod:`lssgen_diffusers.krea2`)."""
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Mapping
 from typing import Any
 
@@ -70,6 +71,21 @@ class LSSQwenImagePipeline(LSSPipelineMixin, FluxLayout, QwenImagePipeline):
 
     def lss_unpack(self, latents: torch.Tensor, stage: Stage) -> torch.Tensor:
         return drop_frame_axis(super().lss_unpack(latents, stage))
+
+    @functools.wraps(QwenImagePipeline.check_inputs)  # its signature: the mixin binds to it
+    def check_inputs(self, *args: Any, **kwargs: Any) -> Any:
+        """The stock check; in a stage without its warning that ``prompt_embeds`` came without
+        ``prompt_embeds_mask``: the one encoding's mask is ``None`` where the stock
+        ``encode_prompt`` dropped it (every token valid), and the call's own check ran first."""
+        if self._lss_run is not None:
+            for embeds, mask in (
+                ("prompt_embeds", "prompt_embeds_mask"),
+                ("negative_prompt_embeds", "negative_prompt_embeds_mask"),
+            ):
+                value = kwargs.get(embeds)
+                if value is not None and kwargs.get(mask) is None:
+                    kwargs[mask] = value.new_ones(value.shape[:2], dtype=torch.long)
+        return QwenImagePipeline.check_inputs(self, *args, **kwargs)
 
     def lss_pixel_codec(self) -> VideoFrameCodec:
         return qwen_image_pixel_codec(self.vae)
