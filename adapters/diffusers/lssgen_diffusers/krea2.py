@@ -54,7 +54,6 @@ class LSSKrea2Pipeline(LSSPipelineMixin, Krea2Pipeline):
     )
 
     lss_defaults = family_of("krea2").defaults
-    lss_lora_argument = "attention_kwargs"
     lss_casts_latents = True  # the stock prepare_latents casts given latents
     lss_encode_outputs = ("prompt_embeds", "prompt_embeds_mask")
     lss_per_image_arguments = (*lss_encode_outputs, *(f"negative_{n}" for n in lss_encode_outputs))

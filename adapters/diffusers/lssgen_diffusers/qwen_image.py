@@ -65,7 +65,6 @@ class LSSQwenImagePipeline(LSSPipelineMixin, FluxLayout, QwenImagePipeline):
     )
 
     lss_defaults = family_of("qwen-image").defaults
-    lss_lora_argument = "attention_kwargs"
     lss_encode_outputs = ("prompt_embeds", "prompt_embeds_mask")
     lss_per_image_arguments = (*lss_encode_outputs, *(f"negative_{n}" for n in lss_encode_outputs))
 
