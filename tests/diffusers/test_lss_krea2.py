@@ -9,7 +9,9 @@ from typing import Any
 import pytest
 import torch
 from diffusers import Krea2Pipeline
-from lss_testkit import Pair, latent_call, lss_from_stock, recorded_inputs
+from lss_testkit import Pair, latent_call, random_upsampler, recorded_inputs
+
+from lssgen_diffusers import LSSKrea2Pipeline
 
 TARGET, MIN_SIZE, STEPS = 128, 64, 8
 
@@ -48,8 +50,10 @@ def test_each_stage_runs_the_stock_schedule_of_its_size(pair: Pair) -> None:
 def test_the_distilled_checkpoint_has_one_shift_for_every_stage(pair: Pair) -> None:
     stock = Krea2Pipeline(**pair.stock.components, is_distilled=True)
     stock.set_progress_bar_config(disable=True)
-    # A config argument, not a component: given again to the LSS pipeline.
-    lss = lss_from_stock("krea2", stock, is_distilled=True)
+    # A config argument, not a component: from_pipe carries it over.
+    lss = LSSKrea2Pipeline.from_pipe(stock, latent_upsampler=random_upsampler(16))
+    lss.set_progress_bar_config(disable=True)
+    assert lss.config.is_distilled
     stage_timesteps_match_stock(pair, stock, lss)
     small, large = (lss.lss_plan_for(height=s, width=s, start_sigma=1.0) for s in (64, 128))
     assert small.target.sigmas == large.target.sigmas  # mu fixed at 1.15
