@@ -87,10 +87,16 @@ def random_upsampler(channels: int, seed: int = 0) -> LatentUpsampler:
         return LatentUpsampler(config).eval()
 
 
+def latent_channels(vae: Any) -> int:
+    """A VAE's latent channels (Qwen-Image's VAE calls them ``z_dim``)."""
+    config = vae.config
+    return int(config.latent_channels if "latent_channels" in config else config.z_dim)
+
+
 def lss_from_stock(kind: str, stock: Any, **components: Any) -> Any:
     """An LSS pipeline over ``stock``'s components (some replaced), with a random upsampler."""
     parts = dict(stock.components)
-    parts.setdefault("latent_upsampler", random_upsampler(stock.vae.config.latent_channels))
+    parts.setdefault("latent_upsampler", random_upsampler(latent_channels(stock.vae)))
     parts.update(components)
     pipe = LSS_CLASSES[kind](**parts)
     pipe.set_progress_bar_config(disable=True)
@@ -103,7 +109,9 @@ def recorded_inputs(module: torch.nn.Module) -> Iterator[list[dict[str, Any]]]:
     calls: list[dict[str, Any]] = []
 
     def hook(_: torch.nn.Module, args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:
-        sample = kwargs.get("hidden_states", kwargs.get("sample", args[0] if args else None))
+        # Text encoders called by keyword (Qwen-Image's, Krea 2's) take input_ids.
+        first = args[0] if args else kwargs.get("input_ids")
+        sample = kwargs.get("hidden_states", kwargs.get("sample", first))
         timestep = kwargs.get("timestep", args[1] if len(args) > 1 else None)
         calls.append({"shape": tuple(sample.shape), "timestep": timestep, "kwargs": kwargs})
 

@@ -39,6 +39,10 @@ VAE_EXPECTED: dict[str, tuple[int, float, float | None]] = {
 }
 #: VAE spatial factor where it is not 8.
 VAE_FACTOR = {"sana": 32}
+#: Families on Qwen-Image's VAE (5-D latents normalised per channel; no scaling_factor).
+QWEN_VAE_KINDS = ("qwen-image", "krea2")
+#: Families passing latents packed 2x2 into tokens, (B, tokens, 4 * 16).
+PACKED_KINDS = ("flux", "chroma", *QWEN_VAE_KINDS)
 
 
 @pytest.fixture(scope="module")
@@ -87,7 +91,7 @@ def generate(
 
 
 def expected_latent_shape(kind: str, height: int, width: int, batch: int = 1) -> tuple[int, ...]:
-    if kind in ("flux", "chroma"):  # packed 2x2: (B, tokens, 4 * 16)
+    if kind in PACKED_KINDS:
         return (batch, (height // 16) * (width // 16), 64)
     channels = VAE_EXPECTED[kind][0]
     factor = VAE_FACTOR.get(kind, 8)
@@ -129,6 +133,9 @@ def precomputed_embeds(kind: str, pipe: Any) -> dict[str, torch.Tensor]:
                 "negative_prompt_embeds": neg,
                 "negative_prompt_attention_mask": neg_mask,
             }
+        if kind in QWEN_VAE_KINDS:
+            embeds, mask = pipe.encode_prompt(PROMPT)
+            return {"prompt_embeds": embeds, "prompt_embeds_mask": mask}
         if kind == "sd3":
             embeds, neg, pooled, neg_pooled = pipe.encode_prompt(PROMPT, None, None)
         elif kind == "sdxl":
@@ -239,10 +246,13 @@ def test_tokenizers_cover_english_and_empty_text(pipes: dict[str, Any], kind: st
     pipe = pipes[kind]
     for name, tok in tokenizers_of(pipe).items():
         encoder = pipe.components[name.replace("tokenizer", "text_encoder")]
-        vocab_size = encoder.config.vocab_size
+        # Vision-language encoders (Qwen2.5-VL, Qwen3-VL) keep it in their text config.
+        vocab_size = getattr(encoder.config, "text_config", encoder.config).vocab_size
         for text in (PROMPT, "A Dog, 3 cats & naïve café — 中文!", ""):
             ids = tok(text).input_ids
-            assert len(ids) >= 1, (name, text)
+            # Qwen's tokenizer adds no BOS, so "" is no tokens (its pipelines wrap every prompt
+            # in a chat template).
+            assert len(ids) >= (0 if kind in QWEN_VAE_KINDS and not text else 1), (name, text)
             assert all(0 <= i < vocab_size for i in ids), (name, text)
         assert len(tok(PROMPT).input_ids) > 3, name
 
@@ -250,6 +260,20 @@ def test_tokenizers_cover_english_and_empty_text(pipes: dict[str, Any], kind: st
 @pytest.mark.parametrize("kind", PIPELINE_KINDS)
 def test_vae_and_scheduler_configs(pipes: dict[str, Any], kind: str) -> None:
     pipe = pipes[kind]
+    if kind in QWEN_VAE_KINDS:
+        assert type(pipe.vae).__name__ == "AutoencoderKLQwenImage"
+        assert pipe.vae_scale_factor == 8
+        assert pipe.vae.config.z_dim == 16
+        # Qwen-Image's per-channel statistics (AutoencoderKLQwenImage's config defaults).
+        assert pipe.vae.config.latents_mean[:2] == [-0.7571, -0.7089]
+        assert pipe.vae.config.latents_std[:2] == [2.8184, 1.4541]
+        assert pipe.transformer.config.in_channels == 64
+        sched = pipe.scheduler.config
+        assert sched.use_dynamic_shifting and sched.time_shift_type == "exponential"
+        assert (sched.base_image_seq_len, sched.base_shift) == (256, 0.5)
+        expected = (8192, 0.9, 0.02) if kind == "qwen-image" else (6400, 1.15, None)
+        assert (sched.max_image_seq_len, sched.max_shift, sched.shift_terminal) == expected
+        return
     channels, scaling, shift = VAE_EXPECTED[kind]
     if kind == "sana":
         assert pipe.vae_scale_factor == 32

@@ -36,6 +36,9 @@ if TYPE_CHECKING:
     from lssgen_diffusers.flux import (
         LSSFluxPipeline as LSSFluxPipeline,
     )  # re-exported (__all__ lists the registry's)
+    from lssgen_diffusers.krea2 import (
+        LSSKrea2Pipeline as LSSKrea2Pipeline,
+    )  # re-exported (__all__ lists the registry's)
     from lssgen_diffusers.ltx import LSSLTXPipeline
     from lssgen_diffusers.mixin import LSSPipelineMixin
     from lssgen_diffusers.options import (
@@ -47,6 +50,9 @@ if TYPE_CHECKING:
         LSSDefaults,
         LSSOptions,
     )
+    from lssgen_diffusers.qwen_image import (
+        LSSQwenImagePipeline as LSSQwenImagePipeline,
+    )  # re-exported (__all__ lists the registry's)
     from lssgen_diffusers.registry import Family
     from lssgen_diffusers.sana import (
         LSSSanaPipeline as LSSSanaPipeline,

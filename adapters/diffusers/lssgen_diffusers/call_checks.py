@@ -68,6 +68,12 @@ def check_finite_real(value: Any, argument: str) -> None:
         raise LSSArgumentError(argument, f"{argument}={value} must be a finite real number")
 
 
+def none_by_default(function: Any) -> frozenset[str]:
+    """The parameters of ``function`` (a stock ``__call__``) whose default is ``None``."""
+    parameters = inspect.signature(function).parameters.values()
+    return frozenset(p.name for p in parameters if p.default is None)
+
+
 def check_generator(generator: Any) -> None:
     items = generator if isinstance(generator, list) else [generator]
     if generator is None or all(isinstance(g, torch.Generator) for g in items):

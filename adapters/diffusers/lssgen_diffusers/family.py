@@ -19,7 +19,9 @@ What a family differs in:
   *packed view* the stock ``latents`` argument and ``output_type="latent"`` use
   (:meth:`LSSFamily.lss_packed_shape`), with :meth:`LSSFamily.lss_unpack` and
   :meth:`LSSFamily.lss_pack` between them; :attr:`LSSFamily.lss_patch_size` is the latent
-  multiple of the denoiser, so stage sizes are multiples of ``vae_scale_factor * patch``.
+  multiple of the denoiser, so stage sizes are multiples of ``vae_scale_factor * patch``;
+  :meth:`LSSFamily.lss_pixel_codec` is the VAE round trip into that view (``scaling_mode=
+  "pixel"``).
 - **Schedule arguments**: :meth:`LSSFamily.lss_set_timesteps` configures a scheduler copy for one
   stage as the stock ``__call__`` does (sigmas, timesteps, ``mu``, shift), so the plan's levels
   are the stock ones; :attr:`LSSFamily.lss_schedule_arguments` are the stock arguments that fix
@@ -66,6 +68,7 @@ from lssgen_core.frames import FrameAxis
 from lssgen_core.plan import Stage
 from lssgen_core.schedules import StageSize
 from lssgen_diffusers.options import LSSDefaults
+from lssgen_diffusers.vae import PixelCodec, VaeCodec
 
 #: What the UNet and SD3-type families pass per image: the prompt and negative embeddings.
 PROMPT_EMBEDS = ("prompt_embeds", "negative_prompt_embeds")
@@ -166,6 +169,13 @@ class LSSFamily:
     def lss_pack(self, latents: torch.Tensor, stage: Stage) -> torch.Tensor:
         """Inverse of :meth:`lss_unpack`: what the stock ``latents`` argument takes."""
         return latents
+
+    def lss_pixel_codec(self) -> PixelCodec:
+        """The VAE round trip of ``scaling_mode="pixel"`` in the spatial view: ``encode`` images
+        ``(B, 3, H, W)`` in [-1, 1] to latents as the denoiser sees them, ``decode`` back. The
+        default is the VAE's own normalisation (:class:`~lssgen_diffusers.vae.VaeCodec`); a
+        family whose VAE is no ``(B, C, h, w)`` image VAE (Qwen-Image's, 5-D) returns its own."""
+        return VaeCodec.from_vae(self._lss_pipe.vae)
 
     # --- sizes -------------------------------------------------------------------------------
 
@@ -279,16 +289,19 @@ def lora_scale(call: Mapping[str, Any], argument: str = "joint_attention_kwargs"
     return (call.get(argument) or {}).get("scale")
 
 
-def dynamic_mu(config: Mapping[str, Any], num_tokens: int, max_shift: float) -> float:
+def dynamic_mu(
+    config: Mapping[str, Any], num_tokens: int, max_shift: float, max_seq_len: int = 4096
+) -> float:
     """FLUX's resolution shift ``mu`` (the stock ``calculate_shift``, which the flow pipelines
     share): linear in the token count between the scheduler config's ``base_image_seq_len`` /
-    ``base_shift`` and ``max_image_seq_len`` / ``max_shift``; the default ``max_shift`` differs per
-    pipeline (1.15 or 1.16)."""
+    ``base_shift`` and ``max_image_seq_len`` / ``max_shift``; the defaults for a config without
+    them differ per pipeline (``max_shift`` 1.15 or 1.16, ``max_image_seq_len`` 4096, or 6400 for
+    Krea 2)."""
     return float(
         calculate_shift(
             num_tokens,
             config.get("base_image_seq_len", 256),
-            config.get("max_image_seq_len", 4096),
+            config.get("max_image_seq_len", max_seq_len),
             config.get("base_shift", 0.5),
             config.get("max_shift", max_shift),
         )

@@ -51,7 +51,6 @@ from lssgen_diffusers.scheduler_levels import (
 )
 from lssgen_diffusers.scheduler_view import entered_scheduler
 from lssgen_diffusers.signature import lss_call
-from lssgen_diffusers.vae import VaeCodec
 
 # Relative tolerance between the levels planned on a scheduler copy and those the stock __call__
 # produced (both float32 computations of the same formula).
@@ -406,8 +405,10 @@ class LSSPipelineMixin(LSSFamily):
         call_checks.check_size(width, "width", smallest)
         per_prompt = self.lss_per_prompt_argument
         call_checks.check_count(call.get(per_prompt), per_prompt)
+        unset = call_checks.none_by_default(self._lss_stock.__call__)
         for name in call_checks.GUIDANCE_ARGUMENTS:
-            if name in call:
+            # None where the stock default is None means "off" (Qwen-Image's guidance_scale).
+            if name in call and not (call[name] is None and name in unset):
                 call_checks.check_finite_real(call[name], name)
         call_checks.check_prompt(call.get("prompt"))
         call_checks.check_generator(call.get("generator"))
@@ -499,9 +500,8 @@ class LSSPipelineMixin(LSSFamily):
     def _lss_scaler(self, scaling_mode: str) -> LatentScaler:
         upsampler: LatentUpsampler | None = getattr(self, COMPONENT_NAME, None)
         host = self._lss_host
-        vae = host.vae
         if scaling_mode == "pixel":
-            codec = VaeCodec.from_vae(vae)
+            codec = self.lss_pixel_codec()
             return make_latent_scaler("pixel", decode=codec.decode, encode=codec.encode)
         # Refuses "resnet" without an upsampler (the core's one check of it).
         scaler = make_latent_scaler(scaling_mode, upsampler=upsampler)

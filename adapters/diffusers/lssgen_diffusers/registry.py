@@ -64,6 +64,13 @@ _LINES = (
     # Not in the paper: the stock call's steps and guidance; min_size 512 px is SANA's smallest
     # released resolution (the 512-px models), a 16x16 DC-AE latent (256 tokens).
     Family("sana", "SANA", "SanaPipeline", LSSDefaults(512, False, 20, 4.5), 1024),
+    # Not in the paper: the stock call's 50 steps and true_cfg_scale 4.0, FLUX.1's LSS min_size.
+    # The stock call guides with true_cfg_scale (and a negative prompt); the guidance_scale that
+    # `lssgen generate` passes only reaches guidance-distilled transformers.
+    Family("qwen-image", "Qwen-Image", "QwenImagePipeline", LSSDefaults(512, False, 50, 4.0), 1024),
+    # Not in the paper: the stock call's 28 steps and guidance 4.5 (the base checkpoint's),
+    # FLUX.1's LSS min_size.
+    Family("krea2", "Krea 2", "Krea2Pipeline", LSSDefaults(512, False, 28, 4.5), 1024),
 )
 
 FAMILIES: dict[str, Family] = {family.kind: family for family in _LINES}

@@ -74,6 +74,7 @@ from transformers import (
 
 from lssgen_diffusers.aligned_save import align_safetensors
 from lssgen_diffusers.registry import FAMILIES
+from lssgen_diffusers.testing_qwen_image import tiny_krea2_pipeline, tiny_qwen_image_pipeline
 
 __all__ = [
     "PIPELINE_KINDS",
@@ -88,8 +89,10 @@ __all__ = [
     "tiny_flux_pipeline",
     "tiny_gemma_tokenizer",
     "tiny_glm_tokenizer",
+    "tiny_krea2_pipeline",
     "tiny_pipeline",
     "tiny_pixart_sigma_pipeline",
+    "tiny_qwen_image_pipeline",
     "tiny_sana_pipeline",
     "tiny_sd3_pipeline",
     "tiny_sd_pipeline",
@@ -917,6 +920,10 @@ TINY_FAMILIES: dict[str, TinyFamily] = {
     "pixart-sigma": TinyFamily(tiny_pixart_sigma_pipeline, call={"use_resolution_binning": False}),
     "chroma": TinyFamily(tiny_chroma_pipeline, calls_per_step=2),
     "sana": TinyFamily(tiny_sana_pipeline, call={"use_resolution_binning": False}),
+    # True CFG: a negative prompt turns the second branch on (stock true_cfg_scale 4.0).
+    "qwen-image": TinyFamily(tiny_qwen_image_pipeline),
+    # Guidance is on by default (guidance_scale 4.5 > 0, an empty negative prompt).
+    "krea2": TinyFamily(tiny_krea2_pipeline, calls_per_step=2),
 }
 
 

@@ -129,6 +129,11 @@ class VaeCodec:
         return _image(self.vae.decode(raw)).float()
 
 
+#: What the pixel round trip and the upsampler tools take: an image VAE, or a video VAE coding
+#: images as one-frame videos.
+PixelCodec = VaeCodec | VideoFrameCodec
+
+
 def _vae_class(folder: Path) -> Any:
     import diffusers
 
@@ -149,10 +154,11 @@ def load_vae(
     *,
     torch_dtype: torch.dtype = torch.float32,
     device: str | torch.device = "cpu",
-) -> VaeCodec | VideoFrameCodec:
+) -> PixelCodec:
     """Load a VAE folder or a pipeline folder's `vae/`, frozen, as a `VaeCodec`. Offline only.
 
-    A video VAE (Wan's, LTX-Video's) comes as a `VideoFrameCodec`: images as one-frame videos."""
+    A video VAE (Wan's, LTX-Video's, and Qwen-Image's, whose images are one-frame videos) comes
+    as a `VideoFrameCodec`."""
     folder = find_vae_folder(path)
     cls = _vae_class(folder)
     try:

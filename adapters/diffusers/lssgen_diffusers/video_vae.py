@@ -5,6 +5,8 @@ config's ``latents_mean`` / ``latents_std`` (``(raw - mean) / std``), LTX-Video 
 ``latents_mean`` / ``latents_std`` buffers and ``scaling_factor``
 (``(raw - mean) * scaling / std``).
 The family module builds the codec with its own statistics; the codec does the rest.
+Qwen-Image's VAE (``AutoencoderKLQwenImage``, Wan's layout, which Krea 2 shares) is one too: its
+image pipelines code an image as a one-frame video, normalised as Wan's.
 
 :class:`VideoFrameCodec` shows a video VAE as an image codec, so the upsampler tools (``lssgen
 train-upsampler``, ``eval-upsampler``) train and measure a per-frame upsampler through it from
@@ -88,6 +90,10 @@ def video_codec_of(vae: Any) -> VideoVaeCodec | None:
         from lssgen_diffusers.ltx import ltx_video_codec
 
         return ltx_video_codec(vae)
+    if name == "AutoencoderKLQwenImage":
+        from lssgen_diffusers.qwen_image import qwen_image_video_codec
+
+        return qwen_image_video_codec(vae)
     return None
 
 

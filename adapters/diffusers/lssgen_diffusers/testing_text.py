@@ -1,0 +1,150 @@
+"""Tiny text encoders and tokenizers shared by several families' tiny pipelines, built offline.
+
+* The Qwen tokenizer (Qwen2.5-VL's and Qwen3's are the same byte-level BPE with the same chat
+  markers): :func:`tiny_qwen3_tokenizer`.
+* Qwen2.5-VL (Qwen-Image's text encoder): :func:`tiny_qwen2_5_vl_encoder`, a two-layer
+  ``Qwen2_5_VLForConditionalGeneration`` with a one-block vision tower (text-to-image pipelines
+  feed it text only).
+* Qwen3-VL (Krea 2's text encoder): :func:`tiny_qwen3_vl_encoder`, a ``Qwen3VLModel`` of the
+  same size.
+
+Deterministic given ``seed``, built without touching torch's global random state, in ``eval()``
+mode, float32, on the CPU. Nothing here imports :mod:`lssgen_diffusers.testing`, which imports
+the family builders that use it.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+from tokenizers import Tokenizer, decoders, models, pre_tokenizers
+from transformers import (
+    PreTrainedTokenizerFast,
+    Qwen2_5_VLConfig,
+    Qwen2_5_VLForConditionalGeneration,
+    Qwen3VLConfig,
+    Qwen3VLModel,
+)
+
+__all__ = [
+    "QWEN3_CHAT_TEMPLATE",
+    "tiny_qwen2_5_vl_encoder",
+    "tiny_qwen3_tokenizer",
+    "tiny_qwen3_vl_encoder",
+]
+
+#: Qwen3's chat template, cut to what text-to-image pipelines use (user turns, the generation
+#: prompt, and the empty think block Qwen3 adds when ``enable_thinking=False``).
+QWEN3_CHAT_TEMPLATE = (
+    "{%- for message in messages %}"
+    "{{- '<|im_start|>' + message['role'] + '\\n' + message['content'] + '<|im_end|>\\n' }}"
+    "{%- endfor %}"
+    "{%- if add_generation_prompt %}{{- '<|im_start|>assistant\\n' }}"
+    "{%- if enable_thinking is defined and enable_thinking is false %}"
+    "{{- '<think>\\n\\n</think>\\n\\n' }}{%- endif %}{%- endif %}"
+)
+
+_QWEN3_SPECIALS = ("<|endoftext|>", "<|im_start|>", "<|im_end|>", "<think>", "</think>")
+
+
+def tiny_qwen3_tokenizer(model_max_length: int = 32768) -> PreTrainedTokenizerFast:
+    """A byte-level Qwen2/3-style tokenizer built in memory (261 tokens).
+
+    The 256 byte-level symbols, then ``<|endoftext|>`` (256, the pad token, as Qwen's),
+    ``<|im_start|>``, ``<|im_end|>`` (the end-of-turn token), ``<think>`` and ``</think>``; no
+    BOS (Qwen adds none), padding on the right, and :data:`QWEN3_CHAT_TEMPLATE`.
+    """
+    vocab = {symbol: i for i, symbol in enumerate(sorted(pre_tokenizers.ByteLevel.alphabet()))}
+    for token in _QWEN3_SPECIALS:
+        vocab[token] = len(vocab)
+    backend = Tokenizer(models.BPE(vocab=vocab, merges=[]))
+    backend.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    backend.decoder = decoders.ByteLevel()
+    backend.add_special_tokens(list(_QWEN3_SPECIALS))
+    tokenizer = PreTrainedTokenizerFast(
+        tokenizer_object=backend,
+        pad_token="<|endoftext|>",
+        eos_token="<|im_end|>",
+        padding_side="right",
+        model_max_length=model_max_length,
+    )
+    tokenizer.chat_template = QWEN3_CHAT_TEMPLATE
+    return tokenizer
+
+
+def _qwen_text_config(
+    tokenizer: PreTrainedTokenizerFast, hidden_size: int, num_layers: int = 2
+) -> dict[str, Any]:
+    """A Qwen text decoder of ``num_layers`` layers, ``hidden_size`` wide (2 heads, one
+    key/value head), with the multimodal rotary embedding of the VL models (its sections sum to
+    half a head)."""
+    head_dim = hidden_size // 2
+    half = head_dim // 2  # rotary pairs, split over (time, height, width) as Qwen's 16/24/24
+    spatial = half * 3 // 8
+    return {
+        "vocab_size": len(tokenizer),
+        "hidden_size": hidden_size,
+        "intermediate_size": hidden_size,
+        "num_hidden_layers": num_layers,
+        "num_attention_heads": 2,
+        "num_key_value_heads": 1,
+        "head_dim": head_dim,
+        "max_position_embeddings": 8192,
+        "rope_parameters": {
+            "rope_type": "default",
+            "rope_theta": 1000000.0,
+            "mrope_section": [half - 2 * spatial, spatial, spatial],
+        },
+        "pad_token_id": tokenizer.pad_token_id,
+        "bos_token_id": None,
+        "eos_token_id": tokenizer.eos_token_id,
+        "use_cache": False,
+    }
+
+
+def _seeded_model(seed: int, build: Any) -> Any:
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        return build().eval()
+
+
+def tiny_qwen2_5_vl_encoder(
+    tokenizer: PreTrainedTokenizerFast, seed: int = 0, hidden_size: int = 32
+) -> Qwen2_5_VLForConditionalGeneration:
+    """A random ``Qwen2_5_VLForConditionalGeneration`` over ``tokenizer``'s vocabulary: the text
+    decoder of :func:`_qwen_text_config` and a one-block vision tower (unused by text prompts),
+    its weights seeded by ``seed``."""
+    vision = {
+        "depth": 1,
+        "hidden_size": 16,
+        "intermediate_size": 16,
+        "num_heads": 2,
+        "out_hidden_size": hidden_size,
+        "fullatt_block_indexes": [0],
+    }
+    config = Qwen2_5_VLConfig(
+        text_config=_qwen_text_config(tokenizer, hidden_size), vision_config=vision
+    )
+    return _seeded_model(seed, lambda: Qwen2_5_VLForConditionalGeneration(config))
+
+
+def tiny_qwen3_vl_encoder(
+    tokenizer: PreTrainedTokenizerFast, seed: int = 0, hidden_size: int = 32, num_layers: int = 2
+) -> Qwen3VLModel:
+    """A random ``Qwen3VLModel`` over ``tokenizer``'s vocabulary: the text decoder of
+    :func:`_qwen_text_config` (interleaved multimodal rotary sections, as Qwen3-VL's) with
+    ``num_layers`` layers and a one-block vision tower, its weights seeded by ``seed``."""
+    text = _qwen_text_config(tokenizer, hidden_size, num_layers)
+    text["rope_parameters"] = {**text["rope_parameters"], "mrope_interleaved": True}
+    vision = {
+        "depth": 1,
+        "hidden_size": 16,
+        "intermediate_size": 16,
+        "num_heads": 2,
+        "out_hidden_size": hidden_size,
+        "deepstack_visual_indexes": [0],
+        "num_position_embeddings": 64,
+    }
+    config = Qwen3VLConfig(text_config=text, vision_config=vision)
+    return _seeded_model(seed, lambda: Qwen3VLModel(config))
