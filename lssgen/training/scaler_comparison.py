@@ -211,3 +211,16 @@ def format_table(result: ScalerComparison) -> str:
         f"{result.crop_size // 2}px); ms/call: median, batch 1"
     )
     return "\n".join(lines)
+
+
+def compare_with_standard_scalers(
+    upsampler: LatentUpsampler | None,
+    high_crops: Tensor,
+    encode: Encode,
+    decode: Decode,
+    **options: Any,
+) -> ScalerComparison:
+    """:func:`compare_scalers` of ``upsampler`` against the original's other scalers
+    (:func:`standard_scalers`); ``options`` are :func:`compare_scalers`'s keywords."""
+    scalers = standard_scalers(upsampler, encode, decode)
+    return compare_scalers(scalers, high_crops, encode, decode, **options)
