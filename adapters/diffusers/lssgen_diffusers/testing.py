@@ -98,6 +98,7 @@ __all__ = [
     "tiny_t5_config",
     "tiny_t5_encoder",
     "tiny_t5_tokenizer",
+    "tiny_unet",
     "tiny_vae",
 ]
 
@@ -596,7 +597,10 @@ def tiny_sd3_pipeline(seed: int = 0) -> StableDiffusion3Pipeline:
     )
 
 
-def _tiny_unet(cross_attention_dim: int, seed: int, **extra: Any) -> UNet2DConditionModel:
+def tiny_unet(cross_attention_dim: int, seed: int = 0, **extra: Any) -> UNet2DConditionModel:
+    """The tiny SD / SDXL ``UNet2DConditionModel``: 4 channels in and out, blocks (16, 32)
+    (``DownBlock2D``, ``CrossAttnDownBlock2D``), ``sample_size=16``, attending to text
+    ``cross_attention_dim`` wide; ``extra`` adds config fields (SDXL's text-time embedding)."""
     with _seeded(seed, "denoiser"):
         unet = UNet2DConditionModel(
             sample_size=_SAMPLE_SIZE,
@@ -648,7 +652,7 @@ def tiny_sdxl_pipeline(seed: int = 0) -> StableDiffusionXLPipeline:
         tokenizer_2, seed, "text_encoder_2", CLIPTextModelWithProjection
     )
     time_embed_dim = 8
-    unet = _tiny_unet(
+    unet = tiny_unet(
         text_encoder.config.hidden_size + text_encoder_2.config.hidden_size,
         seed,
         use_linear_projection=True,
@@ -717,7 +721,7 @@ def tiny_sd_pipeline(seed: int = 0, scheduler: str = "ddim") -> StableDiffusionP
         vae=_family_vae("sd", 4, seed, use_quant_conv=True),
         text_encoder=text_encoder,
         tokenizer=tokenizer,
-        unet=_tiny_unet(text_encoder.config.hidden_size, seed),
+        unet=tiny_unet(text_encoder.config.hidden_size, seed),
         scheduler=sched,
         safety_checker=None,
         feature_extractor=None,
