@@ -12,7 +12,7 @@ from __future__ import annotations
 import math
 import statistics
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from typing import Any
 
 import attrs
@@ -23,10 +23,14 @@ from torch import Tensor
 from lssgen.training.metrics import latent_mse, psnr, ssim
 from lssgen.training.pairs import downsample, to_signed_unit
 from lssgen_core.upsample.network import LatentUpsampler
-from lssgen_core.upsample.scalers import InterpolationScaler, LatentScaler, PixelRoundTripScaler
+from lssgen_core.upsample.scalers import (
+    Decode,
+    Encode,
+    InterpolationScaler,
+    LatentScaler,
+    PixelRoundTripScaler,
+)
 
-Encode = Callable[[Tensor], Tensor]
-Decode = Callable[[Tensor], Tensor]
 REFERENCE = "vae reconstruction"
 INPUT = "input (nearest 2x)"
 TARGET = "target"
