@@ -123,11 +123,10 @@ def latent_call(size: int, steps: int, *, seed: int | None = 0, **overrides: Any
         "width": size,
         "num_inference_steps": steps,
         "output_type": "latent",
-        **overrides,
     }
     if seed is not None:
         call["generator"] = torch.Generator().manual_seed(seed)
-    return call
+    return {**call, **overrides}  # a given generator replaces the seeded one
 
 
 @contextmanager
