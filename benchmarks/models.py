@@ -50,7 +50,6 @@ import numpy as np
 import torch
 from diffusers import (
     AutoencoderKL,
-    FlowMatchEulerDiscreteScheduler,
     FluxPipeline,
     FluxTransformer2DModel,
     StableDiffusionXLPipeline,
@@ -62,7 +61,12 @@ from lssgen_core.cost import AttentionLevel, StepCost, TransformerCost, UNetCost
 from lssgen_core.upsample import LatentUpsampler, UpsamplerConfig
 from lssgen_diffusers.flux import LSSFluxPipeline
 from lssgen_diffusers.sdxl import LSSStableDiffusionXLPipeline
-from lssgen_diffusers.testing import tiny_flux_pipeline, tiny_sdxl_pipeline
+from lssgen_diffusers.testing import (
+    flux_scheduler,
+    seeded_fork,
+    tiny_flux_pipeline,
+    tiny_sdxl_pipeline,
+)
 
 __all__ = [
     "BENCH_KINDS",
@@ -147,8 +151,7 @@ def _build(factory: Callable[[], Any], seed: int, offset: int, dtype: torch.dtyp
     Built in ``dtype`` directly (not cast afterwards) so that FLUX.1's 12B parameters never
     exist in float32 on the GPU.
     """
-    with torch.random.fork_rng(devices=[]), _default_dtype(dtype):
-        torch.manual_seed(seed * 16 + offset)
+    with seeded_fork(seed, offset), _default_dtype(dtype):
         return factory().eval()
 
 
@@ -178,7 +181,17 @@ def _random_upsampler(channels: int, seed: int, dtype: torch.dtype) -> LatentUps
     return _build(lambda: LatentUpsampler(UpsamplerConfig.released(channels)), seed, 7, dtype)
 
 
-def _finish(pipe: Any, stock: Any, device: torch.device | str, dtype: torch.dtype) -> None:
+def _pipelines(
+    stock_class: type,
+    lss_class: type,
+    parts: Mapping[str, Any],
+    upsampler: LatentUpsampler,
+    device: torch.device | str,
+    dtype: torch.dtype,
+) -> tuple[Any, Any]:
+    """The LSS pipeline over ``parts`` and the stock pipeline sharing its modules."""
+    stock = stock_class(**parts)
+    pipe = lss_class(**parts, latent_upsampler=upsampler)
     # The modules are shared, so moving one pipeline moves both. The big ones were built on
     # `device` in `dtype`; this moves the tiny text encoders (a float32 cast would only make
     # Diffusers warn about casting with `to()`).
@@ -187,6 +200,20 @@ def _finish(pipe: Any, stock: Any, device: torch.device | str, dtype: torch.dtyp
         pipe.to(dtype=dtype)
     for each in (pipe, stock):
         each.set_progress_bar_config(disable=True)
+    return pipe, stock
+
+
+def _call(size: int, guidance_scale: float, **extra: Any) -> dict[str, Any]:
+    """The stock arguments of every benchmark run at ``size``."""
+    return {
+        "prompt": PROMPT,
+        "height": size,
+        "width": size,
+        "num_inference_steps": NUM_STEPS,
+        "guidance_scale": guidance_scale,
+        **extra,
+        "output_type": "pt",
+    }
 
 
 _FLUX_PROFILES: dict[str, dict[str, Any]] = {
@@ -249,19 +276,6 @@ def _flux_transformer(spec: Mapping[str, Any], text_width: int, pooled_width: in
     )
 
 
-def _flux_scheduler(anchors: tuple[int, int]) -> FlowMatchEulerDiscreteScheduler:
-    """FLUX.1-dev's scheduler, with its sequence-length anchors (256, 4096) replaced."""
-    return FlowMatchEulerDiscreteScheduler(
-        num_train_timesteps=1000,
-        shift=3.0,
-        use_dynamic_shifting=True,
-        base_shift=0.5,
-        max_shift=1.15,
-        base_image_seq_len=anchors[0],
-        max_image_seq_len=anchors[1],
-    )
-
-
 def bench_flux(
     profile: str = "cpu",
     *,
@@ -282,10 +296,10 @@ def bench_flux(
             lambda: _sd_vae(spec["vae_widths"], 16, 0.3611, 0.1159), seed, 1, dtype
         )
         upsampler = _random_upsampler(16, seed, dtype)
-    parts["scheduler"] = _flux_scheduler(spec["seq_len_anchors"])
-    stock = FluxPipeline(**parts)
-    pipe = LSSFluxPipeline(**parts, latent_upsampler=upsampler)
-    _finish(pipe, stock, device, dtype)
+    # FLUX.1-dev's scheduler, with its sequence-length anchors (256, 4096) replaced.
+    base_len, max_len = spec["seq_len_anchors"]
+    parts["scheduler"] = flux_scheduler(base_image_seq_len=base_len, max_image_seq_len=max_len)
+    pipe, stock = _pipelines(FluxPipeline, LSSFluxPipeline, parts, upsampler, device, dtype)
     width = spec["heads"] * 128
     cost = TransformerCost(
         width=width,
@@ -299,15 +313,7 @@ def bench_flux(
         pipeline=pipe,
         stock=stock,
         cost=cost,
-        call={
-            "prompt": PROMPT,
-            "height": size,
-            "width": size,
-            "num_inference_steps": NUM_STEPS,
-            "guidance_scale": 3.5,
-            "max_sequence_length": spec["text_tokens"],
-            "output_type": "pt",
-        },
+        call=_call(size, 3.5, max_sequence_length=spec["text_tokens"]),
         lss={"start_sigma": 0.75, "min_size": spec["min_size"], "shorten_intermediate_steps": True},
         notes={
             "denoiser": f"FluxTransformer2DModel width {width}, {spec['layers']} double + "
@@ -357,9 +363,9 @@ def bench_sdxl(
         parts["unet"] = _build(lambda: _sdxl_unet(spec, cross_width, pooled_width), seed, 2, dtype)
         parts["vae"] = _build(lambda: _sd_vae(spec["vae_widths"], 4, 0.13025, None), seed, 1, dtype)
         upsampler = _random_upsampler(4, seed, dtype)
-    stock = StableDiffusionXLPipeline(**parts)
-    pipe = LSSStableDiffusionXLPipeline(**parts, latent_upsampler=upsampler)
-    _finish(pipe, stock, device, dtype)
+    pipe, stock = _pipelines(
+        StableDiffusionXLPipeline, LSSStableDiffusionXLPipeline, parts, upsampler, device, dtype
+    )
     size = spec["size"]
     return BenchModel(
         kind="sdxl",
@@ -367,14 +373,7 @@ def bench_sdxl(
         pipeline=pipe,
         stock=stock,
         cost=fit_unet_cost(pipe.unet, text_tokens=77),
-        call={
-            "prompt": PROMPT,
-            "height": size,
-            "width": size,
-            "num_inference_steps": NUM_STEPS,
-            "guidance_scale": 5.0,
-            "output_type": "pt",
-        },
+        call=_call(size, 5.0),
         lss={
             "start_sigma": 0.75,
             "min_size": spec["min_size"],

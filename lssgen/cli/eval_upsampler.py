@@ -31,8 +31,8 @@ from lssgen.cli.common import (
 from lssgen.dtypes import TORCH_DTYPES, TRAINING_DTYPES
 from lssgen.images import ImageFolder, comparison_grid, png_bytes
 from lssgen.training.calibrate import auto_levels, calibrations_from_comparison, format_levels
-from lssgen.training.pairs import DOWNSAMPLE_MODES, SCALE_FACTOR, STREAM_EVAL, CropBatches
-from lssgen.training.scaler_comparison import compare_scalers, format_table, standard_scalers
+from lssgen.training.pairs import DOWNSAMPLE_MODES, SCALE_FACTOR, held_out_crops
+from lssgen.training.scaler_comparison import compare_with_standard_scalers, format_table
 from lssgen_core.atomic import write_bytes_atomic, write_json_atomic
 from lssgen_core.upsample.io import write_calibrations
 from lssgen_core.upsample.network import LatentUpsampler
@@ -100,11 +100,9 @@ def _run(args: argparse.Namespace) -> int:
         images = ImageFolder(args.images, min_size=crop_size)
     for warning in caught:
         print(f"warning: {warning.message}", file=sys.stderr)
-    crops = CropBatches(
-        images, crop_size=crop_size, batch_size=args.num_crops, seed=args.seed, stream=STREAM_EVAL
-    )[0]
-    result = compare_scalers(
-        standard_scalers(upsampler, codec.encode, codec.decode),
+    crops = held_out_crops(images, crop_size=crop_size, count=args.num_crops, seed=args.seed)
+    result = compare_with_standard_scalers(
+        upsampler,
         crops,
         codec.encode,
         codec.decode,

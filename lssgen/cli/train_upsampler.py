@@ -47,7 +47,7 @@ from lssgen.training.calibrate import (
     measure_calibrations,
 )
 from lssgen.training.lpips import load_lpips
-from lssgen.training.pairs import DOWNSAMPLE_MODES, STREAM_EVAL, CropBatches
+from lssgen.training.pairs import DOWNSAMPLE_MODES, held_out_crops
 from lssgen.training.train import (
     CHECKPOINT_DIRNAME,
     TrainConfig,
@@ -225,13 +225,9 @@ def _run(args: argparse.Namespace) -> int:
         return EXIT_INTERRUPTED
     if main:
         if held_out is not None:
-            crops = CropBatches(
-                held_out,
-                crop_size=config.crop_size,
-                batch_size=args.calibration_crops,
-                seed=args.seed,
-                stream=STREAM_EVAL,
-            )[0]
+            crops = held_out_crops(
+                held_out, crop_size=config.crop_size, count=args.calibration_crops, seed=args.seed
+            )
             result.model.calibration = measure_calibrations(
                 result.model.eval(),
                 crops,

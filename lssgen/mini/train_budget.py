@@ -37,7 +37,9 @@ class Measurement:
 
 
 @attrs.frozen
-class StagePlan:
+class StageBudget:
+    """One training stage's share of the time budget: its minutes and the units that fit."""
+
     stage: str
     unit: str
     seconds: float  # per unit, at the planned thread count
@@ -179,7 +181,7 @@ def plan(
     speedup: float,
     minutes: dict[str, float] | None = None,
     flow: FlowTrainConfig | None = None,
-) -> list[StagePlan]:
+) -> list[StageBudget]:
     """Units (steps, scenes, images) per stage that fit `minutes` at `speedup` x the measured
     speed; the transformer's step is the mean over `flow`'s mix of sizes and T5 lengths."""
     minutes = DEFAULT_MINUTES if minutes is None else minutes
@@ -198,12 +200,12 @@ def plan(
     for stage, budget in minutes.items():
         unit, seconds = per_stage[stage]
         seconds /= speedup
-        plans.append(StagePlan(stage, unit, seconds, budget, int(budget * 60 / seconds)))
+        plans.append(StageBudget(stage, unit, seconds, budget, int(budget * 60 / seconds)))
     return plans
 
 
 def markdown_table(
-    measured: list[Measurement], plans: list[StagePlan], threads: int, speedup: float
+    measured: list[Measurement], plans: list[StageBudget], threads: int, speedup: float
 ) -> str:
     lines = [
         f"| stage | unit | s/unit, {threads} thread(s) | s/unit, est. x{speedup:g} |",

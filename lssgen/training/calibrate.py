@@ -15,7 +15,7 @@ from pathlib import Path
 
 from torch import Tensor
 
-from lssgen.training.scaler_comparison import ScalerComparison, compare_scalers, standard_scalers
+from lssgen.training.scaler_comparison import ScalerComparison, compare_with_standard_scalers
 from lssgen_core.auto_entry import auto_entry_level
 from lssgen_core.upsample.calibration import ScalerCalibration
 from lssgen_core.upsample.network import LatentUpsampler
@@ -76,8 +76,8 @@ def measure_calibrations(
     batch_size: int = 8,
 ) -> dict[str, ScalerCalibration]:
     """Every mode's calibration on ``high_crops`` (uint8 (N, 3, S, S), held out from training)."""
-    result = compare_scalers(
-        standard_scalers(upsampler, encode, decode),
+    result = compare_with_standard_scalers(
+        upsampler,
         high_crops,
         encode,
         decode,

@@ -133,6 +133,14 @@ def downsample(images: Tensor, mode: str = "nearest") -> Tensor:
     return out.clamp_(-1.0, 1.0)
 
 
+def held_out_crops(source: ImageSource, *, crop_size: int, count: int, seed: int) -> Tensor:
+    """The uint8 batch (count, 3, S, S) of evaluation crops of ``source``: the first batch of
+    its own stream, so it never repeats a training batch's crops."""
+    return CropBatches(
+        source, crop_size=crop_size, batch_size=count, seed=seed, stream=STREAM_EVAL
+    )[0]
+
+
 class CropBatches(torch.utils.data.Dataset[Tensor]):
     """Map-style dataset: item i is the uint8 batch (B, 3, S, S) of crops for key i.
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 import math
 import statistics
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from typing import Any
 
 import attrs
@@ -23,10 +23,14 @@ from torch import Tensor
 from lssgen.training.metrics import latent_mse, psnr, ssim
 from lssgen.training.pairs import downsample, to_signed_unit
 from lssgen_core.upsample.network import LatentUpsampler
-from lssgen_core.upsample.scalers import InterpolationScaler, LatentScaler, PixelRoundTripScaler
+from lssgen_core.upsample.scalers import (
+    Decode,
+    Encode,
+    InterpolationScaler,
+    LatentScaler,
+    PixelRoundTripScaler,
+)
 
-Encode = Callable[[Tensor], Tensor]
-Decode = Callable[[Tensor], Tensor]
 REFERENCE = "vae reconstruction"
 INPUT = "input (nearest 2x)"
 TARGET = "target"
@@ -211,3 +215,16 @@ def format_table(result: ScalerComparison) -> str:
         f"{result.crop_size // 2}px); ms/call: median, batch 1"
     )
     return "\n".join(lines)
+
+
+def compare_with_standard_scalers(
+    upsampler: LatentUpsampler | None,
+    high_crops: Tensor,
+    encode: Encode,
+    decode: Decode,
+    **options: Any,
+) -> ScalerComparison:
+    """:func:`compare_scalers` of ``upsampler`` against the original's other scalers
+    (:func:`standard_scalers`); ``options`` are :func:`compare_scalers`'s keywords."""
+    scalers = standard_scalers(upsampler, encode, decode)
+    return compare_scalers(scalers, high_crops, encode, decode, **options)

@@ -122,17 +122,19 @@ def recorded_inputs(module: torch.nn.Module) -> Iterator[list[dict[str, Any]]]:
         handle.remove()
 
 
-def latent_call(size: int, steps: int, **overrides: Any) -> dict[str, Any]:
-    """A call's arguments at ``size`` x ``size`` and ``steps`` returning latents, seed 0."""
-    return {
+def latent_call(size: int, steps: int, *, seed: int | None = 0, **overrides: Any) -> dict[str, Any]:
+    """A call's arguments at ``size`` x ``size`` and ``steps`` returning latents, with a generator
+    seeded by ``seed`` (none for ``None``)."""
+    call: dict[str, Any] = {
         "prompt": PROMPT,
         "height": size,
         "width": size,
         "num_inference_steps": steps,
-        "generator": torch.Generator().manual_seed(0),
         "output_type": "latent",
-        **overrides,
     }
+    if seed is not None:
+        call["generator"] = torch.Generator().manual_seed(seed)
+    return {**call, **overrides}  # a given generator replaces the seeded one
 
 
 @contextmanager

@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 import torch
 from diffusers import DiffusionPipeline, FluxPipeline
-from lss_testkit import LSS_CLASSES, PROMPT, lss_from_stock, random_upsampler
+from lss_testkit import LSS_CLASSES, latent_call, lss_from_stock, random_upsampler
 
 from lssgen_core.upsample import LatentUpsampler
 from lssgen_diffusers import LatentUpSampler, LSSFluxPipeline
@@ -17,14 +17,7 @@ from lssgen_diffusers.family import LSSFamily
 from lssgen_diffusers.mixin import LSSPipelineMixin
 from lssgen_diffusers.testing import save_tiny_pipeline, tiny_flux_pipeline
 
-ARGS: dict[str, Any] = {
-    "prompt": PROMPT,
-    "height": 128,
-    "width": 128,
-    "num_inference_steps": 4,
-    "min_size": 64,
-    "output_type": "latent",
-}
+ARGS: dict[str, Any] = latent_call(128, 4, seed=None, min_size=64)
 
 
 def test_readme_names_import() -> None:

@@ -7,16 +7,9 @@ from typing import Any
 
 import pytest
 import torch
-from lss_testkit import PROMPT, Pair, lss_from_stock, random_upsampler, recorded_inputs
+from lss_testkit import Pair, latent_call, lss_from_stock, random_upsampler, recorded_inputs
 
-ARGS: dict[str, Any] = {
-    "prompt": PROMPT,
-    "height": 128,
-    "width": 128,
-    "num_inference_steps": 4,
-    "min_size": 64,
-    "output_type": "latent",
-}
+ARGS: dict[str, Any] = latent_call(128, 4, seed=None, min_size=64)
 
 # (id, call arguments replacing ARGS entries (None removes one), message pattern)
 BAD_CALLS: list[tuple[str, dict[str, Any], str]] = [

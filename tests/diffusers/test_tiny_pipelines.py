@@ -98,6 +98,18 @@ def expected_latent_shape(kind: str, height: int, width: int, batch: int = 1) ->
     return (batch, channels, height // factor, width // factor)
 
 
+def masked_embeds(
+    embeds: torch.Tensor, mask: torch.Tensor, neg: torch.Tensor, neg_mask: torch.Tensor
+) -> dict[str, Any]:
+    """The stock arguments of prompt embeddings that come with attention masks."""
+    return {
+        "prompt_embeds": embeds,
+        "prompt_attention_mask": mask,
+        "negative_prompt_embeds": neg,
+        "negative_prompt_attention_mask": neg_mask,
+    }
+
+
 def precomputed_embeds(kind: str, pipe: Any) -> dict[str, torch.Tensor]:
     with torch.no_grad():
         if kind == "flux":
@@ -105,33 +117,19 @@ def precomputed_embeds(kind: str, pipe: Any) -> dict[str, torch.Tensor]:
             return {"prompt_embeds": embeds, "pooled_prompt_embeds": pooled}
         if kind == "chroma":
             embeds, _, mask, neg, _, neg_mask = pipe.encode_prompt(PROMPT, negative_prompt="")
+            return masked_embeds(embeds, mask, neg, neg_mask)
+        if kind in ("pixart-sigma", "sana"):
+            options = {}
+            if kind == "sana":
+                # The stock call prepends its complex_human_instruction (encode_prompt: none).
+                parameters = inspect.signature(pipe.__call__).parameters
+                options["complex_human_instruction"] = parameters[
+                    "complex_human_instruction"
+                ].default
+            # The stock default negative prompt "" would clash with the embeddings.
             return {
-                "prompt_embeds": embeds,
-                "prompt_attention_mask": mask,
-                "negative_prompt_embeds": neg,
-                "negative_prompt_attention_mask": neg_mask,
-            }
-        if kind == "pixart-sigma":
-            embeds, mask, neg, neg_mask = pipe.encode_prompt(PROMPT)
-            return {
-                "negative_prompt": None,  # the stock default "" would clash with the embeddings
-                "prompt_embeds": embeds,
-                "prompt_attention_mask": mask,
-                "negative_prompt_embeds": neg,
-                "negative_prompt_attention_mask": neg_mask,
-            }
-        if kind == "sana":
-            # The stock call prepends its complex_human_instruction (encode_prompt: none).
-            instruction = inspect.signature(pipe.__call__).parameters["complex_human_instruction"]
-            embeds, mask, neg, neg_mask = pipe.encode_prompt(
-                PROMPT, complex_human_instruction=instruction.default
-            )
-            return {
-                "negative_prompt": None,  # the stock default "" would clash with the embeddings
-                "prompt_embeds": embeds,
-                "prompt_attention_mask": mask,
-                "negative_prompt_embeds": neg,
-                "negative_prompt_attention_mask": neg_mask,
+                "negative_prompt": None,
+                **masked_embeds(*pipe.encode_prompt(PROMPT, **options)),
             }
         if kind in QWEN_VAE_KINDS:
             embeds, mask = pipe.encode_prompt(PROMPT)

@@ -6,7 +6,6 @@ Sizes keep the folder fast on two CPU cores: 64 px images, 4 steps in two stages
 from __future__ import annotations
 
 import shutil
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -17,9 +16,8 @@ from lssgen_diffusers.testing import save_tiny_pipeline, single_thread, tiny_pip
 
 
 @pytest.fixture(autouse=True)
-def _single_thread() -> Iterator[None]:
-    with single_thread():
-        yield
+def _single_thread(one_thread: None) -> None:
+    """Every test here on one intra-op thread (the root conftest's ``one_thread``)."""
 
 
 @pytest.fixture(scope="session")

@@ -4,6 +4,7 @@ reaches every call, and a value that is neither a number nor "auto" is refused n
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 
 import pytest
@@ -12,6 +13,7 @@ from generate_support import LSS, generate, pngs
 from lssgen.training.train import default_upsampler_config, init_upsampler
 from lssgen_core.auto_entry import auto_start_sigma
 from lssgen_core.upsample.calibration import ScalerCalibration
+from lssgen_diffusers.call_defaults import CALL_DEFAULTS_NAME
 
 # A made-up held-out error for the resnet scaler: the test needs a calibration, not a good one.
 CALIBRATION = ScalerCalibration(
@@ -73,3 +75,15 @@ def test_a_bad_start_sigma_is_refused_naming_the_flag(
     assert status == 2
     assert message in capsys.readouterr().err
     assert not (tmp_path / "out" / "config.json").exists()
+
+
+def test_auto_recommended_by_the_folder_reaches_the_pipeline(
+    flux_dir: Path, calibrated_upsampler: Path, tmp_path: Path
+) -> None:
+    model = tmp_path / "flux"
+    shutil.copytree(flux_dir, model)
+    (model / CALL_DEFAULTS_NAME).write_text(json.dumps({"start_sigma": "auto"}))
+    outdir = tmp_path / "out"
+    assert generate(*_args(model, calibrated_upsampler, outdir)) == 0
+    level = auto_start_sigma(CALIBRATION, scaling_mode="resnet")
+    assert json.loads((outdir / "config.json").read_text())["start_sigma"] == level

@@ -129,3 +129,13 @@ def test_a_bad_settings_file_is_an_error_naming_the_file_and_key(
 def test_reading_is_a_library_function(flux_with_defaults: Path, tmp_path: Path) -> None:
     assert read_call_defaults(flux_with_defaults) == DEFAULTS
     assert read_call_defaults(tmp_path) is None
+
+
+def test_a_folder_may_recommend_the_automatic_start_sigma(flux_with_defaults: Path) -> None:
+    # As `lssgen generate --start-sigma auto` and the pipelines' start_sigma="auto" take it.
+    path = flux_with_defaults / CALL_DEFAULTS_NAME
+    path.write_text(json.dumps({**DEFAULTS, "start_sigma": "auto"}))
+    assert read_call_defaults(flux_with_defaults) == {**DEFAULTS, "start_sigma": "auto"}
+    path.write_text(json.dumps({**DEFAULTS, "start_sigma": "automatic"}))
+    with pytest.raises(ValueError, match=r"start_sigma must be a number in \(0, 1\] or 'auto'"):
+        read_call_defaults(flux_with_defaults)

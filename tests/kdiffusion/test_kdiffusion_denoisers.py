@@ -148,21 +148,11 @@ def test_the_flow_models_own_sigmas_are_its_shifted_schedule_in_ve():
 
 
 def test_the_diffusers_unet_convenience_calls_a_unet2dconditionmodel():
-    from diffusers import DDIMScheduler, UNet2DConditionModel
+    from diffusers import DDIMScheduler
 
-    torch.manual_seed(0)
-    unet = UNet2DConditionModel(
-        sample_size=8,
-        in_channels=4,
-        out_channels=4,
-        layers_per_block=1,
-        block_out_channels=(8, 16),
-        down_block_types=("CrossAttnDownBlock2D", "DownBlock2D"),
-        up_block_types=("UpBlock2D", "CrossAttnUpBlock2D"),
-        cross_attention_dim=8,
-        attention_head_dim=2,
-        norm_num_groups=4,
-    ).eval()
+    from lssgen_diffusers.testing import tiny_unet
+
+    unet = tiny_unet(cross_attention_dim=8)
     scheduler = DDIMScheduler(
         beta_start=0.00085,
         beta_end=0.012,

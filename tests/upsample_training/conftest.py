@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import json
 import shutil
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -21,9 +20,8 @@ from lssgen_diffusers.vae import VaeCodec
 
 
 @pytest.fixture(autouse=True)
-def _single_thread() -> Iterator[None]:
-    with single_thread():
-        yield
+def _single_thread(one_thread: None) -> None:
+    """Every test here on one intra-op thread (the root conftest's ``one_thread``)."""
 
 
 @pytest.fixture(scope="session")

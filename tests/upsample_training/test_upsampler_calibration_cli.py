@@ -9,7 +9,7 @@ from pathlib import Path
 import attrs
 import pytest
 import torch
-from upsample_training_support import SIZE, compare_with_standard_scalers, held_out_crops
+from upsample_training_support import SIZE, held_out_crops
 
 from lssgen.cli import main
 from lssgen.training.calibrate import (
@@ -18,7 +18,7 @@ from lssgen.training.calibrate import (
     measure_calibrations,
 )
 from lssgen.training.pairs import to_signed_unit
-from lssgen.training.scaler_comparison import latent_variance
+from lssgen.training.scaler_comparison import compare_with_standard_scalers, latent_variance
 from lssgen.training.train import default_upsampler_config, init_upsampler
 from lssgen_core.auto_entry import auto_entry_level
 from lssgen_core.upsample import LatentUpsampler
@@ -32,7 +32,9 @@ def test_each_modes_relative_error_is_its_mse_over_the_target_latents_variance(
     trained, codec4, heldout_dir: Path
 ) -> None:
     crops = held_out_crops(heldout_dir)
-    result = compare_with_standard_scalers(trained.model, codec4, crops)
+    result = compare_with_standard_scalers(
+        trained.model, crops, codec4.encode, codec4.decode, preview_count=0
+    )
     targets = codec4.encode(to_signed_unit(crops)).float()
     assert result.latent_variance == pytest.approx(latent_variance(targets), rel=1e-6)
     calibrations = calibrations_from_comparison(result, "held")

@@ -13,7 +13,6 @@ from safetensors.torch import save_file
 from upsample_training_support import (
     SIZE,
     TRAINED_CONFIG,
-    compare_with_standard_scalers,
     held_out_crops,
 )
 
@@ -21,6 +20,7 @@ from lssgen.training.checkpoint import STATE_NAME, TENSORS_PREFIX
 from lssgen.training.loop import NonFiniteLossError
 from lssgen.training.lpips import LPIPS, load_lpips, lpips_key_map
 from lssgen.training.resume import ResumeError
+from lssgen.training.scaler_comparison import compare_with_standard_scalers
 from lssgen.training.train import (
     TrainConfig,
     default_upsampler_config,
@@ -66,7 +66,9 @@ def test_trained_upsampler_beats_bicubic_on_held_out_crops(
     trained, codec4, heldout_dir: Path
 ) -> None:
     crops = held_out_crops(heldout_dir, count=32)
-    result = compare_with_standard_scalers(trained.model, codec4, crops)
+    result = compare_with_standard_scalers(
+        trained.model, crops, codec4.encode, codec4.decode, preview_count=0
+    )
     ours, bicubic = result.score("upsampler").latent_mse, result.score("bicubic").latent_mse
     print(f"held-out latent MSE: upsampler {ours:.6f}, bicubic {bicubic:.6f}")
     assert ours < 0.9 * bicubic

@@ -7,15 +7,13 @@ own conftest.py, and only one module can be called `conftest` in sys.modules.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import torch
 from PIL import Image
 
 from lssgen.images import ImageFolder
-from lssgen.training.pairs import STREAM_EVAL, CropBatches
-from lssgen.training.scaler_comparison import ScalerComparison, compare_scalers, standard_scalers
+from lssgen.training.pairs import held_out_crops as draw_held_out_crops
 from lssgen.training.train import TrainConfig
 
 SIZE = 32  # low-resolution training size; crops are 64 px
@@ -76,12 +74,4 @@ TRAINED_CONFIG = TrainConfig(
 def held_out_crops(heldout_dir: Path, count: int = 6) -> torch.Tensor:
     """``count`` high-resolution crops of the held-out images, drawn as the evaluation draws."""
     images = ImageFolder(heldout_dir, min_size=2 * SIZE)
-    return CropBatches(images, crop_size=2 * SIZE, batch_size=count, seed=0, stream=STREAM_EVAL)[0]
-
-
-def compare_with_standard_scalers(
-    upsampler: Any, codec: Any, crops: torch.Tensor
-) -> ScalerComparison:
-    """``upsampler`` against interpolation and the pixel round trip on ``crops``, no previews."""
-    scalers = standard_scalers(upsampler, codec.encode, codec.decode)
-    return compare_scalers(scalers, crops, codec.encode, codec.decode, preview_count=0)
+    return draw_held_out_crops(images, crop_size=2 * SIZE, count=count, seed=0)

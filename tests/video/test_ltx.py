@@ -12,7 +12,6 @@ import numpy as np
 import pytest
 import torch
 from video_testkit import (
-    assert_refused_before_any_work,
     lss_over,
     random_upsampler,
     recorded_inputs,
@@ -158,26 +157,6 @@ def test_an_ltx_upsampler_that_changes_the_frames_is_refused(ltx: Any, tmp_path:
     assert wrong.value.argument == "latent_upsampler"
     with pytest.raises(LSSArgumentError, match=r"config\.json"):
         lss_with(stock, latent_upsampler=str(tmp_path))
-
-
-@pytest.mark.parametrize(
-    ("overrides", "argument"),
-    [
-        ({"num_frames": 10}, "num_frames"),  # stock would silently make 9
-        ({"num_frames": 0}, "num_frames"),
-        ({"height": 96}, "height"),  # 96 px halves to 48 px: not a multiple of 32
-        ({"num_videos_per_prompt": 0}, "num_videos_per_prompt"),
-        ({"latents": torch.zeros(1, 8, 128)}, "latents"),  # the target's, not stage 0's
-        ({"timesteps": [999, 500]}, "timesteps"),
-    ],
-)
-def test_bad_sizes_and_frames_are_refused_before_any_work(
-    ltx: Any, overrides: dict, argument: str
-) -> None:
-    _, lss = ltx
-    assert_refused_before_any_work(
-        lss, {**video_call(SIZE, SIZE, FRAMES, STEPS), **overrides}, argument
-    )
 
 
 def test_a_frame_count_ltx_cannot_decode_is_refused_with_one_stage_too(ltx: Any) -> None:

@@ -11,7 +11,6 @@ import numpy as np
 import pytest
 import torch
 from video_testkit import (
-    assert_refused_before_any_work,
     lss_over,
     random_upsampler,
     recorded_inputs,
@@ -147,26 +146,6 @@ def test_wan_2_2_switches_experts_at_the_same_noise_level_with_and_without_lss(
     # The first (small) stage runs from pure noise through both experts, as stock does.
     assert any(c["shape"] == (1, 16, LATENT_FRAMES, 4, 4) for c in high)
     assert any(c["shape"] == (1, 16, LATENT_FRAMES, 4, 4) for c in low)
-
-
-@pytest.mark.parametrize(
-    ("overrides", "argument"),
-    [
-        ({"num_frames": 0}, "num_frames"),
-        ({"num_frames": 9.5}, "num_frames"),
-        ({"height": 80}, "height"),  # 80 px halves to 40 px: not a multiple of 16
-        ({"num_videos_per_prompt": 0}, "num_videos_per_prompt"),
-        ({"latents": torch.zeros(1, 16, 3, 8, 8)}, "latents"),  # the target's, not stage 0's
-        ({"generator": [torch.Generator(), torch.Generator()]}, "generator"),
-    ],
-)
-def test_bad_sizes_and_frames_are_refused_before_any_work(
-    wan: Any, overrides: dict, argument: str
-) -> None:
-    _, lss = wan
-    assert_refused_before_any_work(
-        lss, {**video_call(SIZE, SIZE, FRAMES, STEPS), **overrides}, argument
-    )
 
 
 def test_prompt_embeds_for_several_videos_per_prompt(wan: Any) -> None:

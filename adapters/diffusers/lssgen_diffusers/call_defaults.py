@@ -9,9 +9,10 @@ The convention, readable without importing the tool that wrote the folder:
   ``model_index.json``;
 * one JSON object whose keys are the pipeline's call arguments: ``num_inference_steps``,
   ``height``, ``width``, ``min_size`` (positive ints), ``guidance_scale`` (a finite number),
-  ``start_sigma`` (in (0, 1]), ``shorten_intermediate_steps`` (a bool), ``scaling_mode`` (one of
-  `lssgen_core.upsample.SCALING_MODES`), and any other argument of the pipeline's ``__call__``
-  with a JSON scalar value (lssgen-mini's ``max_sequence_length: 1``), passed on as it is;
+  ``start_sigma`` (in (0, 1], or ``"auto"``), ``shorten_intermediate_steps`` (a bool),
+  ``scaling_mode`` (one of `lssgen_core.upsample.SCALING_MODES`), and any other argument of the
+  pipeline's ``__call__`` with a JSON scalar value (lssgen-mini's ``max_sequence_length: 1``),
+  passed on as it is;
 * values the user gives explicitly always win; the file only replaces the family's defaults.
 
 `lssgen generate` reads it; `lssgen mini assemble` writes it into lssgen-mini's folder.
@@ -26,6 +27,7 @@ from pathlib import Path
 from typing import Any
 
 from lssgen_core.atomic import write_json_atomic
+from lssgen_core.auto_entry import AUTO, is_auto
 from lssgen_core.upsample.scalers import SCALING_MODES
 
 CALL_DEFAULTS_NAME = "lssgen_call_defaults.json"
@@ -49,7 +51,9 @@ def check_call_defaults(values: dict[str, Any]) -> None:
         elif key == "guidance_scale":
             ok, allowed = _is_number(value), "a finite number"
         elif key == "start_sigma":
-            ok, allowed = _is_number(value) and 0 < value <= 1, "a number in (0, 1]"
+            # "auto": the level the upsampler's calibration gives, as the pipelines take it.
+            ok = is_auto(value) or (_is_number(value) and 0 < value <= 1)
+            allowed = f"a number in (0, 1] or {AUTO!r}"
         elif key == "shorten_intermediate_steps":
             ok, allowed = isinstance(value, bool), "true or false"
         elif key == "scaling_mode":

@@ -12,9 +12,10 @@ from diffusers.pipelines.cogview4.pipeline_cogview4 import calculate_shift, retr
 from lssgen_core.schedules import StageSize
 from lssgen_diffusers.mixin import LSS_ARGUMENTS_DOC, LSSPipelineMixin
 from lssgen_diffusers.options import COGVIEW4_DEFAULTS
+from lssgen_diffusers.transformer_patches import TransformerPatches
 
 
-class LSSCogView4Pipeline(LSSPipelineMixin, CogView4Pipeline):
+class LSSCogView4Pipeline(LSSPipelineMixin, TransformerPatches, CogView4Pipeline):
     __doc__ = (
         """``CogView4Pipeline`` with latent space scaling (LSSGen).
 
@@ -30,10 +31,6 @@ class LSSCogView4Pipeline(LSSPipelineMixin, CogView4Pipeline):
     lss_defaults = COGVIEW4_DEFAULTS
     lss_casts_latents = True  # CogView4Pipeline.__call__ casts latents for the transformer
     lss_schedule_arguments = ("timesteps", "sigmas")
-
-    @property
-    def lss_patch_size(self) -> int:  # type: ignore[override]
-        return self.transformer.config.patch_size
 
     def lss_set_timesteps(
         self, scheduler: Any, num_steps: int, size: StageSize, call: Mapping[str, Any]

@@ -3,23 +3,13 @@
 from __future__ import annotations
 
 from diffusers import PixArtSigmaPipeline
-from diffusers.pipelines.pixart_alpha.pipeline_pixart_alpha import (
-    ASPECT_RATIO_256_BIN,
-    ASPECT_RATIO_512_BIN,
-    ASPECT_RATIO_1024_BIN,
-)
-from diffusers.pipelines.pixart_alpha.pipeline_pixart_sigma import ASPECT_RATIO_2048_BIN
 
-from lssgen_diffusers.family import binned_by_sample_size
 from lssgen_diffusers.mixin import LSS_ARGUMENTS_DOC, LSSPipelineMixin
+from lssgen_diffusers.pixart_layout import PIXART_SIGMA_BINS, PixArtLayout
 from lssgen_diffusers.registry import family_of
 
-# The aspect-ratio bins PixArtSigmaPipeline.__call__ picks by the transformer's sample_size.
-_BINS = {256: ASPECT_RATIO_2048_BIN, 128: ASPECT_RATIO_1024_BIN, 64: ASPECT_RATIO_512_BIN}
-_BINS[32] = ASPECT_RATIO_256_BIN
 
-
-class LSSPixArtSigmaPipeline(LSSPipelineMixin, PixArtSigmaPipeline):
+class LSSPixArtSigmaPipeline(LSSPipelineMixin, PixArtLayout, PixArtSigmaPipeline):
     __doc__ = (
         """``PixArtSigmaPipeline`` with latent space scaling (LSSGen).
 
@@ -36,18 +26,4 @@ class LSSPixArtSigmaPipeline(LSSPipelineMixin, PixArtSigmaPipeline):
     )
 
     lss_defaults = family_of("pixart-sigma").defaults
-    lss_schedule_arguments = ("timesteps", "sigmas")
-    lss_encode_outputs = (
-        "prompt_embeds",
-        "prompt_attention_mask",
-        "negative_prompt_embeds",
-        "negative_prompt_attention_mask",
-    )
-    lss_resolution_binning = "use_resolution_binning"
-
-    @property
-    def lss_patch_size(self) -> int:  # type: ignore[override]
-        return self.transformer.config.patch_size
-
-    def lss_binned_size(self, height: int, width: int) -> tuple[int, int]:
-        return binned_by_sample_size(self, _BINS, height, width)
+    lss_aspect_bins = PIXART_SIGMA_BINS

@@ -3,23 +3,13 @@
 from __future__ import annotations
 
 from diffusers import SanaPipeline
-from diffusers.pipelines.pixart_alpha.pipeline_pixart_alpha import (
-    ASPECT_RATIO_512_BIN,
-    ASPECT_RATIO_1024_BIN,
-)
-from diffusers.pipelines.pixart_alpha.pipeline_pixart_sigma import ASPECT_RATIO_2048_BIN
-from diffusers.pipelines.sana.pipeline_sana import ASPECT_RATIO_4096_BIN
 
-from lssgen_diffusers.family import binned_by_sample_size
 from lssgen_diffusers.mixin import LSS_ARGUMENTS_DOC, LSSPipelineMixin
+from lssgen_diffusers.pixart_layout import SANA_BINS, PixArtLayout
 from lssgen_diffusers.registry import family_of
 
-# The aspect-ratio bins SanaPipeline.__call__ picks by the transformer's sample_size.
-_BINS = {128: ASPECT_RATIO_4096_BIN, 64: ASPECT_RATIO_2048_BIN, 32: ASPECT_RATIO_1024_BIN}
-_BINS[16] = ASPECT_RATIO_512_BIN
 
-
-class LSSSanaPipeline(LSSPipelineMixin, SanaPipeline):
+class LSSSanaPipeline(LSSPipelineMixin, PixArtLayout, SanaPipeline):
     __doc__ = (
         """``SanaPipeline`` with latent space scaling (LSSGen).
 
@@ -42,21 +32,7 @@ class LSSSanaPipeline(LSSPipelineMixin, SanaPipeline):
     )
 
     lss_defaults = family_of("sana").defaults
-    lss_schedule_arguments = ("timesteps", "sigmas")
-    lss_encode_outputs = (
-        "prompt_embeds",
-        "prompt_attention_mask",
-        "negative_prompt_embeds",
-        "negative_prompt_attention_mask",
-    )
+    lss_aspect_bins = SANA_BINS
     lss_lora_argument = "attention_kwargs"
     # The stock prepare_latents casts given latents (to float32, whatever the denoiser's dtype).
     lss_casts_latents = True
-    lss_resolution_binning = "use_resolution_binning"
-
-    @property
-    def lss_patch_size(self) -> int:  # type: ignore[override]
-        return self.transformer.config.patch_size
-
-    def lss_binned_size(self, height: int, width: int) -> tuple[int, int]:
-        return binned_by_sample_size(self, _BINS, height, width)

@@ -11,11 +11,12 @@ from lssgen_core.schedules import StageSize
 from lssgen_diffusers.family import POOLED_EMBEDS, dynamic_mu, set_stock_timesteps
 from lssgen_diffusers.mixin import LSS_ARGUMENTS_DOC, LSSPipelineMixin
 from lssgen_diffusers.options import SD3_DEFAULTS
+from lssgen_diffusers.transformer_patches import TransformerPatches
 
 _PROMPTS = ("prompt", "prompt_2", "prompt_3")
 
 
-class LSSStableDiffusion3Pipeline(LSSPipelineMixin, StableDiffusion3Pipeline):
+class LSSStableDiffusion3Pipeline(LSSPipelineMixin, TransformerPatches, StableDiffusion3Pipeline):
     __doc__ = (
         """``StableDiffusion3Pipeline`` with latent space scaling (LSSGen).
 
@@ -33,10 +34,6 @@ class LSSStableDiffusion3Pipeline(LSSPipelineMixin, StableDiffusion3Pipeline):
     lss_prompt_arguments = (*_PROMPTS, *(f"negative_{name}" for name in _PROMPTS))
     lss_encode_outputs = ("prompt_embeds", "negative_prompt_embeds", *POOLED_EMBEDS)
     lss_batched_embeds = POOLED_EMBEDS
-
-    @property
-    def lss_patch_size(self) -> int:  # type: ignore[override]
-        return self.transformer.config.patch_size
 
     def lss_set_timesteps(
         self, scheduler: Any, num_steps: int, size: StageSize, call: Mapping[str, Any]

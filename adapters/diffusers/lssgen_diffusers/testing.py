@@ -25,7 +25,7 @@ from __future__ import annotations
 import os
 import string
 from collections.abc import Callable, Iterator, Mapping
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -61,15 +61,14 @@ from transformers import (
     CLIPTextModel,
     CLIPTextModelWithProjection,
     CLIPTokenizer,
-    Gemma2Config,
     Gemma2Model,
-    GlmConfig,
     GlmModel,
     PretrainedConfig,
     PreTrainedTokenizerFast,
     T5Config,
     T5EncoderModel,
     T5Tokenizer,
+    UMT5EncoderModel,
 )
 
 from lssgen_diffusers.aligned_save import align_safetensors
@@ -82,7 +81,9 @@ __all__ = [
     "TINY_FAMILIES",
     "TinyFamily",
     "align_safetensors",
+    "flux_scheduler",
     "save_tiny_pipeline",
+    "seeded_fork",
     "tiny_chroma_pipeline",
     "tiny_clip_tokenizer",
     "tiny_cogview4_pipeline",
@@ -98,7 +99,9 @@ __all__ = [
     "tiny_sd_pipeline",
     "tiny_sdxl_pipeline",
     "tiny_t5_config",
+    "tiny_t5_encoder",
     "tiny_t5_tokenizer",
+    "tiny_unet",
     "tiny_vae",
 ]
 
@@ -153,11 +156,17 @@ def single_thread() -> Iterator[None]:
 
 
 @contextmanager
-def _seeded(seed: int, component: str) -> Iterator[None]:
-    """Seed torch's CPU RNG for one component without leaking into the caller's RNG state."""
+def seeded_fork(seed: int, offset: int) -> Iterator[None]:
+    """Seed a fork of torch's CPU RNG with stream ``offset`` of ``seed`` for the body, so that
+    each component of a tiny pipeline has its own random stream and the caller's RNG state is
+    left as it was."""
     with torch.random.fork_rng(devices=[]):
-        torch.manual_seed((seed * 16 + _OFFSETS[component]) % 2**63)
+        torch.manual_seed((seed * 16 + offset) % 2**63)
         yield
+
+
+def _seeded(seed: int, component: str) -> AbstractContextManager[None]:
+    return seeded_fork(seed, _OFFSETS[component])
 
 
 def _ready(module: torch.nn.Module) -> Any:
@@ -170,6 +179,45 @@ def _ready(module: torch.nn.Module) -> Any:
 # --------------------------------------------------------------------------------------------
 
 
+def _byte_alphabet() -> list[str]:
+    """The 256 byte-level symbols in a fixed order."""
+    return sorted(pre_tokenizers.ByteLevel.alphabet())
+
+
+def _numbered(tokens: list[str]) -> dict[str, int]:
+    """A vocabulary giving each token its position as id."""
+    return {token: i for i, token in enumerate(tokens)}
+
+
+def _byte_level_tokenizer(
+    vocab: dict[str, int],
+    specials: list[str],
+    prefix: list[str],
+    *,
+    model_max_length: int,
+    unk_token: str | None = None,
+    **special_tokens: str,
+) -> PreTrainedTokenizerFast:
+    """A merge-free byte-level BPE tokenizer over ``vocab`` that puts the ``prefix`` tokens in
+    front of every sequence; ``special_tokens`` (``pad_token``, ``eos_token``, ...,
+    ``padding_side``) go to ``PreTrainedTokenizerFast``."""
+    backend = Tokenizer(models.BPE(vocab=vocab, merges=[], unk_token=unk_token))
+    backend.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    backend.decoder = decoders.ByteLevel()
+    backend.add_special_tokens(specials)
+    marks = " ".join(prefix)
+    backend.post_processor = processors.TemplateProcessing(
+        single=f"{marks} $A",
+        pair=f"{marks} $A $B",
+        special_tokens=[(token, vocab[token]) for token in prefix],
+    )
+    if unk_token is not None:
+        special_tokens["unk_token"] = unk_token
+    return PreTrainedTokenizerFast(
+        tokenizer_object=backend, model_max_length=model_max_length, **special_tokens
+    )
+
+
 def tiny_clip_tokenizer(model_max_length: int = 77) -> CLIPTokenizer:
     """A byte-level CLIP tokenizer with no merges (514 tokens), built in memory.
 
@@ -178,14 +226,9 @@ def tiny_clip_tokenizer(model_max_length: int = 77) -> CLIPTokenizer:
     ``<|endoftext|>`` (513, also the pad token). As in real CLIP, the end-of-text id is the
     largest id. Any text tokenizes (one token per byte).
     """
-    alphabet = sorted(pre_tokenizers.ByteLevel.alphabet())
-    vocab: dict[str, int] = {}
-    for symbol in alphabet:
-        vocab[symbol] = len(vocab)
-    for symbol in alphabet:
-        vocab[symbol + "</w>"] = len(vocab)
-    vocab["<|startoftext|>"] = len(vocab)
-    vocab["<|endoftext|>"] = len(vocab)
+    alphabet = _byte_alphabet()
+    symbols = [*alphabet, *(symbol + "</w>" for symbol in alphabet)]
+    vocab = _numbered([*symbols, "<|startoftext|>", "<|endoftext|>"])
     return CLIPTokenizer(vocab=vocab, merges=[], model_max_length=model_max_length)
 
 
@@ -208,26 +251,15 @@ def tiny_glm_tokenizer(model_max_length: int = 8192) -> PreTrainedTokenizerFast:
     string gives two tokens, which CogView4's empty negative prompt needs), pads on the left
     with ``<|endoftext|>`` (id 256), and is a plain ``PreTrainedTokenizerFast``.
     """
-    alphabet = sorted(pre_tokenizers.ByteLevel.alphabet())
     specials = ["<|endoftext|>", "[MASK]", "[gMASK]", "[sMASK]", "<sop>", "<eop>"]
-    vocab = {symbol: i for i, symbol in enumerate(alphabet)}
-    for token in specials:
-        vocab[token] = len(vocab)
-    backend = Tokenizer(models.BPE(vocab=vocab, merges=[]))
-    backend.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
-    backend.decoder = decoders.ByteLevel()
-    backend.add_special_tokens(specials)
-    backend.post_processor = processors.TemplateProcessing(
-        single="[gMASK] <sop> $A",
-        pair="[gMASK] <sop> $A $B",
-        special_tokens=[("[gMASK]", vocab["[gMASK]"]), ("<sop>", vocab["<sop>"])],
-    )
-    return PreTrainedTokenizerFast(
-        tokenizer_object=backend,
+    return _byte_level_tokenizer(
+        _numbered(_byte_alphabet() + specials),
+        specials,
+        ["[gMASK]", "<sop>"],
+        model_max_length=model_max_length,
         pad_token="<|endoftext|>",
         eos_token="<|endoftext|>",
         padding_side="left",
-        model_max_length=model_max_length,
     )
 
 
@@ -252,16 +284,17 @@ def _clip_config(tokenizer: CLIPTokenizer) -> CLIPTextConfig:
     )
 
 
-def _clip_text_model(tokenizer: CLIPTokenizer, seed: int, component: str) -> CLIPTextModel:
-    with _seeded(seed, component):
-        return _ready(CLIPTextModel(_clip_config(tokenizer)))
+_ClipModel = TypeVar("_ClipModel", CLIPTextModel, CLIPTextModelWithProjection)
 
 
-def _clip_text_model_with_projection(
-    tokenizer: CLIPTokenizer, seed: int, component: str
-) -> CLIPTextModelWithProjection:
+def _clip_text_model(
+    tokenizer: CLIPTokenizer,
+    seed: int,
+    component: str,
+    model_class: type[_ClipModel] = CLIPTextModel,
+) -> _ClipModel:
     with _seeded(seed, component):
-        return _ready(CLIPTextModelWithProjection(_clip_config(tokenizer)))
+        return _ready(model_class(_clip_config(tokenizer)))
 
 
 _T5LikeConfig = TypeVar("_T5LikeConfig", bound=PretrainedConfig)
@@ -291,27 +324,53 @@ def tiny_t5_config(
     )
 
 
+_T5LikeEncoder = TypeVar("_T5LikeEncoder", bound=T5EncoderModel | UMT5EncoderModel)
+
+
+def tiny_t5_encoder(
+    tokenizer: T5Tokenizer, d_model: int, model_class: type[_T5LikeEncoder] = T5EncoderModel
+) -> _T5LikeEncoder:
+    """A random encoder of :func:`tiny_t5_config` (the caller seeds torch's RNG);
+    ``model_class`` ``UMT5EncoderModel`` gives Wan's UMT5."""
+    return _ready(model_class(tiny_t5_config(tokenizer, d_model, model_class.config_class)))
+
+
 def _t5_encoder(tokenizer: T5Tokenizer, d_model: int, seed: int, component: str) -> T5EncoderModel:
     with _seeded(seed, component):
-        return _ready(T5EncoderModel(tiny_t5_config(tokenizer, d_model)))
+        return tiny_t5_encoder(tokenizer, d_model)
 
 
-def _glm_encoder(tokenizer: PreTrainedTokenizerFast, seed: int) -> GlmModel:
-    config = GlmConfig(
+_DecoderModel = TypeVar("_DecoderModel", GlmModel, Gemma2Model)
+
+
+def _decoder_text_encoder(
+    model_class: type[_DecoderModel],
+    tokenizer: PreTrainedTokenizerFast,
+    seed: int,
+    *,
+    heads: int,
+    key_value_heads: int,
+    **config: Any,
+) -> _DecoderModel:
+    """A random two-layer, 32-wide decoder-only language model over ``tokenizer`` as a text
+    encoder (the pipelines read ``hidden_states[-2]``, so it needs two layers); ``config`` adds
+    the family's own fields."""
+    model_config = model_class.config_class(
         vocab_size=len(tokenizer),
         hidden_size=32,
         intermediate_size=32,
-        num_hidden_layers=2,  # CogView4 reads hidden_states[-2]
-        num_attention_heads=4,
-        num_key_value_heads=2,
-        head_dim=8,
+        num_hidden_layers=2,
+        num_attention_heads=heads,
+        num_key_value_heads=key_value_heads,
+        head_dim=32 // heads,
         max_position_embeddings=8192,
         pad_token_id=tokenizer.pad_token_id,
         eos_token_id=tokenizer.eos_token_id,
         use_cache=False,
+        **config,
     )
     with _seeded(seed, "text_encoder"):
-        return _ready(GlmModel(config))
+        return _ready(model_class(model_config))
 
 
 # --------------------------------------------------------------------------------------------
@@ -386,16 +445,33 @@ def _family_vae(kind: str, latent_channels: int, seed: int, **kwargs: Any) -> Au
 # --------------------------------------------------------------------------------------------
 
 
-def _flux_scheduler() -> FlowMatchEulerDiscreteScheduler:
-    return FlowMatchEulerDiscreteScheduler(
-        num_train_timesteps=1000,
-        shift=3.0,
-        use_dynamic_shifting=True,
-        base_shift=0.5,
-        max_shift=1.15,
-        base_image_seq_len=256,
-        max_image_seq_len=4096,
-    )
+def flux_scheduler(**overrides: Any) -> FlowMatchEulerDiscreteScheduler:
+    """FLUX.1-dev's shipped ``FlowMatchEulerDiscreteScheduler`` config, with ``overrides``."""
+    config: dict[str, Any] = {
+        "num_train_timesteps": 1000,
+        "shift": 3.0,
+        "use_dynamic_shifting": True,
+        "base_shift": 0.5,
+        "max_shift": 1.15,
+        "base_image_seq_len": 256,
+        "max_image_seq_len": 4096,
+    }
+    return FlowMatchEulerDiscreteScheduler(**{**config, **overrides})
+
+
+def _flux_layout(text_width: int) -> dict[str, Any]:
+    """FLUX.1's transformer layout, tiny, as Chroma keeps it: 16 latent channels packed 2x2
+    (``in_channels=64``), patch size 1, one single-stream block, 2 heads x 16 dims, RoPE axes
+    (4, 4, 8), attending to text ``text_width`` wide."""
+    return {
+        "patch_size": 1,
+        "in_channels": 4 * 16,
+        "num_single_layers": 1,
+        "attention_head_dim": 16,
+        "num_attention_heads": 2,
+        "joint_attention_dim": text_width,
+        "axes_dims_rope": (4, 4, 8),
+    }
 
 
 def tiny_flux_pipeline(seed: int = 0) -> FluxPipeline:
@@ -423,19 +499,13 @@ def tiny_flux_pipeline(seed: int = 0) -> FluxPipeline:
     text_encoder_2 = _t5_encoder(tokenizer_2, 32, seed, "text_encoder_2")
     with _seeded(seed, "denoiser"):
         transformer = FluxTransformer2DModel(
-            patch_size=1,
-            in_channels=4 * 16,
+            **_flux_layout(text_encoder_2.config.d_model),
             num_layers=2,
-            num_single_layers=1,
-            attention_head_dim=16,
-            num_attention_heads=2,
-            joint_attention_dim=text_encoder_2.config.d_model,
             pooled_projection_dim=text_encoder.config.hidden_size,
             guidance_embeds=True,
-            axes_dims_rope=(4, 4, 8),
         )
     return FluxPipeline(
-        scheduler=_flux_scheduler(),
+        scheduler=flux_scheduler(),
         vae=_family_vae("flux", 16, seed, use_quant_conv=False),
         text_encoder=text_encoder,
         tokenizer=tokenizer,
@@ -463,20 +533,14 @@ def tiny_chroma_pipeline(seed: int = 0) -> ChromaPipeline:
     text_encoder = _t5_encoder(tokenizer, 32, seed, "text_encoder")
     with _seeded(seed, "denoiser"):
         transformer = ChromaTransformer2DModel(
-            patch_size=1,
-            in_channels=4 * 16,
+            **_flux_layout(text_encoder.config.d_model),
             num_layers=1,
-            num_single_layers=1,
-            attention_head_dim=16,
-            num_attention_heads=2,
-            joint_attention_dim=text_encoder.config.d_model,
-            axes_dims_rope=(4, 4, 8),
             approximator_num_channels=8,
             approximator_hidden_dim=32,
             approximator_layers=1,
         )
     return ChromaPipeline(
-        scheduler=_flux_scheduler(),
+        scheduler=flux_scheduler(),
         vae=_family_vae("flux", 16, seed, use_quant_conv=False),
         text_encoder=text_encoder,
         tokenizer=tokenizer,
@@ -501,8 +565,10 @@ def tiny_sd3_pipeline(seed: int = 0) -> StableDiffusion3Pipeline:
     tokenizer = tiny_clip_tokenizer()
     tokenizer_2 = tiny_clip_tokenizer()
     tokenizer_3 = tiny_t5_tokenizer(model_max_length=512)
-    text_encoder = _clip_text_model_with_projection(tokenizer, seed, "text_encoder")
-    text_encoder_2 = _clip_text_model_with_projection(tokenizer_2, seed, "text_encoder_2")
+    text_encoder = _clip_text_model(tokenizer, seed, "text_encoder", CLIPTextModelWithProjection)
+    text_encoder_2 = _clip_text_model(
+        tokenizer_2, seed, "text_encoder_2", CLIPTextModelWithProjection
+    )
     t5_width = text_encoder.config.hidden_size + text_encoder_2.config.hidden_size
     text_encoder_3 = _t5_encoder(tokenizer_3, t5_width, seed, "text_encoder_3")
     with _seeded(seed, "denoiser"):
@@ -534,7 +600,10 @@ def tiny_sd3_pipeline(seed: int = 0) -> StableDiffusion3Pipeline:
     )
 
 
-def _tiny_unet(cross_attention_dim: int, seed: int, **extra: Any) -> UNet2DConditionModel:
+def tiny_unet(cross_attention_dim: int, seed: int = 0, **extra: Any) -> UNet2DConditionModel:
+    """The tiny SD / SDXL ``UNet2DConditionModel``: 4 channels in and out, blocks (16, 32)
+    (``DownBlock2D``, ``CrossAttnDownBlock2D``), ``sample_size=16``, attending to text
+    ``cross_attention_dim`` wide; ``extra`` adds config fields (SDXL's text-time embedding)."""
     with _seeded(seed, "denoiser"):
         unet = UNet2DConditionModel(
             sample_size=_SAMPLE_SIZE,
@@ -582,9 +651,11 @@ def tiny_sdxl_pipeline(seed: int = 0) -> StableDiffusionXLPipeline:
     tokenizer = tiny_clip_tokenizer()
     tokenizer_2 = tiny_clip_tokenizer()
     text_encoder = _clip_text_model(tokenizer, seed, "text_encoder")
-    text_encoder_2 = _clip_text_model_with_projection(tokenizer_2, seed, "text_encoder_2")
+    text_encoder_2 = _clip_text_model(
+        tokenizer_2, seed, "text_encoder_2", CLIPTextModelWithProjection
+    )
     time_embed_dim = 8
-    unet = _tiny_unet(
+    unet = tiny_unet(
         text_encoder.config.hidden_size + text_encoder_2.config.hidden_size,
         seed,
         use_linear_projection=True,
@@ -653,7 +724,7 @@ def tiny_sd_pipeline(seed: int = 0, scheduler: str = "ddim") -> StableDiffusionP
         vae=_family_vae("sd", 4, seed, use_quant_conv=True),
         text_encoder=text_encoder,
         tokenizer=tokenizer,
-        unet=_tiny_unet(text_encoder.config.hidden_size, seed),
+        unet=tiny_unet(text_encoder.config.hidden_size, seed),
         scheduler=sched,
         safety_checker=None,
         feature_extractor=None,
@@ -678,7 +749,7 @@ def tiny_cogview4_pipeline(seed: int = 0) -> CogView4Pipeline:
     Height and width must be multiples of 16.
     """
     tokenizer = tiny_glm_tokenizer()
-    text_encoder = _glm_encoder(tokenizer, seed)
+    text_encoder = _decoder_text_encoder(GlmModel, tokenizer, seed, heads=4, key_value_heads=2)
     with _seeded(seed, "denoiser"):
         transformer = CogView4Transformer2DModel(
             patch_size=2,
@@ -712,6 +783,20 @@ def tiny_cogview4_pipeline(seed: int = 0) -> CogView4Pipeline:
     )
 
 
+def _dpm_solver_pp(**config: Any) -> DPMSolverMultistepScheduler:
+    """DPM-Solver++ of order 2 on linear betas 0.0001..0.02, the scheduler PixArt-Sigma and SANA
+    ship; ``config`` sets the prediction type (and SANA's flow sigmas)."""
+    return DPMSolverMultistepScheduler(
+        num_train_timesteps=1000,
+        beta_start=0.0001,
+        beta_end=0.02,
+        beta_schedule="linear",
+        algorithm_type="dpmsolver++",
+        solver_order=2,
+        **config,
+    )
+
+
 def tiny_pixart_sigma_pipeline(seed: int = 0) -> PixArtSigmaPipeline:
     """A tiny random PixArt-Sigma-shaped ``PixArtSigmaPipeline``.
 
@@ -741,15 +826,7 @@ def tiny_pixart_sigma_pipeline(seed: int = 0) -> PixArtSigmaPipeline:
             patch_size=2,
             caption_channels=text_encoder.config.d_model,
         )
-    scheduler = DPMSolverMultistepScheduler(
-        num_train_timesteps=1000,
-        beta_start=0.0001,
-        beta_end=0.02,
-        beta_schedule="linear",
-        prediction_type="epsilon",
-        algorithm_type="dpmsolver++",
-        solver_order=2,
-    )
+    scheduler = _dpm_solver_pp(prediction_type="epsilon")
     return PixArtSigmaPipeline(
         tokenizer=tokenizer,
         text_encoder=text_encoder,
@@ -774,44 +851,17 @@ def tiny_gemma_tokenizer(model_max_length: int = 8192) -> PreTrainedTokenizerFas
     byte-level symbols; like Gemma's tokenizer it prefixes every sequence with ``<bos>``.
     """
     specials = ["<pad>", "<eos>", "<bos>", "<unk>"]
-    vocab = {token: i for i, token in enumerate(specials)}
-    for symbol in sorted(pre_tokenizers.ByteLevel.alphabet()):
-        vocab[symbol] = len(vocab)
-    backend = Tokenizer(models.BPE(vocab=vocab, merges=[], unk_token="<unk>"))
-    backend.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
-    backend.decoder = decoders.ByteLevel()
-    backend.add_special_tokens(specials)
-    backend.post_processor = processors.TemplateProcessing(
-        single="<bos> $A", pair="<bos> $A $B", special_tokens=[("<bos>", vocab["<bos>"])]
-    )
-    return PreTrainedTokenizerFast(
-        tokenizer_object=backend,
+    return _byte_level_tokenizer(
+        _numbered(specials + _byte_alphabet()),
+        specials,
+        ["<bos>"],
+        model_max_length=model_max_length,
+        unk_token="<unk>",
         pad_token="<pad>",
         eos_token="<eos>",
         bos_token="<bos>",
-        unk_token="<unk>",
         padding_side="right",
-        model_max_length=model_max_length,
     )
-
-
-def _gemma2_encoder(tokenizer: PreTrainedTokenizerFast, seed: int) -> Gemma2Model:
-    config = Gemma2Config(
-        vocab_size=len(tokenizer),
-        hidden_size=32,
-        intermediate_size=32,
-        num_hidden_layers=2,
-        num_attention_heads=2,
-        num_key_value_heads=1,
-        head_dim=16,
-        max_position_embeddings=8192,
-        pad_token_id=tokenizer.pad_token_id,
-        eos_token_id=tokenizer.eos_token_id,
-        bos_token_id=tokenizer.bos_token_id,
-        use_cache=False,
-    )
-    with _seeded(seed, "text_encoder"):
-        return _ready(Gemma2Model(config))
 
 
 def _sana_dc_ae(seed: int) -> AutoencoderDC:
@@ -859,7 +909,14 @@ def tiny_sana_pipeline(seed: int = 0) -> SanaPipeline:
     Height and width must be multiples of 32.
     """
     tokenizer = tiny_gemma_tokenizer()
-    text_encoder = _gemma2_encoder(tokenizer, seed)
+    text_encoder = _decoder_text_encoder(
+        Gemma2Model,
+        tokenizer,
+        seed,
+        heads=2,
+        key_value_heads=1,
+        bos_token_id=tokenizer.bos_token_id,
+    )
     with _seeded(seed, "denoiser"):
         transformer = SanaTransformer2DModel(
             in_channels=32,
@@ -874,16 +931,8 @@ def tiny_sana_pipeline(seed: int = 0) -> SanaPipeline:
             sample_size=_SAMPLE_SIZE,
             patch_size=1,
         )
-    scheduler = DPMSolverMultistepScheduler(
-        num_train_timesteps=1000,
-        beta_start=0.0001,
-        beta_end=0.02,
-        beta_schedule="linear",
-        algorithm_type="dpmsolver++",
-        solver_order=2,
-        prediction_type="flow_prediction",
-        use_flow_sigmas=True,
-        flow_shift=3.0,
+    scheduler = _dpm_solver_pp(
+        prediction_type="flow_prediction", use_flow_sigmas=True, flow_shift=3.0
     )
     return SanaPipeline(
         tokenizer=tokenizer,

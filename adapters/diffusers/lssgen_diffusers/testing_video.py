@@ -18,8 +18,8 @@ in ``eval()`` mode, float32, on the CPU.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager
+from typing import TypeVar
 
 import torch
 from diffusers import (
@@ -33,9 +33,9 @@ from diffusers import (
     WanTransformer3DModel,
 )
 from diffusers.pipelines.ltx.modeling_latent_upsampler import LTXLatentUpsamplerModel
-from transformers import T5EncoderModel, T5Tokenizer, UMT5Config, UMT5EncoderModel
+from transformers import T5EncoderModel, T5Tokenizer, UMT5EncoderModel
 
-from lssgen_diffusers.testing import tiny_t5_config, tiny_t5_tokenizer
+from lssgen_diffusers.testing import seeded_fork, tiny_t5_encoder, tiny_t5_tokenizer
 
 __all__ = [
     "WAN_FLOW_SHIFT",
@@ -53,11 +53,8 @@ _TEXT_WIDTH = 32
 _OFFSETS = {"vae": 1, "transformer": 2, "transformer_2": 3, "text_encoder": 4, "upsampler": 5}
 
 
-@contextmanager
-def _seeded(seed: int, component: str) -> Iterator[None]:
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed((seed * 16 + _OFFSETS[component]) % 2**63)
-        yield
+def _seeded(seed: int, component: str) -> AbstractContextManager[None]:
+    return seeded_fork(seed, _OFFSETS[component])
 
 
 def wan_scheduler(flow_shift: float = WAN_FLOW_SHIFT) -> UniPCMultistepScheduler:
@@ -97,14 +94,12 @@ def tiny_wan_transformer(
     return model.eval()
 
 
-def _umt5_encoder(tokenizer: T5Tokenizer, seed: int) -> UMT5EncoderModel:
-    with _seeded(seed, "text_encoder"):
-        return UMT5EncoderModel(tiny_t5_config(tokenizer, _TEXT_WIDTH, UMT5Config)).eval()
+_Encoder = TypeVar("_Encoder", T5EncoderModel, UMT5EncoderModel)
 
 
-def _t5_encoder(tokenizer: T5Tokenizer, seed: int) -> T5EncoderModel:
+def _text_encoder(tokenizer: T5Tokenizer, seed: int, model_class: type[_Encoder]) -> _Encoder:
     with _seeded(seed, "text_encoder"):
-        return T5EncoderModel(tiny_t5_config(tokenizer, _TEXT_WIDTH)).eval()
+        return tiny_t5_encoder(tokenizer, _TEXT_WIDTH, model_class)
 
 
 def tiny_wan_vae(seed: int = 0) -> AutoencoderKLWan:
@@ -131,7 +126,7 @@ def tiny_wan_pipeline(
     """A tiny Wan 2.1 pipeline; ``two_experts``: Wan 2.2's ``transformer`` (high noise) and
     ``transformer_2`` (low noise), switching at ``boundary_ratio``."""
     tokenizer = tiny_t5_tokenizer(model_max_length=512)
-    encoder = _umt5_encoder(tokenizer, seed)
+    encoder = _text_encoder(tokenizer, seed, UMT5EncoderModel)
     return WanPipeline(
         tokenizer=tokenizer,
         text_encoder=encoder,
@@ -174,7 +169,7 @@ def tiny_ltx_vae(seed: int = 0) -> AutoencoderKLLTXVideo:
 def tiny_ltx_pipeline(seed: int = 0) -> LTXPipeline:
     """A tiny LTX-Video pipeline on the shipped scheduler's dynamic shifting."""
     tokenizer = tiny_t5_tokenizer(model_max_length=128)
-    encoder = _t5_encoder(tokenizer, seed)
+    encoder = _text_encoder(tokenizer, seed, T5EncoderModel)
     with _seeded(seed, "transformer"):
         transformer = LTXVideoTransformer3DModel(
             in_channels=128,
