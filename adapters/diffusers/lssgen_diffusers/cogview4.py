@@ -31,10 +31,6 @@ class LSSCogView4Pipeline(LSSPipelineMixin, CogView4Pipeline):
     lss_casts_latents = True  # CogView4Pipeline.__call__ casts latents for the transformer
     lss_schedule_arguments = ("timesteps", "sigmas")
 
-    @property
-    def lss_patch_size(self) -> int:  # type: ignore[override]
-        return self.transformer.config.patch_size
-
     def lss_set_timesteps(
         self, scheduler: Any, num_steps: int, size: StageSize, call: Mapping[str, Any]
     ) -> None:

@@ -45,9 +45,5 @@ class LSSPixArtSigmaPipeline(LSSPipelineMixin, PixArtSigmaPipeline):
     )
     lss_resolution_binning = "use_resolution_binning"
 
-    @property
-    def lss_patch_size(self) -> int:  # type: ignore[override]
-        return self.transformer.config.patch_size
-
     def lss_binned_size(self, height: int, width: int) -> tuple[int, int]:
         return binned_by_sample_size(self, _BINS, height, width)

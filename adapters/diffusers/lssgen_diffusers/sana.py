@@ -54,9 +54,5 @@ class LSSSanaPipeline(LSSPipelineMixin, SanaPipeline):
     lss_casts_latents = True
     lss_resolution_binning = "use_resolution_binning"
 
-    @property
-    def lss_patch_size(self) -> int:  # type: ignore[override]
-        return self.transformer.config.patch_size
-
     def lss_binned_size(self, height: int, width: int) -> tuple[int, int]:
         return binned_by_sample_size(self, _BINS, height, width)

@@ -34,10 +34,6 @@ class LSSStableDiffusion3Pipeline(LSSPipelineMixin, StableDiffusion3Pipeline):
     lss_encode_outputs = ("prompt_embeds", "negative_prompt_embeds", *POOLED_EMBEDS)
     lss_batched_embeds = POOLED_EMBEDS
 
-    @property
-    def lss_patch_size(self) -> int:  # type: ignore[override]
-        return self.transformer.config.patch_size
-
     def lss_set_timesteps(
         self, scheduler: Any, num_steps: int, size: StageSize, call: Mapping[str, Any]
     ) -> None:

@@ -25,7 +25,7 @@ from __future__ import annotations
 import os
 import string
 from collections.abc import Callable, Iterator, Mapping
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager, nullcontext
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -74,6 +74,7 @@ from transformers import (
 
 from lssgen_diffusers.aligned_save import align_safetensors
 from lssgen_diffusers.registry import FAMILIES
+from lssgen_diffusers.testing_hidream import generating_as_asked, tiny_hidream_pipeline
 
 __all__ = [
     "PIPELINE_KINDS",
@@ -903,6 +904,13 @@ class TinyFamily:
     #: Stock arguments the shared tests add to every call so that a call makes the size it asks
     #: for (PixArt-Sigma: resolution binning off; its binning has tests of its own).
     call: Mapping[str, Any] = attrs.field(factory=dict)
+    #: ``sized(pipe, height, width)``: a context in which a stock call makes the size it asks for
+    #: where no argument does (HiDream scales every size to the area of its
+    #: ``default_sample_size``); the shared tests run stock calls at other sizes than the
+    #: pipeline's default inside it.
+    sized: Callable[[Any, int, int], AbstractContextManager[Any]] = attrs.field(
+        default=lambda pipe, height, width: nullcontext()
+    )
 
 
 #: One entry per family of the registry (a test keeps them equal).
@@ -917,6 +925,7 @@ TINY_FAMILIES: dict[str, TinyFamily] = {
     "pixart-sigma": TinyFamily(tiny_pixart_sigma_pipeline, call={"use_resolution_binning": False}),
     "chroma": TinyFamily(tiny_chroma_pipeline, calls_per_step=2),
     "sana": TinyFamily(tiny_sana_pipeline, call={"use_resolution_binning": False}),
+    "hidream": TinyFamily(tiny_hidream_pipeline, sized=generating_as_asked),
 }
 
 
