@@ -55,9 +55,12 @@ class _StageSampleSize:
         if pipe is None:
             return self
         stage = pipe.lss_stage
-        if stage is None:
+        if stage is not None:
+            return sample_size_keeping(stage.height, stage.width, pipe.vae_scale_factor)
+        try:
             return vars(pipe)["_lss_default_sample_size"]
-        return sample_size_keeping(stage.height, stage.width, pipe.vae_scale_factor)
+        except KeyError:
+            raise AttributeError("default_sample_size") from None  # before __init__ sets it
 
     def __set__(self, pipe: Any, value: Any) -> None:
         vars(pipe)["_lss_default_sample_size"] = value
@@ -123,6 +126,9 @@ class LSSHiDreamImagePipeline(LSSPipelineMixin, HiDreamImagePipeline):
     ) -> None:
         # As HiDreamImagePipeline.__call__: UniPC by the step count alone; otherwise the
         # constant mu of the transformer's max_seq (whatever the stage's size) and no sigmas.
+        # Inside a stage the stock isinstance check sees the SchedulerView and passes UniPC that
+        # mu too, which it ignores without dynamic shifting (the same schedule, as the run-time
+        # check confirms); with dynamic shifting the stock UniPC branch fails, and so does this.
         if isinstance(scheduler, UniPCMultistepScheduler):
             scheduler.set_timesteps(num_steps, device="cpu")
             return
