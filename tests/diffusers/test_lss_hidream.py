@@ -170,7 +170,7 @@ def test_a_target_that_cannot_halve_is_refused_before_any_model_runs(
         run(pair.lss, height=height, width=width, min_size=60)
     assert refused.value.argument == "height" and "height=136" in str(refused.value)
     if height != 136:
-        assert f"height={height} becomes 136" in str(refused.value)
+        assert f"height={height} rounds (or scales) to 136" in str(refused.value)
     assert calls == [] and text == []
 
 

@@ -460,8 +460,10 @@ class LSSPipelineMixin(LSSFamily):
         try:
             return self._lss_plan(request, check=True)
         except LSSArgumentError as exc:
-            # "becomes", not "rounds down to": HiDream scales a size up to its one area too.
-            note = " and ".join(f"{n}={v} becomes {rounded[n]}" for n, v in changed.items())
+            # Not only rounding down: HiDream scales a size up to its one area too.
+            note = " and ".join(
+                f"{n}={v} rounds (or scales) to {rounded[n]}" for n, v in changed.items()
+            )
             raise LSSArgumentError(
                 exc.argument,
                 f"{note} in the stock pipeline (lss_stock_size), and that size does not split "
