@@ -159,8 +159,12 @@ class LSSFamily:
         A family whose pipeline packs latents itself sets it: the FLUX.1 layout's 2x2 packing is
         not in its transformer's config (``patch_size=1`` there), nor LTX-Video's; Wan's config
         holds a ``(t, h, w)`` tuple.
+
+        Reads only stock attributes: ``lssgen generate --plain`` applies it to a stock pipeline.
         """
-        patch = self.lss_denoiser.config.get("patch_size")
+        pipe: Any = self
+        denoiser = pipe.transformer if hasattr(pipe, "transformer") else pipe.unet
+        patch = denoiser.config.get("patch_size")
         return 1 if patch is None else int(patch)
 
     @property
