@@ -20,6 +20,8 @@ LIBRARY = (
 TEST_BUILDERS = (
     "adapters/diffusers/lssgen_diffusers/testing.py",
     "adapters/diffusers/lssgen_diffusers/testing_video.py",  # builds on testing.py's tokenizers
+    "adapters/diffusers/lssgen_diffusers/testing_hidream.py",  # likewise
+    "adapters/diffusers/lssgen_diffusers/testing_text.py",
 )
 TRAINING_MODULES = (
     "train",

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import inspect
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from typing import Any
 
 import attrs
@@ -147,11 +147,20 @@ def cache_enabled(denoiser: Any, config: Any) -> Iterator[None]:
         denoiser.disable_cache()
 
 
+def _kind_of(pipe: Any) -> str:
+    names = {cls.__name__ for cls in type(pipe).__mro__}
+    return next(kind for kind, family in FAMILIES.items() if family.stock_class in names)
+
+
 def family_call(pipe: Any) -> dict[str, Any]:
     """The stock arguments the shared tests add for ``pipe``'s family (``TinyFamily.call``)."""
-    names = {cls.__name__ for cls in type(pipe).__mro__}
-    kind = next(kind for kind, family in FAMILIES.items() if family.stock_class in names)
-    return dict(TINY_FAMILIES[kind].call)
+    return dict(TINY_FAMILIES[_kind_of(pipe)].call)
+
+
+def family_sized(pipe: Any, height: int, width: int) -> AbstractContextManager[Any]:
+    """The context in which a stock call of ``pipe`` makes ``height`` x ``width`` as asked
+    (``TinyFamily.sized``: HiDream scales every size to one area otherwise)."""
+    return TINY_FAMILIES[_kind_of(pipe)].sized(pipe, height, width)
 
 
 def step_callback(pair: Pair, seen: Callable[[Any, int, torch.Tensor], None]) -> dict[str, Any]:

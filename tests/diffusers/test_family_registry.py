@@ -48,3 +48,26 @@ def test_the_command_line_and_the_tiny_pipelines_list_the_registry() -> None:
 @pytest.mark.parametrize("kind", list(FAMILIES))
 def test_tiny_pipeline_is_the_stock_class(kind: str) -> None:
     assert type(tiny_pipeline(kind)) is getattr(diffusers, FAMILIES[kind].stock_class)
+
+
+# The latent multiple of each tiny denoiser (stage sizes are multiples of vae factor x it): the
+# default reads the transformer config's patch_size, 1 for UNets; FLUX.1's layout packs 2x2 with
+# patch_size=1 in its config. HiDream's tiny transformer has 8x8 patches (testing_hidream).
+PATCH_SIZES = {
+    "flux": 2,
+    "sd3": 2,
+    "sdxl": 1,
+    "sd": 1,
+    "cogview4": 2,
+    "pixart-sigma": 2,
+    "chroma": 2,
+    "sana": 1,
+    "hidream": 8,
+}
+
+
+@pytest.mark.parametrize("kind", list(PATCH_SIZES))
+def test_the_patch_size_is_the_denoisers_unless_the_pipeline_packs(kind: str) -> None:
+    stock = tiny_pipeline(kind)
+    pipe = getattr(lssgen_diffusers, FAMILIES[kind].lss_class)(**stock.components)
+    assert pipe.lss_patch_size == PATCH_SIZES[kind]

@@ -36,6 +36,7 @@ from lss_testkit import (
     STEP_CALLBACK_KINDS,
     Pair,
     cache_enabled,
+    family_sized,
     latent_call,
     random_upsampler,
     recorded_inputs,
@@ -165,17 +166,18 @@ def test_interrupting_an_early_stage_returns_what_stock_returns_at_that_stage(
     per_step = pair.calls_per_step
     assert len(calls) == 2 * per_step
     assert pair.lss.interrupt  # as after an interrupted stock call
-    expected = pair.stock(
-        **arguments(
-            height=first.height,
-            width=first.width,
-            num_inference_steps=first.num_steps,
-            output_type=output_type,
-            return_dict=False,
-            callback_on_step_end=interrupt_at(1),
-            **pair.call,
+    with family_sized(pair.stock, first.height, first.width):
+        expected = pair.stock(
+            **arguments(
+                height=first.height,
+                width=first.width,
+                num_inference_steps=first.num_steps,
+                output_type=output_type,
+                return_dict=False,
+                callback_on_step_end=interrupt_at(1),
+                **pair.call,
+            )
         )
-    )
     assert isinstance(got, tuple) and len(got) == len(expected)
     if output_type == "np":
         assert got[0].shape == (1, first.height, first.width, 3)

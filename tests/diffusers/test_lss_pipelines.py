@@ -13,7 +13,15 @@ import numpy as np
 import PIL.Image
 import pytest
 import torch
-from lss_testkit import KINDS, Pair, family_call, latent_call, recorded_inputs, step_callback
+from lss_testkit import (
+    KINDS,
+    Pair,
+    family_call,
+    family_sized,
+    latent_call,
+    recorded_inputs,
+    step_callback,
+)
 
 from lssgen_core.errors import LSSArgumentError
 from lssgen_diffusers.vae_space import to_model_latents, to_vae_latents
@@ -77,13 +85,14 @@ def test_first_stage_equals_stock_at_its_size(pair: Pair, negative: bool) -> Non
 
     run(pair.lss, min_size=MIN_SIZE, **step_callback(pair, keep), **extra)
     first = pair.lss.lss_plan.stages[0]
-    expected = run(
-        pair.stock,
-        height=first.height,
-        width=first.width,
-        num_inference_steps=first.num_steps,
-        **extra,
-    )
+    with family_sized(pair.stock, first.height, first.width):
+        expected = run(
+            pair.stock,
+            height=first.height,
+            width=first.width,
+            num_inference_steps=first.num_steps,
+            **extra,
+        )
     assert torch.equal(seen[first.num_denoising_steps - 1], expected)
 
 

@@ -12,7 +12,7 @@ import huggingface_hub.constants
 import numpy as np
 import pytest
 import torch
-from lss_testkit import family_call
+from lss_testkit import family_call, family_sized
 
 from lssgen_diffusers.testing import (
     PIPELINE_KINDS,
@@ -36,9 +36,10 @@ VAE_EXPECTED: dict[str, tuple[int, float, float | None]] = {
     "pixart-sigma": (4, 0.13025, None),
     "chroma": (16, 0.3611, 0.1159),
     "sana": (32, 0.41407, None),  # SANA's DC-AE (32x): AutoencoderDC has no shift_factor
+    "hidream": (16, 0.3611, 0.1159),  # FLUX.1's VAE, one block (testing_hidream says why)
 }
 #: VAE spatial factor where it is not 8.
-VAE_FACTOR = {"sana": 32}
+VAE_FACTOR = {"sana": 32, "hidream": 1}
 #: Families on Qwen-Image's VAE (5-D latents normalised per channel; no scaling_factor).
 QWEN_VAE_KINDS = ("qwen-image", "krea2")
 #: Families passing latents packed 2x2 into tokens, (B, tokens, 4 * 16).
@@ -80,14 +81,15 @@ def generate(
     if "prompt_embeds" not in kwargs:
         kwargs.setdefault("prompt", PROMPT)
     kwargs = {**family_call(pipe), **kwargs}  # PixArt-Sigma: binning off, the size asked
-    return pipe(
-        height=height,
-        width=width,
-        num_inference_steps=steps,
-        generator=torch.Generator().manual_seed(seed),
-        output_type=output_type,
-        **kwargs,
-    ).images
+    with family_sized(pipe, height, width):  # HiDream: the size asked, not its one area
+        return pipe(
+            height=height,
+            width=width,
+            num_inference_steps=steps,
+            generator=torch.Generator().manual_seed(seed),
+            output_type=output_type,
+            **kwargs,
+        ).images
 
 
 def expected_latent_shape(kind: str, height: int, width: int, batch: int = 1) -> tuple[int, ...]:
@@ -134,6 +136,17 @@ def precomputed_embeds(kind: str, pipe: Any) -> dict[str, torch.Tensor]:
         if kind in QWEN_VAE_KINDS:
             embeds, mask = pipe.encode_prompt(PROMPT)
             return {"prompt_embeds": embeds, "prompt_embeds_mask": mask}
+        if kind == "hidream":
+            t5, neg_t5, llama, neg_llama, pooled, neg_pooled = pipe.encode_prompt(PROMPT)
+            return {
+                "prompt": None,  # HiDream has no prompt_embeds (which generate() looks for)
+                "prompt_embeds_t5": t5,
+                "negative_prompt_embeds_t5": neg_t5,
+                "prompt_embeds_llama3": llama,
+                "negative_prompt_embeds_llama3": neg_llama,
+                "pooled_prompt_embeds": pooled,
+                "negative_pooled_prompt_embeds": neg_pooled,
+            }
         if kind == "sd3":
             embeds, neg, pooled, neg_pooled = pipe.encode_prompt(PROMPT, None, None)
         elif kind == "sdxl":
@@ -284,6 +297,17 @@ def test_vae_and_scheduler_configs(pipes: dict[str, Any], kind: str) -> None:
         assert type(pipe.scheduler).__name__ == "DPMSolverMultistepScheduler"
         assert sched.use_flow_sigmas and sched.prediction_type == "flow_prediction"
         assert sched.flow_shift == 3.0
+        return
+    if kind == "hidream":
+        assert pipe.vae_scale_factor == 1 and pipe.default_sample_size == 128
+        assert len(pipe.vae.config.block_out_channels) == 1
+        assert pipe.vae.config.latent_channels == channels
+        assert (pipe.vae.config.scaling_factor, pipe.vae.config.shift_factor) == (scaling, shift)
+        assert pipe.transformer.config.in_channels == channels
+        assert pipe.transformer.max_seq == 128 * 128 // 8**2  # default_sample_size, 8x8 patches
+        assert type(pipe.scheduler).__name__ == "FlowMatchEulerDiscreteScheduler"
+        assert pipe.scheduler.config.shift == 3.0
+        assert not pipe.scheduler.config.use_dynamic_shifting
         return
     assert pipe.vae_scale_factor == 8
     assert len(pipe.vae.config.block_out_channels) == 4

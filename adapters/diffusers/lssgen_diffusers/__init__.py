@@ -36,6 +36,9 @@ if TYPE_CHECKING:
     from lssgen_diffusers.flux import (
         LSSFluxPipeline as LSSFluxPipeline,
     )  # re-exported (__all__ lists the registry's)
+    from lssgen_diffusers.hidream import (
+        LSSHiDreamImagePipeline as LSSHiDreamImagePipeline,
+    )  # re-exported (__all__ lists the registry's)
     from lssgen_diffusers.krea2 import (
         LSSKrea2Pipeline as LSSKrea2Pipeline,
     )  # re-exported (__all__ lists the registry's)

@@ -12,10 +12,9 @@ from diffusers.pipelines.cogview4.pipeline_cogview4 import calculate_shift, retr
 from lssgen_core.schedules import StageSize
 from lssgen_diffusers.mixin import LSS_ARGUMENTS_DOC, LSSPipelineMixin
 from lssgen_diffusers.options import COGVIEW4_DEFAULTS
-from lssgen_diffusers.transformer_patches import TransformerPatches
 
 
-class LSSCogView4Pipeline(LSSPipelineMixin, TransformerPatches, CogView4Pipeline):
+class LSSCogView4Pipeline(LSSPipelineMixin, CogView4Pipeline):
     __doc__ = (
         """``CogView4Pipeline`` with latent space scaling (LSSGen).
 

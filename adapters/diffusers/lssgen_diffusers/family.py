@@ -83,9 +83,6 @@ class LSSFamily:
 
     #: The original's LSS defaults for this family (``lssgen generate`` uses its steps/guidance).
     lss_defaults: ClassVar[LSSDefaults]
-    #: Latent multiple of the denoiser: 2 for 2x2 packing or patches, 1 for UNets (an attribute
-    #: or a property reading the denoiser's config).
-    lss_patch_size: int = 1
     #: Whether the stock ``prepare_latents`` casts given ``latents`` to the denoiser's dtype
     #: (else a call's ``latents`` must have it).
     lss_casts_latents: ClassVar[bool] = False
@@ -104,6 +101,9 @@ class LSSFamily:
     #: prompt where they have fewer): embeddings and attention masks alike; ``None``: all of
     #: :attr:`lss_encode_outputs`.
     lss_per_image_arguments: ClassVar[tuple[str, ...] | None] = None
+    #: The embeddings whose batch is the number of prompts when a call gives embeddings instead
+    #: of a prompt (the stock call counts them there too; HiDream: ``pooled_prompt_embeds``).
+    lss_batch_argument: ClassVar[str] = "prompt_embeds"
     #: Embeddings that must have ``prompt_embeds``' batch size (stock fails deep otherwise); the
     #: negative ones only count with classifier-free guidance.
     lss_batched_embeds: ClassVar[tuple[str, ...]] = ()
@@ -152,6 +152,23 @@ class LSSFamily:
     def lss_frames(self, call: Mapping[str, Any]) -> FrameAxis | None:
         """The frames of the call's video, kept in every stage (``None``: an image family)."""
         return None
+
+    @property
+    def lss_patch_size(self) -> int:
+        """Latent multiple of the denoiser: the ``patch_size`` of its config (the transformers
+        that patchify latents themselves: SD3, CogView4, PixArt-Sigma, SANA, HiDream), 1 where
+        the config has none (UNets).
+
+        A family whose pipeline packs latents itself sets it: the FLUX.1 layout's 2x2 packing is
+        not in its transformer's config (``patch_size=1`` there), nor LTX-Video's; Wan's config
+        holds a ``(t, h, w)`` tuple.
+
+        Reads only stock attributes: ``lssgen generate --plain`` applies it to a stock pipeline.
+        """
+        pipe: Any = self
+        denoiser = pipe.transformer if hasattr(pipe, "transformer") else pipe.unet
+        patch = denoiser.config.get("patch_size")
+        return 1 if patch is None else int(patch)
 
     @property
     def lss_latent_channels(self) -> int:

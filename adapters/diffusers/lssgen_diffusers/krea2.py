@@ -61,7 +61,7 @@ class LSSKrea2Pipeline(LSSPipelineMixin, Krea2Pipeline):
     # --- latent geometry -----------------------------------------------------------------
 
     @property
-    def lss_patch_size(self) -> int:  # type: ignore[override]
+    def lss_patch_size(self) -> int:
         return int(self.patch_size)
 
     @property

@@ -224,7 +224,7 @@ class LSSLTXPipeline(LSSVideoPipelineMixin, LTXPipeline):
         super().save_pretrained(save_directory, *args, **kwargs)
 
     @property
-    def lss_patch_size(self) -> int:  # type: ignore[override]
+    def lss_patch_size(self) -> int:
         return int(self.transformer_spatial_patch_size)
 
     @property

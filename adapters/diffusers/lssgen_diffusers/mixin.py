@@ -461,11 +461,14 @@ class LSSPipelineMixin(LSSFamily):
         try:
             return self._lss_plan(request, check=True)
         except LSSArgumentError as exc:
-            note = " and ".join(f"{n}={v} rounds down to {rounded[n]}" for n, v in changed.items())
+            # Not only rounding down: HiDream scales a size up to its one area too.
+            note = " and ".join(
+                f"{n}={v} rounds (or scales) to {rounded[n]}" for n, v in changed.items()
+            )
             raise LSSArgumentError(
                 exc.argument,
-                f"{note}, as the stock pipeline rounds it, and that size does not split into "
-                f"these stages: {exc}",
+                f"{note} in the stock pipeline (lss_stock_size), and that size does not split "
+                f"into these stages: {exc}",
             ) from exc
 
     def _lss_prompt_batch(self, call: Mapping[str, Any]) -> int:
@@ -474,9 +477,9 @@ class LSSPipelineMixin(LSSFamily):
             return 1
         if isinstance(prompt, list):
             return len(prompt)
-        embeds = call.get("prompt_embeds")
+        embeds = call.get(self.lss_batch_argument)
         if embeds is None:
-            raise LSSArgumentError("prompt", "pass prompt or prompt_embeds")
+            raise LSSArgumentError("prompt", f"pass prompt or {self.lss_batch_argument}")
         return int(embeds.shape[0])
 
     def _lss_check_arguments(self, call: Mapping[str, Any], total: int) -> None:

@@ -21,8 +21,7 @@ from diffusers.pipelines.pixart_alpha.pipeline_pixart_alpha import (
 from diffusers.pipelines.pixart_alpha.pipeline_pixart_sigma import ASPECT_RATIO_2048_BIN
 from diffusers.pipelines.sana.pipeline_sana import ASPECT_RATIO_4096_BIN
 
-from lssgen_diffusers.family import binned_by_sample_size
-from lssgen_diffusers.transformer_patches import TransformerPatches
+from lssgen_diffusers.family import LSSFamily, binned_by_sample_size
 
 #: The aspect-ratio bins ``PixArtSigmaPipeline.__call__`` picks by the transformer's
 #: ``sample_size``.
@@ -41,7 +40,7 @@ SANA_BINS: Mapping[int, Any] = {
 }
 
 
-class PixArtLayout(TransformerPatches):
+class PixArtLayout(LSSFamily):
     """Masked prompt embeddings, schedule-fixing ``timesteps`` / ``sigmas`` and the stock
     aspect-ratio binning of :attr:`lss_aspect_bins`."""
 

@@ -71,6 +71,15 @@ _LINES = (
     # Not in the paper: the stock call's 28 steps and guidance 4.5 (the base checkpoint's),
     # FLUX.1's LSS min_size.
     Family("krea2", "Krea 2", "Krea2Pipeline", LSSDefaults(512, False, 28, 4.5), 1024),
+    # Not in the paper: the stock call's steps and guidance (HiDream-I1 Full), FLUX.1's LSS
+    # min_size (HiDream-I1 ships FLUX.1's VAE).
+    Family(
+        "hidream",
+        "HiDream-I1",
+        "HiDreamImagePipeline",
+        LSSDefaults(512, False, 50, 5.0),
+        1024,
+    ),
 )
 
 FAMILIES: dict[str, Family] = {family.kind: family for family in _LINES}

@@ -11,12 +11,11 @@ from lssgen_core.schedules import StageSize
 from lssgen_diffusers.family import POOLED_EMBEDS, dynamic_mu, set_stock_timesteps
 from lssgen_diffusers.mixin import LSS_ARGUMENTS_DOC, LSSPipelineMixin
 from lssgen_diffusers.options import SD3_DEFAULTS
-from lssgen_diffusers.transformer_patches import TransformerPatches
 
 _PROMPTS = ("prompt", "prompt_2", "prompt_3")
 
 
-class LSSStableDiffusion3Pipeline(LSSPipelineMixin, TransformerPatches, StableDiffusion3Pipeline):
+class LSSStableDiffusion3Pipeline(LSSPipelineMixin, StableDiffusion3Pipeline):
     __doc__ = (
         """``StableDiffusion3Pipeline`` with latent space scaling (LSSGen).
 

@@ -25,7 +25,7 @@ from __future__ import annotations
 import os
 import string
 from collections.abc import Callable, Iterator, Mapping
-from contextlib import AbstractContextManager, contextmanager
+from contextlib import AbstractContextManager, contextmanager, nullcontext
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -73,6 +73,7 @@ from transformers import (
 
 from lssgen_diffusers.aligned_save import align_safetensors
 from lssgen_diffusers.registry import FAMILIES
+from lssgen_diffusers.testing_hidream import generating_as_asked, tiny_hidream_pipeline
 from lssgen_diffusers.testing_qwen_image import tiny_krea2_pipeline, tiny_qwen_image_pipeline
 
 __all__ = [
@@ -955,6 +956,13 @@ class TinyFamily:
     #: Stock arguments the shared tests add to every call so that a call makes the size it asks
     #: for (PixArt-Sigma: resolution binning off; its binning has tests of its own).
     call: Mapping[str, Any] = attrs.field(factory=dict)
+    #: ``sized(pipe, height, width)``: a context in which a stock call makes the size it asks for
+    #: where no argument does (HiDream scales every size to the area of its
+    #: ``default_sample_size``); the shared tests run stock calls at other sizes than the
+    #: pipeline's default inside it.
+    sized: Callable[[Any, int, int], AbstractContextManager[Any]] = attrs.field(
+        default=lambda pipe, height, width: nullcontext()
+    )
 
 
 #: One entry per family of the registry (a test keeps them equal).
@@ -973,6 +981,7 @@ TINY_FAMILIES: dict[str, TinyFamily] = {
     "qwen-image": TinyFamily(tiny_qwen_image_pipeline),
     # Guidance is on by default (guidance_scale 4.5 > 0, an empty negative prompt).
     "krea2": TinyFamily(tiny_krea2_pipeline, calls_per_step=2),
+    "hidream": TinyFamily(tiny_hidream_pipeline, sized=generating_as_asked),
 }
 
 

@@ -67,7 +67,7 @@ class LSSWanPipeline(LSSVideoPipelineMixin, WanPipeline):
         return "transformer" if self.transformer is not None else "transformer_2"
 
     @property
-    def lss_patch_size(self) -> int:  # type: ignore[override]
+    def lss_patch_size(self) -> int:
         return int(self.lss_denoiser.config.patch_size[1])
 
     @property
