@@ -476,7 +476,7 @@ class LSSPipelineMixin(LSSFamily):
         embeds = call.get("prompt_embeds")
         if embeds is None:
             raise LSSArgumentError("prompt", "pass prompt or prompt_embeds")
-        return int(embeds.shape[0])
+        return len(embeds)  # a batched tensor, or Z-Image's list of per-prompt tensors
 
     def _lss_check_arguments(self, call: Mapping[str, Any], total: int) -> None:
         for argument in self.lss_schedule_arguments:
@@ -662,6 +662,7 @@ class LSSPipelineMixin(LSSFamily):
             stage_call.update(dict.fromkeys(self.lss_final_stage_arguments))
             if not decode:
                 stage_call.update(output_type="latent", return_dict=False)
+        stage_call.update(self.lss_stage_arguments(call, plan, stage))
         check: Any = None
         if decode:
             start = stage.num_steps  # past the last step: the stock loop is empty

@@ -74,6 +74,8 @@ from transformers import (
 
 from lssgen_diffusers.aligned_save import align_safetensors
 from lssgen_diffusers.registry import FAMILIES
+from lssgen_diffusers.testing_lumina2 import tiny_lumina2_pipeline
+from lssgen_diffusers.testing_z_image import tiny_z_image_pipeline
 
 __all__ = [
     "PIPELINE_KINDS",
@@ -917,6 +919,8 @@ TINY_FAMILIES: dict[str, TinyFamily] = {
     "pixart-sigma": TinyFamily(tiny_pixart_sigma_pipeline, call={"use_resolution_binning": False}),
     "chroma": TinyFamily(tiny_chroma_pipeline, calls_per_step=2),
     "sana": TinyFamily(tiny_sana_pipeline, call={"use_resolution_binning": False}),
+    "z-image": TinyFamily(tiny_z_image_pipeline),
+    "lumina2": TinyFamily(tiny_lumina2_pipeline, calls_per_step=2),
 }
 
 
