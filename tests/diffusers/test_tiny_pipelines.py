@@ -36,7 +36,11 @@ VAE_EXPECTED: dict[str, tuple[int, float, float | None]] = {
     "pixart-sigma": (4, 0.13025, None),
     "chroma": (16, 0.3611, 0.1159),
     "sana": (32, 0.41407, None),  # SANA's DC-AE (32x): AutoencoderDC has no shift_factor
+    "z-image": (16, 0.3611, 0.1159),  # FLUX.1's VAE
+    "lumina2": (16, 0.3611, 0.1159),  # FLUX.1's VAE
 }
+#: Families whose plain save_pretrained puts some weights at offsets that change CPU kernels.
+PLAIN_SAVE_NOT_ALIGNED = ("lumina2",)
 #: VAE spatial factor where it is not 8.
 VAE_FACTOR = {"sana": 32}
 
@@ -124,6 +128,14 @@ def precomputed_embeds(kind: str, pipe: Any) -> dict[str, torch.Tensor]:
             )
             return {
                 "negative_prompt": None,  # the stock default "" would clash with the embeddings
+                "prompt_embeds": embeds,
+                "prompt_attention_mask": mask,
+                "negative_prompt_embeds": neg,
+                "negative_prompt_attention_mask": neg_mask,
+            }
+        if kind == "lumina2":
+            embeds, mask, neg, neg_mask = pipe.encode_prompt(PROMPT)  # the stock system prompt
+            return {
                 "prompt_embeds": embeds,
                 "prompt_attention_mask": mask,
                 "negative_prompt_embeds": neg,
@@ -242,7 +254,8 @@ def test_tokenizers_cover_english_and_empty_text(pipes: dict[str, Any], kind: st
         vocab_size = encoder.config.vocab_size
         for text in (PROMPT, "A Dog, 3 cats & naïve café — 中文!", ""):
             ids = tok(text).input_ids
-            assert len(ids) >= 1, (name, text)
+            # Qwen adds no BOS, so "" is no tokens (Z-Image wraps every prompt in its template).
+            assert len(ids) >= (0 if text == "" and kind == "z-image" else 1), (name, text)
             assert all(0 <= i < vocab_size for i in ids), (name, text)
         assert len(tok(PROMPT).input_ids) > 3, name
 
@@ -281,6 +294,10 @@ def test_vae_and_scheduler_configs(pipes: dict[str, Any], kind: str) -> None:
         assert pipe.transformer.config.patch_size == 2
         assert sched.use_dynamic_shifting and sched.time_shift_type == "linear"
         assert (sched.base_shift, sched.max_shift, sched.base_image_seq_len) == (0.25, 0.75, 256)
+    elif kind in ("z-image", "lumina2"):  # unpacked 16-channel latents, 2x2 patches
+        assert pipe.transformer.config.in_channels == channels
+        assert not sched.use_dynamic_shifting
+        assert sched.shift == {"z-image": 3.0, "lumina2": 6.0}[kind]
     elif kind == "pixart-sigma":
         assert pipe.transformer.config.patch_size == 2
         assert type(pipe.scheduler).__name__ == "DPMSolverMultistepScheduler"
@@ -324,7 +341,12 @@ def test_save_load_round_trip_offline(
             assert tok(text).input_ids == reloaded(text).input_ids, name
     # Plain save_pretrained is bit-exact here because the builders' sizes give 16-byte-aligned
     # mmapped weights; if a library bump breaks that, save with save_tiny_pipeline instead.
-    assert torch.equal(expected, generate(loaded)), "see align_safetensors"
+    # Lumina 2's tiny transformer is not (our measurement: the reloaded weights, copied into
+    # fresh memory, give the in-memory result bit for bit): only close, and exact when aligned.
+    if kind in PLAIN_SAVE_NOT_ALIGNED:
+        torch.testing.assert_close(generate(loaded), expected)
+    else:
+        assert torch.equal(expected, generate(loaded)), "see align_safetensors"
 
     # save_tiny_pipeline (save_pretrained + align_safetensors) is bit-exact whatever the headers.
     aligned_dir = save_tiny_pipeline(pipe, tmp_path / "aligned")
