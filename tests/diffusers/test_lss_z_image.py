@@ -103,12 +103,19 @@ def test_every_stage_runs_the_stock_schedule_of_its_size(
 def test_embedding_lists_are_repeated_per_image_and_reach_every_stage(lss_pair: Any) -> None:
     pair: Pair = lss_pair("z-image")
     prompts = ["a cat", "a red circle left of a blue square, in the evening light"]
-    arguments = {"prompt": prompts, "num_images_per_prompt": 2, "negative_prompt": "blurry"}
+    negatives = ["blurry", "dark"]  # one per prompt, as the stock call requires
+
+    def arguments() -> dict[str, Any]:
+        # Fresh lists: the stock encode_prompt writes the chat-templated prompts into them.
+        return {"prompt": list(prompts), "negative_prompt": list(negatives)}
+
     with captions(pair.denoiser) as stock_seen:
-        run(pair.stock, **arguments)
+        run(pair.stock, num_images_per_prompt=2, **arguments())
     generators = [torch.Generator().manual_seed(s) for s in range(4)]
     with recorded_inputs(pair.lss.text_encoder) as encodes, captions(pair.denoiser) as seen:
-        latents = run(pair.lss, min_size=64, generator=generators, **arguments)
+        latents = run(
+            pair.lss, min_size=64, generator=generators, num_images_per_prompt=2, **arguments()
+        )
     assert len(pair.lss.lss_plan.stages) == 2
     assert tuple(latents.shape) == (4, 16, 16, 16)
     assert len(encodes) == 2  # the prompts and the negative prompts, once for all stages
