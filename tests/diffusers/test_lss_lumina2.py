@@ -39,11 +39,11 @@ def stock_guided(ratio: float, steps: int) -> list[bool]:
 
 
 def guided_steps(calls: list[dict[str, Any]]) -> list[tuple[float, bool]]:
-    """(timestep, guided) per denoising step from the transformer calls: a guided step calls it
-    twice at its timestep (the conditional branch, then the unconditional one), and no two
-    steps in a row share a timestep."""
+    """(noise level, guided) per denoising step from the transformer calls: a guided step calls
+    it twice at its timestep (the conditional branch, then the unconditional one), and no two
+    steps in a row share a timestep. Lumina's transformer gets ``1 - sigma`` (0 is noise)."""
     timesteps = [float(call["timestep"][0]) for call in calls]
-    return [(t, len(list(group)) == 2) for t, group in groupby(timesteps)]
+    return [(1 - t, len(list(group)) == 2) for t, group in groupby(timesteps)]
 
 
 def test_one_stage_with_truncation_normalization_and_a_system_prompt_is_stock(
