@@ -136,9 +136,7 @@ def test_given_embedding_lists_without_a_prompt(lss_pair: Any) -> None:
         embeds, negative = pair.stock.encode_prompt(PROMPT, negative_prompt="blurry")
     arguments = {"num_images_per_prompt": 2, "min_size": 64}
     generators = [torch.Generator().manual_seed(s) for s in (1, 2)]
-    expected = run(
-        pair.lss, negative_prompt="blurry", generator=generators, **arguments
-    )
+    expected = run(pair.lss, negative_prompt="blurry", generator=generators, **arguments)
     generators = [torch.Generator().manual_seed(s) for s in (1, 2)]
     got = run(
         pair.lss,
