@@ -132,3 +132,22 @@ def test_stage_ratio_guides_the_steps_at_or_above_the_lowest_guided_level(
     else:
         lowest = min((level for level, g in zip(plain, guided) if g), default=float("inf"))
         assert got == [level >= lowest for level in run_levels]
+
+
+def test_an_interrupt_stops_nothing_as_in_the_stock_loop(lss_pair: Any) -> None:
+    pair: Pair = lss_pair("lumina2")
+
+    def stop(pipe: Any, step: int, timestep: Any, tensors: dict) -> dict:
+        pipe._interrupt = True
+        return tensors
+
+    with recorded_inputs(pair.denoiser) as stock_calls:
+        expected = run(pair.stock, guidance_scale=1.0, callback_on_step_end=stop)
+    assert len(stock_calls) == STEPS  # the stock loop ran on
+    got = run(pair.lss, start_sigma=1.0, guidance_scale=1.0, callback_on_step_end=stop)
+    assert torch.equal(got, expected)
+    with recorded_inputs(pair.denoiser) as calls:
+        latents = run(pair.lss, min_size=64, guidance_scale=1.0, callback_on_step_end=stop)
+    assert len(calls) == pair.lss.lss_plan.num_denoising_steps  # every stage ran
+    assert tuple(latents.shape) == (1, 16, 16, 16)
+    assert not pair.lss.interrupt

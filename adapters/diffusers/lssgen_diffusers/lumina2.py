@@ -30,6 +30,8 @@ class LSSLumina2Pipeline(LSSPipelineMixin, Lumina2Pipeline):
     size. The Gemma-2 prompt, with the ``system_prompt`` (the stock one by default) prepended,
     and the negative prompt are encoded once, attention masks included.
     Guidance (``guidance_scale > 1``) runs the two branches as separate transformer calls.
+    As the stock loop checks no interrupt, setting ``pipe._interrupt`` in a callback stops
+    nothing.
     ``cfg_normalization`` renormalises every guided step of every stage, as in one stock call.
     ``cfg_trunc_ratio`` stops guidance after that fraction of a stock call's steps; with
     several stages it stops where the noise level falls below the last level a one-stage stock
@@ -52,6 +54,17 @@ class LSSLumina2Pipeline(LSSPipelineMixin, Lumina2Pipeline):
         "negative_prompt_attention_mask",
     )
     lss_lora_argument = "attention_kwargs"
+
+    @property
+    def _interrupt(self) -> bool:
+        """Always False: the stock Lumina2 loop has no interrupt check (and never resets the
+        flag), so a callback's ``pipe._interrupt = True`` stops nothing, in one stage or in
+        several, and does not carry over to the next call."""
+        return False
+
+    @_interrupt.setter
+    def _interrupt(self, value: bool) -> None:
+        pass
 
     @property
     def lss_patch_size(self) -> int:  # type: ignore[override]
