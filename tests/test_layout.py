@@ -21,7 +21,9 @@ TEST_BUILDERS = (
     "adapters/diffusers/lssgen_diffusers/testing.py",
     "adapters/diffusers/lssgen_diffusers/testing_video.py",  # builds on testing.py's tokenizers
     "adapters/diffusers/lssgen_diffusers/testing_hidream.py",  # likewise
-    "adapters/diffusers/lssgen_diffusers/testing_text.py",
+    "adapters/diffusers/lssgen_diffusers/testing_lumina2.py",  # and on its Gemma-2 and VAE
+    "adapters/diffusers/lssgen_diffusers/testing_z_image.py",  # and on its VAE
+    "adapters/diffusers/lssgen_diffusers/testing_text.py",  # shared tiny text encoders
 )
 TRAINING_MODULES = (
     "train",

@@ -37,7 +37,11 @@ VAE_EXPECTED: dict[str, tuple[int, float, float | None]] = {
     "chroma": (16, 0.3611, 0.1159),
     "sana": (32, 0.41407, None),  # SANA's DC-AE (32x): AutoencoderDC has no shift_factor
     "hidream": (16, 0.3611, 0.1159),  # FLUX.1's VAE, one block (testing_hidream says why)
+    "z-image": (16, 0.3611, 0.1159),  # FLUX.1's VAE
+    "lumina2": (16, 0.3611, 0.1159),  # FLUX.1's VAE
 }
+#: Families whose plain save_pretrained puts some weights at offsets that change CPU kernels.
+PLAIN_SAVE_NOT_ALIGNED = ("lumina2",)
 #: VAE spatial factor where it is not 8.
 VAE_FACTOR = {"sana": 32, "hidream": 1}
 #: Families on Qwen-Image's VAE (5-D latents normalised per channel; no scaling_factor).
@@ -146,6 +150,14 @@ def precomputed_embeds(kind: str, pipe: Any) -> dict[str, torch.Tensor]:
                 "negative_prompt_embeds_llama3": neg_llama,
                 "pooled_prompt_embeds": pooled,
                 "negative_pooled_prompt_embeds": neg_pooled,
+            }
+        if kind == "lumina2":
+            embeds, mask, neg, neg_mask = pipe.encode_prompt(PROMPT)  # the stock system prompt
+            return {
+                "prompt_embeds": embeds,
+                "prompt_attention_mask": mask,
+                "negative_prompt_embeds": neg,
+                "negative_prompt_attention_mask": neg_mask,
             }
         if kind == "sd3":
             embeds, neg, pooled, neg_pooled = pipe.encode_prompt(PROMPT, None, None)
@@ -261,9 +273,10 @@ def test_tokenizers_cover_english_and_empty_text(pipes: dict[str, Any], kind: st
         vocab_size = getattr(encoder.config, "text_config", encoder.config).vocab_size
         for text in (PROMPT, "A Dog, 3 cats & naïve café — 中文!", ""):
             ids = tok(text).input_ids
-            # Qwen's tokenizer adds no BOS, so "" is no tokens (its pipelines wrap every prompt
-            # in a chat template).
-            assert len(ids) >= (0 if kind in QWEN_VAE_KINDS and not text else 1), (name, text)
+            # Qwen's tokenizer adds no BOS, so "" is no tokens (its pipelines, and Z-Image's,
+            # wrap every prompt in a chat template).
+            no_bos = kind in (*QWEN_VAE_KINDS, "z-image")
+            assert len(ids) >= (0 if no_bos and not text else 1), (name, text)
             assert all(0 <= i < vocab_size for i in ids), (name, text)
         assert len(tok(PROMPT).input_ids) > 3, name
 
@@ -327,6 +340,10 @@ def test_vae_and_scheduler_configs(pipes: dict[str, Any], kind: str) -> None:
         assert pipe.transformer.config.patch_size == 2
         assert sched.use_dynamic_shifting and sched.time_shift_type == "linear"
         assert (sched.base_shift, sched.max_shift, sched.base_image_seq_len) == (0.25, 0.75, 256)
+    elif kind in ("z-image", "lumina2"):  # unpacked 16-channel latents, 2x2 patches
+        assert pipe.transformer.config.in_channels == channels
+        assert not sched.use_dynamic_shifting
+        assert sched.shift == {"z-image": 3.0, "lumina2": 6.0}[kind]
     elif kind == "pixart-sigma":
         assert pipe.transformer.config.patch_size == 2
         assert type(pipe.scheduler).__name__ == "DPMSolverMultistepScheduler"
@@ -370,7 +387,12 @@ def test_save_load_round_trip_offline(
             assert tok(text).input_ids == reloaded(text).input_ids, name
     # Plain save_pretrained is bit-exact here because the builders' sizes give 16-byte-aligned
     # mmapped weights; if a library bump breaks that, save with save_tiny_pipeline instead.
-    assert torch.equal(expected, generate(loaded)), "see align_safetensors"
+    # Lumina 2's tiny transformer is not (our measurement: the reloaded weights, copied into
+    # fresh memory, give the in-memory result bit for bit): only close, and exact when aligned.
+    if kind in PLAIN_SAVE_NOT_ALIGNED:
+        torch.testing.assert_close(generate(loaded), expected)
+    else:
+        assert torch.equal(expected, generate(loaded)), "see align_safetensors"
 
     # save_tiny_pipeline (save_pretrained + align_safetensors) is bit-exact whatever the headers.
     aligned_dir = save_tiny_pipeline(pipe, tmp_path / "aligned")

@@ -43,6 +43,9 @@ if TYPE_CHECKING:
         LSSKrea2Pipeline as LSSKrea2Pipeline,
     )  # re-exported (__all__ lists the registry's)
     from lssgen_diffusers.ltx import LSSLTXPipeline
+    from lssgen_diffusers.lumina2 import (
+        LSSLumina2Pipeline as LSSLumina2Pipeline,
+    )  # re-exported (__all__ lists the registry's)
     from lssgen_diffusers.mixin import LSSPipelineMixin
     from lssgen_diffusers.options import (
         COGVIEW4_DEFAULTS,
@@ -71,6 +74,9 @@ if TYPE_CHECKING:
         LSSStableDiffusionXLPipeline as LSSStableDiffusionXLPipeline,
     )  # re-exported (__all__ lists the registry's)
     from lssgen_diffusers.wan import LSSWanPipeline
+    from lssgen_diffusers.z_image import (
+        LSSZImagePipeline as LSSZImagePipeline,
+    )  # re-exported (__all__ lists the registry's)
 
 # Each name is imported from its module on first use, for start-up speed: the pipelines import
 # Diffusers (seconds), which `lssgen generate --help` and the options / call-defaults modules

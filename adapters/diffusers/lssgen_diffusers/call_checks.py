@@ -153,6 +153,8 @@ def check_embeds_batch(call: Mapping[str, Any], names: tuple[str, ...]) -> None:
 def run_stock_check_inputs(pipe: Any, call: Mapping[str, Any], height: int, width: int) -> None:
     """The stock ``check_inputs`` with this call's arguments, as the stock ``__call__`` runs it
     (its size defaults filled in), so several stages refuse what one stage refuses."""
+    if not hasattr(pipe, "check_inputs"):
+        return  # Z-Image's stock call checks only its sizes, which the mixin checks first
     resolved: dict[str, Any] = {"height": height, "width": width}
     callback: Any = call.get("callback_on_step_end")
     if hasattr(callback, "tensor_inputs"):  # PipelineCallback: the stock call reads it first

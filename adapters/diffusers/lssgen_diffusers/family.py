@@ -34,7 +34,9 @@ What a family differs in:
   :meth:`LSSFamily.lss_classifier_free_guidance` (not every stock pipeline has a
   ``do_classifier_free_guidance`` property).
 - **Final-stage-only arguments**: :attr:`LSSFamily.lss_final_stage_arguments` (cleared for the
-  earlier stages, e.g. SDXL's ``denoising_end``).
+  earlier stages, e.g. SDXL's ``denoising_end``); arguments restated per stage:
+  :meth:`LSSFamily.lss_stage_arguments` (e.g. Lumina 2's ``cfg_trunc_ratio``, a fraction of the
+  steps a stock call runs).
 - **Sizes**: :meth:`LSSFamily.lss_stock_size` (a size the stock pipeline rounds, as FLUX does)
   with its warning :meth:`LSSFamily.lss_warn_stock_size`; resolution binning
   (:attr:`LSSFamily.lss_resolution_binning`, :meth:`LSSFamily.lss_binned_size`): the plan's
@@ -65,7 +67,7 @@ import torch
 from diffusers.pipelines.flux.pipeline_flux import calculate_shift, retrieve_timesteps
 
 from lssgen_core.frames import FrameAxis
-from lssgen_core.plan import Stage
+from lssgen_core.plan import Stage, StagePlan
 from lssgen_core.schedules import StageSize
 from lssgen_diffusers.options import LSSDefaults
 from lssgen_diffusers.vae import PixelCodec, VaeCodec
@@ -216,6 +218,14 @@ class LSSFamily:
     ) -> None:
         """Configure ``scheduler`` as the stock ``__call__`` does for a stage of ``size``."""
         set_stock_timesteps(scheduler, num_steps)
+
+    def lss_stage_arguments(
+        self, call: Mapping[str, Any], plan: StagePlan, stage: Stage
+    ) -> dict[str, Any]:
+        """Stock arguments ``stage``'s call gets in place of the call's own: for an argument
+        whose meaning depends on the steps one stock call runs (a guidance cutoff given as a
+        fraction of them), its value for this stage. None by default."""
+        return {}
 
     # --- prompts and guidance ----------------------------------------------------------------
 

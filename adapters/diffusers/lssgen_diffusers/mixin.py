@@ -480,7 +480,7 @@ class LSSPipelineMixin(LSSFamily):
         embeds = call.get(self.lss_batch_argument)
         if embeds is None:
             raise LSSArgumentError("prompt", f"pass prompt or {self.lss_batch_argument}")
-        return int(embeds.shape[0])
+        return len(embeds)  # a batched tensor, or Z-Image's list of per-prompt tensors
 
     def _lss_check_arguments(self, call: Mapping[str, Any], total: int) -> None:
         for argument in self.lss_schedule_arguments:
@@ -665,6 +665,7 @@ class LSSPipelineMixin(LSSFamily):
             stage_call.update(dict.fromkeys(self.lss_final_stage_arguments))
             if not decode:
                 stage_call.update(output_type="latent", return_dict=False)
+        stage_call.update(self.lss_stage_arguments(call, plan, stage))
         check: Any = None
         if decode:
             start = stage.num_steps  # past the last step: the stock loop is empty

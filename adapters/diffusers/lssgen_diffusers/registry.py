@@ -80,6 +80,10 @@ _LINES = (
         LSSDefaults(512, False, 50, 5.0),
         1024,
     ),
+    # Not in the paper: the stock calls' steps and guidance (Z-Image's 50 / 5.0; Z-Image-Turbo is
+    # run with about 8 steps and guidance 0), FLUX.1's LSS min_size.
+    Family("z-image", "Z-Image", "ZImagePipeline", LSSDefaults(512, False, 50, 5.0), 1024),
+    Family("lumina2", "Lumina 2", "Lumina2Pipeline", LSSDefaults(512, False, 30, 4.0), 1024),
 )
 
 FAMILIES: dict[str, Family] = {family.kind: family for family in _LINES}

@@ -74,7 +74,9 @@ from transformers import (
 from lssgen_diffusers.aligned_save import align_safetensors
 from lssgen_diffusers.registry import FAMILIES
 from lssgen_diffusers.testing_hidream import generating_as_asked, tiny_hidream_pipeline
+from lssgen_diffusers.testing_lumina2 import tiny_lumina2_pipeline
 from lssgen_diffusers.testing_qwen_image import tiny_krea2_pipeline, tiny_qwen_image_pipeline
+from lssgen_diffusers.testing_z_image import tiny_z_image_pipeline
 
 __all__ = [
     "PIPELINE_KINDS",
@@ -89,6 +91,7 @@ __all__ = [
     "tiny_clip_tokenizer",
     "tiny_cogview4_pipeline",
     "tiny_flux_pipeline",
+    "tiny_gemma2_encoder",
     "tiny_gemma_tokenizer",
     "tiny_glm_tokenizer",
     "tiny_krea2_pipeline",
@@ -865,6 +868,19 @@ def tiny_gemma_tokenizer(model_max_length: int = 8192) -> PreTrainedTokenizerFas
     )
 
 
+def tiny_gemma2_encoder(tokenizer: PreTrainedTokenizerFast, seed: int) -> Gemma2Model:
+    """SANA's and Lumina 2's tiny text encoder: a random two-layer, 32-wide ``Gemma2Model`` (2
+    heads, one key/value head) over :func:`tiny_gemma_tokenizer`'s vocabulary."""
+    return _decoder_text_encoder(
+        Gemma2Model,
+        tokenizer,
+        seed,
+        heads=2,
+        key_value_heads=1,
+        bos_token_id=tokenizer.bos_token_id,
+    )
+
+
 def _sana_dc_ae(seed: int) -> AutoencoderDC:
     """SANA's DC-AE layout, narrow: six stages (so 32x compression), three residual then three
     EfficientViT stages, 32 latent channels, convolution down / interpolation up, batch norm and
@@ -910,14 +926,7 @@ def tiny_sana_pipeline(seed: int = 0) -> SanaPipeline:
     Height and width must be multiples of 32.
     """
     tokenizer = tiny_gemma_tokenizer()
-    text_encoder = _decoder_text_encoder(
-        Gemma2Model,
-        tokenizer,
-        seed,
-        heads=2,
-        key_value_heads=1,
-        bos_token_id=tokenizer.bos_token_id,
-    )
+    text_encoder = tiny_gemma2_encoder(tokenizer, seed)
     with _seeded(seed, "denoiser"):
         transformer = SanaTransformer2DModel(
             in_channels=32,
@@ -982,6 +991,8 @@ TINY_FAMILIES: dict[str, TinyFamily] = {
     # Guidance is on by default (guidance_scale 4.5 > 0, an empty negative prompt).
     "krea2": TinyFamily(tiny_krea2_pipeline, calls_per_step=2),
     "hidream": TinyFamily(tiny_hidream_pipeline, sized=generating_as_asked),
+    "z-image": TinyFamily(tiny_z_image_pipeline),
+    "lumina2": TinyFamily(tiny_lumina2_pipeline, calls_per_step=2),
 }
 
 

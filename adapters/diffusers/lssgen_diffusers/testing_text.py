@@ -2,6 +2,8 @@
 
 * The Qwen tokenizer (Qwen2.5-VL's and Qwen3's are the same byte-level BPE with the same chat
   markers): :func:`tiny_qwen3_tokenizer`.
+* Qwen3 (Z-Image's text encoder; FLUX.2 Klein's too): :func:`tiny_qwen3_encoder`, a two-layer
+  ``Qwen3Model`` (the pipelines read ``hidden_states[-2]``, so it needs two layers).
 * Qwen2.5-VL (Qwen-Image's text encoder): :func:`tiny_qwen2_5_vl_encoder`, a two-layer
   ``Qwen2_5_VLForConditionalGeneration`` with a one-block vision tower (text-to-image pipelines
   feed it text only).
@@ -27,6 +29,8 @@ from transformers import (
     PreTrainedTokenizerFast,
     Qwen2_5_VLConfig,
     Qwen2_5_VLForConditionalGeneration,
+    Qwen3Config,
+    Qwen3Model,
     Qwen3VLConfig,
     Qwen3VLModel,
 )
@@ -36,6 +40,7 @@ __all__ = [
     "tiny_llama_encoder",
     "tiny_llama_tokenizer",
     "tiny_qwen2_5_vl_encoder",
+    "tiny_qwen3_encoder",
     "tiny_qwen3_tokenizer",
     "tiny_qwen3_vl_encoder",
 ]
@@ -113,6 +118,27 @@ def _seeded_model(seed: int, build: Any) -> Any:
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
         return build().eval()
+
+
+def tiny_qwen3_encoder(
+    tokenizer: PreTrainedTokenizerFast, seed: int = 0, hidden_size: int = 32
+) -> Qwen3Model:
+    """A random two-layer ``Qwen3Model`` over ``tokenizer``'s vocabulary, ``hidden_size`` wide
+    (2 heads x ``hidden_size // 2``, one key/value head), its weights seeded by ``seed``."""
+    config = Qwen3Config(
+        vocab_size=len(tokenizer),
+        hidden_size=hidden_size,
+        intermediate_size=hidden_size,
+        num_hidden_layers=2,
+        num_attention_heads=2,
+        num_key_value_heads=1,
+        head_dim=hidden_size // 2,
+        max_position_embeddings=8192,
+        pad_token_id=tokenizer.pad_token_id,
+        eos_token_id=tokenizer.eos_token_id,
+        use_cache=False,
+    )
+    return _seeded_model(seed, lambda: Qwen3Model(config))
 
 
 def tiny_qwen2_5_vl_encoder(

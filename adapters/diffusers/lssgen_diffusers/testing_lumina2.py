@@ -1,0 +1,56 @@
+"""A tiny random-weight *stock* ``Lumina2Pipeline``, built offline from configs (see
+:mod:`lssgen_diffusers.testing`, whose ``TINY_FAMILIES`` lists it)."""
+
+from __future__ import annotations
+
+import torch
+from diffusers import FlowMatchEulerDiscreteScheduler, Lumina2Pipeline, Lumina2Transformer2DModel
+
+__all__ = ["tiny_lumina2_pipeline"]
+
+# FLUX.1's VAE, which Lumina Image 2.0 uses (scaling_factor, shift_factor).
+_FLUX_VAE_FACTORS = (0.3611, 0.1159)
+
+
+def tiny_lumina2_pipeline(seed: int = 0) -> Lumina2Pipeline:
+    """A tiny random Lumina-Image-2.0-shaped ``Lumina2Pipeline``.
+
+    * VAE: FLUX.1's (16 latent channels, scaling 0.3611, shift 0.1159, no quant convs).
+    * Transformer: ``Lumina2Transformer2DModel`` with patch size 2, 16 channels, one main and
+      one refiner layer, 2 heads x 16 dims (one key/value head), RoPE axes (4, 6, 6),
+      ``cap_feat_dim=32`` (Gemma width), ``sample_size=16``: default 128 px.
+    * Text: SANA's tiny ``Gemma2Model`` (32 wide, 2 layers) and byte-level Gemma tokenizer; the
+      stock call prepends its system prompt and pads to ``max_sequence_length`` with a mask.
+    * Scheduler: ``FlowMatchEulerDiscreteScheduler`` with a static shift of 6.0.
+
+    Height and width must be multiples of 16.
+    """
+    # Imported here: lssgen_diffusers.testing imports this module for its TINY_FAMILIES.
+    from lssgen_diffusers.testing import tiny_gemma2_encoder, tiny_gemma_tokenizer, tiny_vae
+
+    tokenizer = tiny_gemma_tokenizer()
+    text_encoder = tiny_gemma2_encoder(tokenizer, seed)
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed * 16 + 2)
+        transformer = Lumina2Transformer2DModel(
+            sample_size=16,
+            patch_size=2,
+            in_channels=16,
+            hidden_size=32,
+            num_layers=1,
+            num_refiner_layers=1,
+            num_attention_heads=2,
+            num_kv_heads=1,
+            multiple_of=16,
+            axes_dim_rope=(4, 6, 6),
+            axes_lens=(300, 512, 512),
+            cap_feat_dim=text_encoder.config.hidden_size,
+        ).eval()
+    scaling, shift = _FLUX_VAE_FACTORS
+    return Lumina2Pipeline(
+        transformer=transformer,
+        scheduler=FlowMatchEulerDiscreteScheduler(num_train_timesteps=1000, shift=6.0),
+        vae=tiny_vae(16, seed, scaling_factor=scaling, shift_factor=shift, use_quant_conv=False),
+        text_encoder=text_encoder,
+        tokenizer=tokenizer,
+    )
