@@ -104,6 +104,8 @@ def recorded_inputs(module: torch.nn.Module) -> Iterator[list[dict[str, Any]]]:
 
     def hook(_: torch.nn.Module, args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:
         sample = kwargs.get("hidden_states", kwargs.get("sample", args[0] if args else None))
+        if sample is None:  # a text encoder called by keyword (FLUX.2 [klein]'s Qwen3)
+            sample = kwargs["input_ids"]
         timestep = kwargs.get("timestep", args[1] if len(args) > 1 else None)
         calls.append({"shape": tuple(sample.shape), "timestep": timestep, "kwargs": kwargs})
 

@@ -64,6 +64,15 @@ _LINES = (
     # Not in the paper: the stock call's steps and guidance; min_size 512 px is SANA's smallest
     # released resolution (the 512-px models), a 16x16 DC-AE latent (256 tokens).
     Family("sana", "SANA", "SanaPipeline", LSSDefaults(512, False, 20, 4.5), 1024),
+    # Not in the paper: the stock call's steps and guidance (a base Klein model's; the distilled
+    # ones run 4 steps, guidance ignored), FLUX.1's LSS min_size.
+    Family(
+        "flux2-klein",
+        "FLUX.2 [klein]",
+        "Flux2KleinPipeline",
+        LSSDefaults(512, False, 50, 4.0),
+        1024,
+    ),
 )
 
 FAMILIES: dict[str, Family] = {family.kind: family for family in _LINES}

@@ -74,6 +74,7 @@ from transformers import (
 
 from lssgen_diffusers.aligned_save import align_safetensors
 from lssgen_diffusers.registry import FAMILIES
+from lssgen_diffusers.testing_flux2 import tiny_flux2_klein_pipeline
 
 __all__ = [
     "PIPELINE_KINDS",
@@ -917,6 +918,8 @@ TINY_FAMILIES: dict[str, TinyFamily] = {
     "pixart-sigma": TinyFamily(tiny_pixart_sigma_pipeline, call={"use_resolution_binning": False}),
     "chroma": TinyFamily(tiny_chroma_pipeline, calls_per_step=2),
     "sana": TinyFamily(tiny_sana_pipeline, call={"use_resolution_binning": False}),
+    # The stock call's negative prompt is always the empty one, under guidance (on by default).
+    "flux2-klein": TinyFamily(tiny_flux2_klein_pipeline, negative={}, calls_per_step=2),
 }
 
 
