@@ -36,7 +36,12 @@ VAE_EXPECTED: dict[str, tuple[int, float, float | None]] = {
     "pixart-sigma": (4, 0.13025, None),
     "chroma": (16, 0.3611, 0.1159),
     "sana": (32, 0.41407, None),  # SANA's DC-AE (32x): AutoencoderDC has no shift_factor
+    # FLUX.2's VAE has no scaling or shift factor: batch-norm statistics of its 2x2 patches.
+    "flux2-klein": (32, None, None),
 }
+#: Builders whose weights plain ``save_pretrained`` leaves unaligned (header lengths): only
+#: ``save_tiny_pipeline`` reloads them bit for bit (asserted for every family).
+UNALIGNED_PLAIN_SAVE = {"flux2-klein"}
 #: VAE spatial factor where it is not 8.
 VAE_FACTOR = {"sana": 32}
 
@@ -116,6 +121,11 @@ def precomputed_embeds(kind: str, pipe: Any) -> dict[str, torch.Tensor]:
                 "negative_prompt_embeds": neg,
                 "negative_prompt_attention_mask": neg_mask,
             }
+        if kind == "flux2-klein":
+            # The stock call's negative prompt under guidance is always the empty one.
+            embeds, _ = pipe.encode_prompt(PROMPT)
+            negative, _ = pipe.encode_prompt("")
+            return {"prompt_embeds": embeds, "negative_prompt_embeds": negative}
         if kind == "sana":
             # The stock call prepends its complex_human_instruction (encode_prompt: none).
             instruction = inspect.signature(pipe.__call__).parameters["complex_human_instruction"]
@@ -194,10 +204,13 @@ def test_latent_shape(pipes: dict[str, Any], kind: str, height: int, width: int)
 
 @pytest.mark.parametrize("kind", PIPELINE_KINDS)
 def test_batch_and_negative_prompt(pipes: dict[str, Any], kind: str) -> None:
+    pipe = pipes[kind]
+    # FLUX.2 [klein] has no negative prompt argument (its negative is always the empty prompt).
+    has_negative = "negative_prompt" in inspect.signature(type(pipe).__call__).parameters
     latents = generate(
-        pipes[kind],
+        pipe,
         prompt=[PROMPT, ""],
-        negative_prompt=["blurry", ""],
+        **({"negative_prompt": ["blurry", ""]} if has_negative else {}),
         num_images_per_prompt=2,
         height=64,
         width=64,
@@ -241,6 +254,9 @@ def test_tokenizers_cover_english_and_empty_text(pipes: dict[str, Any], kind: st
         encoder = pipe.components[name.replace("tokenizer", "text_encoder")]
         vocab_size = encoder.config.vocab_size
         for text in (PROMPT, "A Dog, 3 cats & naïve café — 中文!", ""):
+            if tok.chat_template:  # Qwen: the pipeline only tokenizes its chat turn
+                turn = [{"role": "user", "content": text}]
+                text = tok.apply_chat_template(turn, tokenize=False, add_generation_prompt=True)
             ids = tok(text).input_ids
             assert len(ids) >= 1, (name, text)
             assert all(0 <= i < vocab_size for i in ids), (name, text)
@@ -251,6 +267,17 @@ def test_tokenizers_cover_english_and_empty_text(pipes: dict[str, Any], kind: st
 def test_vae_and_scheduler_configs(pipes: dict[str, Any], kind: str) -> None:
     pipe = pipes[kind]
     channels, scaling, shift = VAE_EXPECTED[kind]
+    if kind == "flux2-klein":
+        assert pipe.vae_scale_factor == 8
+        assert len(pipe.vae.config.block_out_channels) == 4
+        assert pipe.vae.config.latent_channels == channels
+        assert tuple(pipe.vae.config.patch_size) == (2, 2)
+        assert pipe.vae.bn.running_mean.shape == (4 * channels,)
+        assert pipe.transformer.config.in_channels == 4 * channels
+        assert not pipe.config.is_distilled
+        sched = pipe.scheduler.config
+        assert sched.use_dynamic_shifting and not sched.get("use_flow_sigmas")
+        return
     if kind == "sana":
         assert pipe.vae_scale_factor == 32
         assert len(pipe.vae.config.encoder_block_out_channels) == 6
@@ -324,7 +351,10 @@ def test_save_load_round_trip_offline(
             assert tok(text).input_ids == reloaded(text).input_ids, name
     # Plain save_pretrained is bit-exact here because the builders' sizes give 16-byte-aligned
     # mmapped weights; if a library bump breaks that, save with save_tiny_pipeline instead.
-    assert torch.equal(expected, generate(loaded)), "see align_safetensors"
+    if kind in UNALIGNED_PLAIN_SAVE:
+        torch.testing.assert_close(expected, generate(loaded))
+    else:
+        assert torch.equal(expected, generate(loaded)), "see align_safetensors"
 
     # save_tiny_pipeline (save_pretrained + align_safetensors) is bit-exact whatever the headers.
     aligned_dir = save_tiny_pipeline(pipe, tmp_path / "aligned")
