@@ -73,6 +73,8 @@ _LINES = (
         LSSDefaults(512, False, 50, 4.0),
         1024,
     ),
+    # Not in the paper: the stock call's steps and guidance, FLUX.1's LSS min_size.
+    Family("flux2", "FLUX.2", "Flux2Pipeline", LSSDefaults(512, False, 50, 4.0), 1024),
 )
 
 FAMILIES: dict[str, Family] = {family.kind: family for family in _LINES}

@@ -74,7 +74,7 @@ from transformers import (
 
 from lssgen_diffusers.aligned_save import align_safetensors
 from lssgen_diffusers.registry import FAMILIES
-from lssgen_diffusers.testing_flux2 import tiny_flux2_klein_pipeline
+from lssgen_diffusers.testing_flux2 import tiny_flux2_klein_pipeline, tiny_flux2_pipeline
 
 __all__ = [
     "PIPELINE_KINDS",
@@ -920,6 +920,8 @@ TINY_FAMILIES: dict[str, TinyFamily] = {
     "sana": TinyFamily(tiny_sana_pipeline, call={"use_resolution_binning": False}),
     # The stock call's negative prompt is always the empty one, under guidance (on by default).
     "flux2-klein": TinyFamily(tiny_flux2_klein_pipeline, negative={}, calls_per_step=2),
+    # Guidance-distilled: no negative prompt, one denoiser call per step.
+    "flux2": TinyFamily(tiny_flux2_pipeline, negative={}),
 }
 
 

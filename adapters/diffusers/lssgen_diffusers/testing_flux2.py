@@ -1,4 +1,5 @@
-"""Tiny random FLUX.2 pipelines (stock ``Flux2KleinPipeline``), built offline from configs.
+"""Tiny random FLUX.2 pipelines (stock ``Flux2KleinPipeline``, ``Flux2Pipeline``), built offline
+from configs.
 
 As :mod:`lssgen_diffusers.testing`: random weights, tokenizers built in code, nothing downloaded,
 deterministic given ``seed``, modules in ``eval()`` mode in float32 on the CPU.
@@ -15,15 +16,23 @@ from diffusers import (
     AutoencoderKLFlux2,
     FlowMatchEulerDiscreteScheduler,
     Flux2KleinPipeline,
+    Flux2Pipeline,
     Flux2Transformer2DModel,
 )
 
-from lssgen_diffusers.testing_text import tiny_qwen3_encoder, tiny_qwen3_tokenizer
+from lssgen_diffusers.testing_text import (
+    tiny_mistral3_encoder,
+    tiny_mistral3_tokenizer,
+    tiny_qwen3_encoder,
+    tiny_qwen3_tokenizer,
+)
 
 # Offsets added to ``seed`` so that every component gets its own random stream.
 _OFFSETS = {"vae": 1, "denoiser": 2, "text_encoder": 3, "bn": 4}
 #: The Qwen3 hidden-state layers Flux2KleinPipeline reads by default (text_encoder_out_layers).
 KLEIN_TEXT_LAYERS = (9, 18, 27)
+#: The Mistral Small 3 hidden-state layers Flux2Pipeline reads by default.
+FLUX2_TEXT_LAYERS = (10, 20, 30)
 
 
 @contextmanager
@@ -113,4 +122,31 @@ def tiny_flux2_klein_pipeline(seed: int = 0) -> Flux2KleinPipeline:
         tokenizer=tokenizer,
         transformer=_flux2_transformer(seed, width, guidance_embeds=False),
         is_distilled=False,
+    )
+
+
+def tiny_flux2_pipeline(seed: int = 0) -> Flux2Pipeline:
+    """A tiny random FLUX.2 [dev]-shaped ``Flux2Pipeline`` (guidance-distilled: ``guidance_scale``
+    is an input of the transformer, one denoiser call per step, no negative prompt).
+
+    * VAE: :func:`tiny_flux2_vae` (32 channels at 8x, patchified to 128, batch-normalised).
+    * Transformer: as Klein's tiny one but with the guidance embedding (as FLUX.2 [dev]'s).
+    * Text: ``Mistral3ForConditionalGeneration`` (a Mistral text model 16 wide of 30 layers: the
+      stock call stacks hidden states 10, 20 and 30; a one-layer Pixtral vision tower) with a
+      byte-level Mistral-style tokenizer and chat template standing in for the stock processor.
+    * Scheduler: FLUX.2's (as Klein's).
+
+    ``output_type="latent"`` gives the denoiser's normalised tokens ``(B, (H/16) * (W/16), 128)``.
+    """
+    tokenizer = tiny_mistral3_tokenizer()
+    text_encoder = tiny_mistral3_encoder(
+        tokenizer, seed * 16 + _OFFSETS["text_encoder"], num_hidden_layers=max(FLUX2_TEXT_LAYERS)
+    )
+    width = len(FLUX2_TEXT_LAYERS) * text_encoder.config.text_config.hidden_size
+    return Flux2Pipeline(
+        scheduler=_flux2_scheduler(),
+        vae=tiny_flux2_vae(seed),
+        text_encoder=text_encoder,
+        tokenizer=tokenizer,
+        transformer=_flux2_transformer(seed, width, guidance_embeds=True),
     )
