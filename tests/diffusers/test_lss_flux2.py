@@ -87,7 +87,7 @@ def test_caption_upsampling_runs_once_and_every_stage_gets_its_prompt(
     # by a stand-in that rewrites the prompt deterministically.
     asked: list[tuple[Any, float]] = []
 
-    def upsample_prompt(prompt: Any, images: Any = None, temperature: float = 0.15, **_: Any) -> Any:
+    def upsample_prompt(prompt: Any, images: Any = None, temperature: float = 0.2, **_: Any) -> Any:
         asked.append((prompt, temperature))
         return [f"{prompt}, detailed"]
 

@@ -30,7 +30,7 @@ Sizes are rounded down to a multiple of 16 as FLUX.1's (:class:`FluxLayout`).
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 import torch
@@ -58,14 +58,15 @@ class Flux2Layout(FluxLayout):
     (``in_channels // 4``: 32)."""
 
     # Reference-image editing: refused with several stages (REFERENCE_IMAGE_REASON).
-    lss_single_stage_arguments = {"image": REFERENCE_IMAGE_REASON}
+    lss_single_stage_arguments: ClassVar[Mapping[str, str]] = {"image": REFERENCE_IMAGE_REASON}
 
     def _lss_patch_channels(self) -> int:
         return self.lss_latent_channels * 4
 
     def lss_packed_shape(self, batch: int, stage: Stage) -> tuple[int, ...]:
         # The stock prepare_latents takes the patch grid and flattens it into tokens itself.
-        return (batch, self._lss_patch_channels(), stage.latent_height // 2, stage.latent_width // 2)
+        grid = (stage.latent_height // 2, stage.latent_width // 2)
+        return (batch, self._lss_patch_channels(), *grid)
 
     def lss_pack(self, latents: torch.Tensor, stage: Stage) -> torch.Tensor:
         # Normalised spatial -> normalised patch grid: the stock 2x2 patchify, nothing else.
