@@ -16,6 +16,7 @@ import torch
 from lss_testkit import KINDS, Pair, family_call, latent_call, recorded_inputs, step_callback
 
 from lssgen_core.errors import LSSArgumentError
+from lssgen_diffusers.flux2_layout import Flux2Layout
 from lssgen_diffusers.vae_space import to_model_latents, to_vae_latents
 
 TARGET = 128
@@ -36,7 +37,7 @@ def stage_keys(pair: Pair) -> list[tuple[int, ...]]:
     """Each stage's key as the denoiser sees it: its token count where it takes tokens (FLUX.2's
     ``latents`` argument is a patch grid the stock call flattens), else its latent (h, w)."""
     keys = [stage_key(pair, pair.lss.lss_packed_shape(1, s)) for s in pair.lss.lss_plan.stages]
-    if pair.kind.startswith("flux2"):
+    if isinstance(pair.lss, Flux2Layout):
         keys = [(s.num_tokens,) for s in pair.lss.lss_plan.stages]
     return keys
 

@@ -38,6 +38,7 @@ VAE_EXPECTED: dict[str, tuple[int, float, float | None]] = {
     "sana": (32, 0.41407, None),  # SANA's DC-AE (32x): AutoencoderDC has no shift_factor
     # FLUX.2's VAE has no scaling or shift factor: batch-norm statistics of its 2x2 patches.
     "flux2-klein": (32, None, None),
+    "flux2": (32, None, None),
 }
 #: Builders whose weights plain ``save_pretrained`` leaves unaligned (header lengths): only
 #: ``save_tiny_pipeline`` reloads them bit for bit (asserted for every family).
@@ -94,6 +95,8 @@ def generate(
 def expected_latent_shape(kind: str, height: int, width: int, batch: int = 1) -> tuple[int, ...]:
     if kind in ("flux", "chroma"):  # packed 2x2: (B, tokens, 4 * 16)
         return (batch, (height // 16) * (width // 16), 64)
+    if kind == "flux2":  # the denoiser's tokens: (B, tokens, 4 * 32)
+        return (batch, (height // 16) * (width // 16), 128)
     channels = VAE_EXPECTED[kind][0]
     factor = VAE_FACTOR.get(kind, 8)
     return (batch, channels, height // factor, width // factor)
@@ -121,6 +124,9 @@ def precomputed_embeds(kind: str, pipe: Any) -> dict[str, torch.Tensor]:
                 "negative_prompt_embeds": neg,
                 "negative_prompt_attention_mask": neg_mask,
             }
+        if kind == "flux2":
+            embeds, _ = pipe.encode_prompt(PROMPT)
+            return {"prompt_embeds": embeds}
         if kind == "flux2-klein":
             # The stock call's negative prompt under guidance is always the empty one.
             embeds, _ = pipe.encode_prompt(PROMPT)
@@ -252,7 +258,8 @@ def test_tokenizers_cover_english_and_empty_text(pipes: dict[str, Any], kind: st
     pipe = pipes[kind]
     for name, tok in tokenizers_of(pipe).items():
         encoder = pipe.components[name.replace("tokenizer", "text_encoder")]
-        vocab_size = encoder.config.vocab_size
+        # Mistral3 (FLUX.2) is a vision-language model: its vocabulary is its text model's.
+        vocab_size = getattr(encoder.config, "text_config", encoder.config).vocab_size
         for text in (PROMPT, "A Dog, 3 cats & naïve café — 中文!", ""):
             if tok.chat_template:  # Qwen: the pipeline only tokenizes its chat turn
                 turn = [{"role": "user", "content": text}]
@@ -267,14 +274,19 @@ def test_tokenizers_cover_english_and_empty_text(pipes: dict[str, Any], kind: st
 def test_vae_and_scheduler_configs(pipes: dict[str, Any], kind: str) -> None:
     pipe = pipes[kind]
     channels, scaling, shift = VAE_EXPECTED[kind]
-    if kind == "flux2-klein":
+    if kind in ("flux2-klein", "flux2"):
         assert pipe.vae_scale_factor == 8
         assert len(pipe.vae.config.block_out_channels) == 4
         assert pipe.vae.config.latent_channels == channels
         assert tuple(pipe.vae.config.patch_size) == (2, 2)
         assert pipe.vae.bn.running_mean.shape == (4 * channels,)
         assert pipe.transformer.config.in_channels == 4 * channels
-        assert not pipe.config.is_distilled
+        # Klein: a base model (classifier-free guidance); FLUX.2 [dev]: guidance embedded.
+        if kind == "flux2-klein":
+            assert not pipe.config.is_distilled
+            assert not pipe.transformer.config.guidance_embeds
+        else:
+            assert pipe.transformer.config.guidance_embeds
         sched = pipe.scheduler.config
         assert sched.use_dynamic_shifting and not sched.get("use_flow_sigmas")
         return
