@@ -23,7 +23,7 @@ from lssgen.training.batches import BatchPlan, PairBatch, iterate_batches
 from lssgen.training.loop import LoopSettings, RunOptions, TrainResult, run_training
 from lssgen.training.losses import Decode, Perceptual, UpsamplerLoss
 from lssgen.training.pairs import DOWNSAMPLE_MODES, SCALE_FACTOR, ImageSource
-from lssgen_core.upsample.config import UpsamplerConfig
+from lssgen_core.upsample.config import LAYOUT_WIDTHS, UpsamplerConfig
 from lssgen_core.upsample.network import LatentUpsampler
 from lssgen_core.validation import non_negative, one_of, positive
 
@@ -84,9 +84,10 @@ class TrainConfig:
 
 
 def default_upsampler_config(latent_channels: int) -> UpsamplerConfig:
-    """The released architecture for 4 or 16 channels; other counts get the 16-channel one
-    with their channel count (no released checkpoint exists to match there)."""
-    if latent_channels in (4, 16):
+    """The released layout for 4, 16, 32 or 128 channels (`UpsamplerConfig.released`); other
+    counts get the 16-channel one with their channel count (no released checkpoint exists to
+    match there)."""
+    if latent_channels in LAYOUT_WIDTHS:
         return UpsamplerConfig.released(latent_channels)
     return attrs.evolve(
         UpsamplerConfig.released_16ch(), in_channels=latent_channels, out_channels=latent_channels

@@ -26,6 +26,16 @@ SUPPORTED_BLOCKS = ((True, 2), (False, 1))
 
 # The released upsamplers' block widths by latent channels (the original repository's configs).
 RELEASED_WIDTHS = {16: (128, 64), 4: (64, 32)}
+# Widths we chose for latent spaces the original released no upsampler for, in the same two-block
+# layout (one 2x block, one at stride 1):
+# - 32 channels (SANA's DC-AE, FLUX.2's VAE): the 16-channel release's widths, so the narrow
+#   block is still twice the latent (the default `lssgen train-upsampler` always gave them);
+# - 128 channels (a patchified FLUX.2 latent): twice those, so that no block is narrower than the
+#   latent it carries (the 16-channel widths would squeeze 128 channels through 64); the
+#   original's own ratios (4x and 8x the latent) would be 512 / 1024 wide, about 64 times the
+#   16-channel model's parameters, no longer a small upsampler.
+CHOSEN_WIDTHS = {32: (128, 64), 128: (256, 128)}
+LAYOUT_WIDTHS = {**RELEASED_WIDTHS, **CHOSEN_WIDTHS}
 _REQUIRED_KEYS = ("in_channels", "out_channels", "block_out_channels", "is_up_samples", "strides")
 
 
@@ -113,13 +123,14 @@ class UpsamplerConfig:
 
     @classmethod
     def released(cls, latent_channels: int) -> UpsamplerConfig:
-        """The released config for a VAE with `latent_channels` channels (16 or 4): one 2x
-        upsampling block, then one at stride 1, of the widths `RELEASED_WIDTHS` gives."""
-        widths = RELEASED_WIDTHS.get(latent_channels)
+        """The released layout for a latent of `latent_channels` channels: one 2x upsampling
+        block, then one at stride 1, of the widths `LAYOUT_WIDTHS` gives: the original's released
+        checkpoints' for 16 and 4 channels, ours (`CHOSEN_WIDTHS`) for 32 and 128."""
+        widths = LAYOUT_WIDTHS.get(latent_channels) if _is_int(latent_channels) else None
         if widths is None:
             raise ValueError(
-                f"latent_channels must be 16 or 4 (the released upsamplers), got "
-                f"{latent_channels!r}"
+                f"latent_channels must be one of {sorted(LAYOUT_WIDTHS)} (16 and 4: the released "
+                f"upsamplers; 32 and 128: our layouts for them), got {latent_channels!r}"
             )
         return cls(
             in_channels=latent_channels,

@@ -109,7 +109,8 @@ def recorded_inputs(module: torch.nn.Module) -> Iterator[list[dict[str, Any]]]:
     calls: list[dict[str, Any]] = []
 
     def hook(_: torch.nn.Module, args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:
-        # Text encoders called by keyword (Qwen-Image's, Krea 2's, Z-Image's) take input_ids.
+        # Text encoders called by keyword (Qwen-Image's, Krea 2's, Z-Image's, FLUX.2 [klein]'s)
+        # take input_ids.
         first = args[0] if args else kwargs.get("input_ids")
         sample = kwargs.get("hidden_states", kwargs.get("sample", first))
         if isinstance(sample, list):  # Z-Image: one (C, F, h, w) tensor per image

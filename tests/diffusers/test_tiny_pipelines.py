@@ -39,9 +39,14 @@ VAE_EXPECTED: dict[str, tuple[int, float, float | None]] = {
     "hidream": (16, 0.3611, 0.1159),  # FLUX.1's VAE, one block (testing_hidream says why)
     "z-image": (16, 0.3611, 0.1159),  # FLUX.1's VAE
     "lumina2": (16, 0.3611, 0.1159),  # FLUX.1's VAE
+    # FLUX.2's VAE has no scaling or shift factor: batch-norm statistics of its 2x2 patches.
+    "flux2-klein": (32, None, None),
+    "flux2": (32, None, None),
 }
-#: Families whose plain save_pretrained puts some weights at offsets that change CPU kernels.
-PLAIN_SAVE_NOT_ALIGNED = ("lumina2",)
+#: Families whose plain save_pretrained puts some weights at offsets that change CPU kernels
+#: (header lengths): only ``save_tiny_pipeline`` reloads them bit for bit (asserted for every
+#: family).
+UNALIGNED_PLAIN_SAVE = {"lumina2", "flux2-klein"}
 #: VAE spatial factor where it is not 8.
 VAE_FACTOR = {"sana": 32, "hidream": 1}
 #: Families on Qwen-Image's VAE (5-D latents normalised per channel; no scaling_factor).
@@ -99,6 +104,8 @@ def generate(
 def expected_latent_shape(kind: str, height: int, width: int, batch: int = 1) -> tuple[int, ...]:
     if kind in PACKED_KINDS:
         return (batch, (height // 16) * (width // 16), 64)
+    if kind == "flux2":  # the denoiser's tokens: (B, tokens, 4 * 32)
+        return (batch, (height // 16) * (width // 16), 128)
     channels = VAE_EXPECTED[kind][0]
     factor = VAE_FACTOR.get(kind, 8)
     return (batch, channels, height // factor, width // factor)
@@ -151,6 +158,14 @@ def precomputed_embeds(kind: str, pipe: Any) -> dict[str, torch.Tensor]:
                 "pooled_prompt_embeds": pooled,
                 "negative_pooled_prompt_embeds": neg_pooled,
             }
+        if kind == "flux2":
+            embeds, _ = pipe.encode_prompt(PROMPT)
+            return {"prompt_embeds": embeds}
+        if kind == "flux2-klein":
+            # The stock call's negative prompt under guidance is always the empty one.
+            embeds, _ = pipe.encode_prompt(PROMPT)
+            negative, _ = pipe.encode_prompt("")
+            return {"prompt_embeds": embeds, "negative_prompt_embeds": negative}
         if kind == "lumina2":
             embeds, mask, neg, neg_mask = pipe.encode_prompt(PROMPT)  # the stock system prompt
             return {
@@ -224,10 +239,13 @@ def test_latent_shape(pipes: dict[str, Any], kind: str, height: int, width: int)
 
 @pytest.mark.parametrize("kind", PIPELINE_KINDS)
 def test_batch_and_negative_prompt(pipes: dict[str, Any], kind: str) -> None:
+    pipe = pipes[kind]
+    # FLUX.2 [klein] has no negative prompt argument (its negative is always the empty prompt).
+    has_negative = "negative_prompt" in inspect.signature(type(pipe).__call__).parameters
     latents = generate(
-        pipes[kind],
+        pipe,
         prompt=[PROMPT, ""],
-        negative_prompt=["blurry", ""],
+        **({"negative_prompt": ["blurry", ""]} if has_negative else {}),
         num_images_per_prompt=2,
         height=64,
         width=64,
@@ -269,9 +287,12 @@ def test_tokenizers_cover_english_and_empty_text(pipes: dict[str, Any], kind: st
     pipe = pipes[kind]
     for name, tok in tokenizers_of(pipe).items():
         encoder = pipe.components[name.replace("tokenizer", "text_encoder")]
-        # Vision-language encoders (Qwen2.5-VL, Qwen3-VL) keep it in their text config.
+        # Vision-language encoders (Qwen2.5-VL, Qwen3-VL, Mistral3) keep it in their text config.
         vocab_size = getattr(encoder.config, "text_config", encoder.config).vocab_size
         for text in (PROMPT, "A Dog, 3 cats & naïve café — 中文!", ""):
+            if tok.chat_template:  # Qwen: the pipeline only tokenizes its chat turn
+                turn = [{"role": "user", "content": text}]
+                text = tok.apply_chat_template(turn, tokenize=False, add_generation_prompt=True)
             ids = tok(text).input_ids
             # Qwen's tokenizer adds no BOS, so "" is no tokens (its pipelines, and Z-Image's,
             # wrap every prompt in a chat template).
@@ -299,6 +320,22 @@ def test_vae_and_scheduler_configs(pipes: dict[str, Any], kind: str) -> None:
         assert (sched.max_image_seq_len, sched.max_shift, sched.shift_terminal) == expected
         return
     channels, scaling, shift = VAE_EXPECTED[kind]
+    if kind in ("flux2-klein", "flux2"):
+        assert pipe.vae_scale_factor == 8
+        assert len(pipe.vae.config.block_out_channels) == 4
+        assert pipe.vae.config.latent_channels == channels
+        assert tuple(pipe.vae.config.patch_size) == (2, 2)
+        assert pipe.vae.bn.running_mean.shape == (4 * channels,)
+        assert pipe.transformer.config.in_channels == 4 * channels
+        # Klein: a base model (classifier-free guidance); FLUX.2 [dev]: guidance embedded.
+        if kind == "flux2-klein":
+            assert not pipe.config.is_distilled
+            assert not pipe.transformer.config.guidance_embeds
+        else:
+            assert pipe.transformer.config.guidance_embeds
+        sched = pipe.scheduler.config
+        assert sched.use_dynamic_shifting and not sched.get("use_flow_sigmas")
+        return
     if kind == "sana":
         assert pipe.vae_scale_factor == 32
         assert len(pipe.vae.config.encoder_block_out_channels) == 6
@@ -387,9 +424,9 @@ def test_save_load_round_trip_offline(
             assert tok(text).input_ids == reloaded(text).input_ids, name
     # Plain save_pretrained is bit-exact here because the builders' sizes give 16-byte-aligned
     # mmapped weights; if a library bump breaks that, save with save_tiny_pipeline instead.
-    # Lumina 2's tiny transformer is not (our measurement: the reloaded weights, copied into
-    # fresh memory, give the in-memory result bit for bit): only close, and exact when aligned.
-    if kind in PLAIN_SAVE_NOT_ALIGNED:
+    # Lumina 2's and FLUX.2 [klein]'s tiny transformers are not (our measurement: the reloaded
+    # weights, copied into fresh memory, give the in-memory result bit for bit): only close.
+    if kind in UNALIGNED_PLAIN_SAVE:
         torch.testing.assert_close(generate(loaded), expected)
     else:
         assert torch.equal(expected, generate(loaded)), "see align_safetensors"

@@ -36,6 +36,12 @@ if TYPE_CHECKING:
     from lssgen_diffusers.flux import (
         LSSFluxPipeline as LSSFluxPipeline,
     )  # re-exported (__all__ lists the registry's)
+    from lssgen_diffusers.flux2 import (
+        LSSFlux2Pipeline as LSSFlux2Pipeline,
+    )  # re-exported (__all__ lists the registry's)
+    from lssgen_diffusers.flux2_klein import (
+        LSSFlux2KleinPipeline as LSSFlux2KleinPipeline,
+    )  # re-exported (__all__ lists the registry's)
     from lssgen_diffusers.hidream import (
         LSSHiDreamImagePipeline as LSSHiDreamImagePipeline,
     )  # re-exported (__all__ lists the registry's)

@@ -22,6 +22,9 @@ What a family differs in:
   multiple of the denoiser, so stage sizes are multiples of ``vae_scale_factor * patch``;
   :meth:`LSSFamily.lss_pixel_codec` is the VAE round trip into that view (``scaling_mode=
   "pixel"``).
+  Where the stock ``output_type="latent"`` result is in another view than the ``latents``
+  argument (FLUX.2 [klein] returns the raw VAE latent), :meth:`LSSFamily.lss_output_shape` is its
+  shape and :meth:`LSSFamily.lss_latents_from_output` turns it back into a ``latents`` argument.
 - **Schedule arguments**: :meth:`LSSFamily.lss_set_timesteps` configures a scheduler copy for one
   stage as the stock ``__call__`` does (sigmas, timesteps, ``mu``, shift), so the plan's levels
   are the stock ones; :attr:`LSSFamily.lss_schedule_arguments` are the stock arguments that fix
@@ -36,7 +39,9 @@ What a family differs in:
 - **Final-stage-only arguments**: :attr:`LSSFamily.lss_final_stage_arguments` (cleared for the
   earlier stages, e.g. SDXL's ``denoising_end``); arguments restated per stage:
   :meth:`LSSFamily.lss_stage_arguments` (e.g. Lumina 2's ``cfg_trunc_ratio``, a fraction of the
-  steps a stock call runs).
+  steps a stock call runs); stock arguments that no stage split can honour (FLUX.2's reference
+  ``image``): :attr:`LSSFamily.lss_single_stage_arguments`, refused with several stages before
+  any model runs.
 - **Sizes**: :meth:`LSSFamily.lss_stock_size` (a size the stock pipeline rounds, as FLUX does)
   with its warning :meth:`LSSFamily.lss_warn_stock_size`; resolution binning
   (:attr:`LSSFamily.lss_resolution_binning`, :meth:`LSSFamily.lss_binned_size`): the plan's
@@ -92,6 +97,9 @@ class LSSFamily:
     lss_schedule_arguments: ClassVar[tuple[str, ...]] = ("sigmas",)
     #: Stock arguments that only make sense for the last stage (``None`` for the others).
     lss_final_stage_arguments: ClassVar[tuple[str, ...]] = ()
+    #: Stock arguments refused with several stages (allowed with one), each with the reason the
+    #: error gives: what no split into stages can honour.
+    lss_single_stage_arguments: ClassVar[Mapping[str, str]] = {}
     #: The call arguments the one text encoding replaces (set to ``None`` for the stages).
     lss_prompt_arguments: ClassVar[tuple[str, ...]] = ("prompt", "negative_prompt")
     #: What the stock ``encode_prompt`` returns, in order, as the call arguments they are
@@ -183,6 +191,17 @@ class LSSFamily:
 
     def lss_unpack(self, latents: torch.Tensor, stage: Stage) -> torch.Tensor:
         """The stock ``output_type="latent"`` result of ``stage`` in the spatial view."""
+        return latents
+
+    def lss_output_shape(self, batch: int, stage: Stage) -> tuple[int, ...]:
+        """Shape of the stock ``output_type="latent"`` result at ``stage`` (by default the
+        ``latents`` argument's, :meth:`lss_packed_shape`)."""
+        return self.lss_packed_shape(batch, stage)
+
+    def lss_latents_from_output(self, latents: torch.Tensor, stage: Stage) -> torch.Tensor:
+        """A stock ``output_type="latent"`` result of ``stage`` as the ``latents`` argument that
+        continues from it (an interrupted stage is decoded by a stock call given it); by default
+        the result itself, as both are the packed view."""
         return latents
 
     def lss_pack(self, latents: torch.Tensor, stage: Stage) -> torch.Tensor:

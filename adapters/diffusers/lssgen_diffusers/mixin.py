@@ -491,6 +491,13 @@ class LSSPipelineMixin(LSSFamily):
                     f"for every stage size; leave {argument} unset, or use one stage "
                     "(start_sigma=1)",
                 )
+        for argument, reason in self.lss_single_stage_arguments.items():
+            if call.get(argument) is not None:
+                raise LSSArgumentError(
+                    argument,
+                    f"{argument} cannot be split over LSS stages: {reason}; leave {argument} "
+                    "unset, or use one stage (start_sigma=1)",
+                )
         generator = call.get("generator")
         if isinstance(generator, list) and len(generator) != total:
             raise LSSArgumentError(
@@ -629,7 +636,8 @@ class LSSPipelineMixin(LSSFamily):
             # As stock: stop and return the current latent, decoded as asked.
             run.final = True
             with call_checks.checked_decode(vae, produced):
-                result = self._lss_run_stage(plan, stage, result[0], call, decode=True)
+                latents = self.lss_latents_from_output(result[0], stage)
+                result = self._lss_run_stage(plan, stage, latents, call, decode=True)
         if not run.final or call.get("output_type") == "latent":
             call_checks.check_finite_latent(_images(result), produced)
         if run.final:

@@ -84,6 +84,17 @@ _LINES = (
     # run with about 8 steps and guidance 0), FLUX.1's LSS min_size.
     Family("z-image", "Z-Image", "ZImagePipeline", LSSDefaults(512, False, 50, 5.0), 1024),
     Family("lumina2", "Lumina 2", "Lumina2Pipeline", LSSDefaults(512, False, 30, 4.0), 1024),
+    # Not in the paper: the stock call's steps and guidance (a base Klein model's; the distilled
+    # ones run 4 steps, guidance ignored), FLUX.1's LSS min_size.
+    Family(
+        "flux2-klein",
+        "FLUX.2 [klein]",
+        "Flux2KleinPipeline",
+        LSSDefaults(512, False, 50, 4.0),
+        1024,
+    ),
+    # Not in the paper: the stock call's steps and guidance, FLUX.1's LSS min_size.
+    Family("flux2", "FLUX.2", "Flux2Pipeline", LSSDefaults(512, False, 50, 4.0), 1024),
 )
 
 FAMILIES: dict[str, Family] = {family.kind: family for family in _LINES}

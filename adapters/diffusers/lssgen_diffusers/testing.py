@@ -73,6 +73,7 @@ from transformers import (
 
 from lssgen_diffusers.aligned_save import align_safetensors
 from lssgen_diffusers.registry import FAMILIES
+from lssgen_diffusers.testing_flux2 import tiny_flux2_klein_pipeline, tiny_flux2_pipeline
 from lssgen_diffusers.testing_hidream import generating_as_asked, tiny_hidream_pipeline
 from lssgen_diffusers.testing_lumina2 import tiny_lumina2_pipeline
 from lssgen_diffusers.testing_qwen_image import tiny_krea2_pipeline, tiny_qwen_image_pipeline
@@ -993,6 +994,10 @@ TINY_FAMILIES: dict[str, TinyFamily] = {
     "hidream": TinyFamily(tiny_hidream_pipeline, sized=generating_as_asked),
     "z-image": TinyFamily(tiny_z_image_pipeline),
     "lumina2": TinyFamily(tiny_lumina2_pipeline, calls_per_step=2),
+    # The stock call's negative prompt is always the empty one, under guidance (on by default).
+    "flux2-klein": TinyFamily(tiny_flux2_klein_pipeline, negative={}, calls_per_step=2),
+    # Guidance-distilled: no negative prompt, one denoiser call per step.
+    "flux2": TinyFamily(tiny_flux2_pipeline, negative={}),
 }
 
 

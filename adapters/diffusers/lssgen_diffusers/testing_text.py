@@ -2,8 +2,11 @@
 
 * The Qwen tokenizer (Qwen2.5-VL's and Qwen3's are the same byte-level BPE with the same chat
   markers): :func:`tiny_qwen3_tokenizer`.
-* Qwen3 (Z-Image's text encoder; FLUX.2 Klein's too): :func:`tiny_qwen3_encoder`, a two-layer
-  ``Qwen3Model`` (the pipelines read ``hidden_states[-2]``, so it needs two layers).
+* Qwen3 (Z-Image's text encoder): :func:`tiny_qwen3_encoder`, a two-layer ``Qwen3Model`` (the
+  pipelines read ``hidden_states[-2]``, so it needs two layers); FLUX.2 [klein]'s:
+  :func:`tiny_qwen3_causal_lm`, a ``Qwen3ForCausalLM``.
+* Mistral Small 3 (FLUX.2 [dev]'s): :func:`tiny_mistral3_tokenizer` and
+  :func:`tiny_mistral3_encoder`, a ``Mistral3ForConditionalGeneration``.
 * Qwen2.5-VL (Qwen-Image's text encoder): :func:`tiny_qwen2_5_vl_encoder`, a two-layer
   ``Qwen2_5_VLForConditionalGeneration`` with a one-block vision tower (text-to-image pipelines
   feed it text only).
@@ -26,10 +29,15 @@ from tokenizers import Tokenizer, decoders, models, pre_tokenizers, processors
 from transformers import (
     LlamaConfig,
     LlamaForCausalLM,
+    Mistral3Config,
+    Mistral3ForConditionalGeneration,
+    MistralConfig,
+    PixtralVisionConfig,
     PreTrainedTokenizerFast,
     Qwen2_5_VLConfig,
     Qwen2_5_VLForConditionalGeneration,
     Qwen3Config,
+    Qwen3ForCausalLM,
     Qwen3Model,
     Qwen3VLConfig,
     Qwen3VLModel,
@@ -39,7 +47,10 @@ __all__ = [
     "QWEN3_CHAT_TEMPLATE",
     "tiny_llama_encoder",
     "tiny_llama_tokenizer",
+    "tiny_mistral3_encoder",
+    "tiny_mistral3_tokenizer",
     "tiny_qwen2_5_vl_encoder",
+    "tiny_qwen3_causal_lm",
     "tiny_qwen3_encoder",
     "tiny_qwen3_tokenizer",
     "tiny_qwen3_vl_encoder",
@@ -141,6 +152,33 @@ def tiny_qwen3_encoder(
     return _seeded_model(seed, lambda: Qwen3Model(config))
 
 
+def tiny_qwen3_causal_lm(
+    tokenizer: PreTrainedTokenizerFast,
+    seed: int = 0,
+    *,
+    num_hidden_layers: int = 2,
+    hidden_size: int = 16,
+) -> Qwen3ForCausalLM:
+    """FLUX.2 [klein]'s text encoder: a random ``Qwen3ForCausalLM`` over ``tokenizer``,
+    ``hidden_size`` wide (2 heads of 8, one key/value head), ``num_hidden_layers`` layers
+    (pipelines that read given hidden-state layers need at least the deepest of them)."""
+    config = Qwen3Config(
+        vocab_size=len(tokenizer),
+        hidden_size=hidden_size,
+        intermediate_size=2 * hidden_size,
+        num_hidden_layers=num_hidden_layers,
+        num_attention_heads=2,
+        num_key_value_heads=1,
+        head_dim=8,
+        max_position_embeddings=32768,
+        pad_token_id=tokenizer.pad_token_id,
+        eos_token_id=tokenizer.eos_token_id,
+        tie_word_embeddings=True,
+        use_cache=False,
+    )
+    return _seeded_model(seed, lambda: Qwen3ForCausalLM(config))
+
+
 def tiny_qwen2_5_vl_encoder(
     tokenizer: PreTrainedTokenizerFast, seed: int = 0, hidden_size: int = 32
 ) -> Qwen2_5_VLForConditionalGeneration:
@@ -238,3 +276,99 @@ def tiny_llama_encoder(
         use_cache=False,
     )
     return _seeded_model(seed, lambda: LlamaForCausalLM(config))
+
+
+#: Mistral's control tokens (Mistral Small 3's tekken vocabulary puts them first as well).
+MISTRAL_SPECIAL_TOKENS = (
+    "<unk>",
+    "<s>",
+    "</s>",
+    "[INST]",
+    "[/INST]",
+    "[SYSTEM_PROMPT]",
+    "[/SYSTEM_PROMPT]",
+    "[IMG]",
+    "<pad>",
+)
+
+#: Mistral Small 3's chat template cut to text: a system prompt, then user / assistant turns, each
+#: message's content a string or a list of ``{"type": "text", "text": ...}`` parts.
+MISTRAL3_CHAT_TEMPLATE = (
+    "{{ bos_token }}"
+    "{% for message in messages %}"
+    "{% if message['content'] is string %}{% set text = message['content'] %}"
+    "{% else %}{% set text = message['content'] | selectattr('type', 'equalto', 'text') "
+    "| map(attribute='text') | join('') %}{% endif %}"
+    "{% if message['role'] == 'system' %}{{ '[SYSTEM_PROMPT]' + text + '[/SYSTEM_PROMPT]' }}"
+    "{% elif message['role'] == 'user' %}{{ '[INST]' + text + '[/INST]' }}"
+    "{% else %}{{ text + eos_token }}{% endif %}"
+    "{% endfor %}"
+)
+
+
+def tiny_mistral3_tokenizer(model_max_length: int = 131072) -> PreTrainedTokenizerFast:
+    """A byte-level Mistral-style tokenizer with no merges (265 tokens), built in memory.
+
+    :data:`MISTRAL_SPECIAL_TOKENS` (ids 0-8; ``<pad>`` 8 pads on the left, as Mistral Small 3's
+    processor), then the 256 byte-level symbols; the chat template is
+    :data:`MISTRAL3_CHAT_TEMPLATE`. A plain tokenizer stands in for the stock ``AutoProcessor``
+    (Pixtral's), which text-only prompts use only through ``apply_chat_template``.
+    """
+    vocab = {token: i for i, token in enumerate(MISTRAL_SPECIAL_TOKENS)}
+    for symbol in sorted(pre_tokenizers.ByteLevel.alphabet()):
+        vocab[symbol] = len(vocab)
+    backend = Tokenizer(models.BPE(vocab=vocab, merges=[], unk_token="<unk>"))
+    backend.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    backend.decoder = decoders.ByteLevel()
+    backend.add_special_tokens(list(MISTRAL_SPECIAL_TOKENS))
+    tokenizer = PreTrainedTokenizerFast(
+        tokenizer_object=backend,
+        unk_token="<unk>",
+        bos_token="<s>",
+        eos_token="</s>",
+        pad_token="<pad>",
+        padding_side="left",
+        model_max_length=model_max_length,
+    )
+    tokenizer.chat_template = MISTRAL3_CHAT_TEMPLATE
+    return tokenizer
+
+
+def tiny_mistral3_encoder(
+    tokenizer: PreTrainedTokenizerFast,
+    seed: int = 0,
+    *,
+    num_hidden_layers: int = 2,
+    hidden_size: int = 16,
+) -> Mistral3ForConditionalGeneration:
+    """A random ``Mistral3ForConditionalGeneration`` over ``tokenizer``: a Mistral text model
+    ``hidden_size`` wide (2 heads of 8, one key/value head) of ``num_hidden_layers`` layers, and
+    a one-layer Pixtral vision tower (16 wide, 16-px patches) that text-only prompts never run."""
+    config = Mistral3Config(
+        text_config=MistralConfig(
+            vocab_size=len(tokenizer),
+            hidden_size=hidden_size,
+            intermediate_size=2 * hidden_size,
+            num_hidden_layers=num_hidden_layers,
+            num_attention_heads=2,
+            num_key_value_heads=1,
+            head_dim=8,
+            max_position_embeddings=131072,
+            pad_token_id=tokenizer.pad_token_id,
+            bos_token_id=tokenizer.bos_token_id,
+            eos_token_id=tokenizer.eos_token_id,
+            use_cache=False,
+        ),
+        vision_config=PixtralVisionConfig(
+            hidden_size=16,
+            intermediate_size=32,
+            num_hidden_layers=1,
+            num_attention_heads=2,
+            head_dim=8,
+            image_size=64,
+            patch_size=16,
+        ),
+        image_token_index=tokenizer.convert_tokens_to_ids("[IMG]"),
+        spatial_merge_size=2,
+    )
+    return _seeded_model(seed, lambda: Mistral3ForConditionalGeneration(config))

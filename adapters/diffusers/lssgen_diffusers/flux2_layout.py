@@ -1,0 +1,101 @@
+"""FLUX.2's latent layout and schedule, shared by ``Flux2KleinPipeline`` and ``Flux2Pipeline``.
+
+FLUX.2's VAE gives 32-channel latents at 8x. Its pipelines patchify them 2x2 into 128 channels,
+normalise each of the 128 with the VAE's batch-norm running statistics, and pass the denoiser
+one token per patch. The three views of one latent at a stage of ``h x w`` latent pixels:
+
+- the stock ``latents`` argument: normalised patches as a grid, ``(B, 128, h/2, w/2)``;
+- the denoiser's tokens (and ``Flux2Pipeline``'s ``output_type="latent"``):
+  ``(B, (h/2) * (w/2), 128)``;
+- ``Flux2KleinPipeline``'s ``output_type="latent"``: the raw VAE latent, de-normalised and
+  unpatchified, ``(B, 32, h, w)``.
+
+**The spatial view, where latents are scaled 2x and the upsampler runs, is the normalised latent
+unpatchified: ``(B, 32, h, w)``**, i.e. what :func:`lssgen_diffusers.vae_space.to_model_latents`
+makes of a raw FLUX.2 latent. Why there and not in the 128-channel patch grid: one latent pixel is
+one 8x8 image patch, as in every other family, so a 2x upsampler (and bicubic ``"latent"``
+scaling) enlarges a spatial latent instead of having to learn the 2x2 patch arrangement; the
+values are normalised (about unit variance), which the re-noising between stages assumes (the
+stock noise is a standard normal in exactly this normalisation); and it is the space
+``lssgen train-upsampler`` trains in from a FLUX.2 VAE (32 channels, the VAE's own
+``latent_channels``), so an upsampler is used where it was trained.
+
+The schedule: linear sigmas (unless the scheduler sets ``use_flow_sigmas``) shifted by
+``mu = compute_empirical_mu(image_seq_len, num_steps)``, which depends on the token count *and*
+the step count (unlike FLUX.1's ``calculate_shift``); every stage gets the ``mu`` of its own
+token count and its own schedule length, as the stock call at that size and step count sets it.
+Sizes are rounded down to a multiple of 16 as FLUX.1's (:class:`FluxLayout`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any, ClassVar
+
+import numpy as np
+import torch
+from diffusers.pipelines.flux2.pipeline_flux2 import compute_empirical_mu
+
+from lssgen_core.plan import Stage
+from lssgen_core.schedules import StageSize
+from lssgen_diffusers.family import set_stock_timesteps
+from lssgen_diffusers.flux_layout import FluxLayout
+
+#: Why FLUX.2's reference images are refused with several stages.
+REFERENCE_IMAGE_REASON = (
+    "the reference images condition every denoising step through their own tokens, placed by "
+    "position against the image being generated; a smaller stage would see them misaligned, and "
+    "leaving them to the last stage would let the smaller stages compose an image unrelated to "
+    "them"
+)
+
+
+class Flux2Layout(FluxLayout):
+    """FLUX.2's views of a latent (see the module docstring), its rounding and its schedule.
+
+    Inherits from :class:`FluxLayout` the rounding to multiples of 16 (with the stock warning),
+    the cast of given ``latents``, the 2x2 patch and the spatial channel count
+    (``in_channels // 4``: 32)."""
+
+    # Reference-image editing: refused with several stages (REFERENCE_IMAGE_REASON).
+    lss_single_stage_arguments: ClassVar[Mapping[str, str]] = {"image": REFERENCE_IMAGE_REASON}
+
+    def _lss_patch_channels(self) -> int:
+        return self.lss_latent_channels * 4
+
+    def lss_packed_shape(self, batch: int, stage: Stage) -> tuple[int, ...]:
+        # The stock prepare_latents takes the patch grid and flattens it into tokens itself.
+        grid = (stage.latent_height // 2, stage.latent_width // 2)
+        return (batch, self._lss_patch_channels(), *grid)
+
+    def lss_pack(self, latents: torch.Tensor, stage: Stage) -> torch.Tensor:
+        # Normalised spatial -> normalised patch grid: the stock 2x2 patchify, nothing else.
+        return self._lss_pipe._patchify_latents(latents)
+
+    def lss_output_shape(self, batch: int, stage: Stage) -> tuple[int, ...]:
+        # Flux2Pipeline's output_type="latent": the denoiser's tokens, normalised.
+        return (batch, stage.num_tokens, self._lss_patch_channels())
+
+    def lss_unpack(self, latents: torch.Tensor, stage: Stage) -> torch.Tensor:
+        # Tokens, row-major over the patch grid (the stock _pack_latents), back to the grid, then
+        # the stock 2x2 unpatchify: still normalised.
+        batch, _, channels = latents.shape
+        grid = latents.transpose(1, 2).reshape(
+            batch, channels, stage.latent_height // 2, stage.latent_width // 2
+        )
+        return self._lss_pipe._unpatchify_latents(grid)
+
+    def lss_latents_from_output(self, latents: torch.Tensor, stage: Stage) -> torch.Tensor:
+        return self.lss_pack(self.lss_unpack(latents, stage), stage)
+
+    def lss_scheduler_sigmas(self, config: Mapping[str, Any]) -> bool:
+        return bool(config.get("use_flow_sigmas"))
+
+    def lss_set_timesteps(
+        self, scheduler: Any, num_steps: int, size: StageSize, call: Mapping[str, Any]
+    ) -> None:
+        # As the stock __call__: linear sigmas, mu from the stage's token count and step count.
+        linear = np.linspace(1.0, 1 / num_steps, num_steps)
+        sigmas = None if self.lss_scheduler_sigmas(scheduler.config) else linear
+        mu = compute_empirical_mu(image_seq_len=size.num_tokens, num_steps=num_steps)
+        set_stock_timesteps(scheduler, num_steps, sigmas=sigmas, mu=mu)

@@ -1,0 +1,152 @@
+"""Tiny random FLUX.2 pipelines (stock ``Flux2KleinPipeline``, ``Flux2Pipeline``), built offline
+from configs.
+
+As :mod:`lssgen_diffusers.testing`: random weights, tokenizers built in code, nothing downloaded,
+deterministic given ``seed``, modules in ``eval()`` mode in float32 on the CPU.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+import torch
+from diffusers import (
+    AutoencoderKLFlux2,
+    FlowMatchEulerDiscreteScheduler,
+    Flux2KleinPipeline,
+    Flux2Pipeline,
+    Flux2Transformer2DModel,
+)
+
+from lssgen_diffusers.testing_text import (
+    tiny_mistral3_encoder,
+    tiny_mistral3_tokenizer,
+    tiny_qwen3_causal_lm,
+    tiny_qwen3_tokenizer,
+)
+
+# Offsets added to ``seed`` so that every component gets its own random stream.
+_OFFSETS = {"vae": 1, "denoiser": 2, "text_encoder": 3, "bn": 4}
+#: The Qwen3 hidden-state layers Flux2KleinPipeline reads by default (text_encoder_out_layers).
+KLEIN_TEXT_LAYERS = (9, 18, 27)
+#: The Mistral Small 3 hidden-state layers Flux2Pipeline reads by default.
+FLUX2_TEXT_LAYERS = (10, 20, 30)
+
+
+@contextmanager
+def _seeded(seed: int, component: str) -> Iterator[None]:
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed((seed * 16 + _OFFSETS[component]) % 2**63)
+        yield
+
+
+def tiny_flux2_vae(seed: int = 0) -> AutoencoderKLFlux2:
+    """A tiny random ``AutoencoderKLFlux2``: four blocks of 8 channels (so 8x, as FLUX.2's VAE),
+    32 latent channels, 2x2 patches, and batch-norm running statistics over the 128 patch
+    channels that are not the identity (means about 0.3, variances 0.5 to 2: a real VAE's are
+    not, so a conversion that forgot them would show)."""
+    with _seeded(seed, "vae"):
+        vae = AutoencoderKLFlux2(
+            block_out_channels=(8, 8, 8, 8),
+            layers_per_block=1,
+            latent_channels=32,
+            norm_num_groups=4,
+            sample_size=128,
+        )
+    with _seeded(seed, "bn"), torch.no_grad():
+        channels = vae.bn.running_mean.shape[0]
+        vae.bn.running_mean.copy_(0.3 * torch.randn(channels))
+        vae.bn.running_var.copy_(0.5 + 1.5 * torch.rand(channels))
+    return vae.eval()
+
+
+def _flux2_scheduler() -> FlowMatchEulerDiscreteScheduler:
+    # FLUX.2's scheduler config: dynamic shifting, the pipeline passes mu itself.
+    return FlowMatchEulerDiscreteScheduler(
+        num_train_timesteps=1000,
+        shift=3.0,
+        use_dynamic_shifting=True,
+        base_shift=0.5,
+        max_shift=1.15,
+        base_image_seq_len=256,
+        max_image_seq_len=4096,
+        time_shift_type="exponential",
+    )
+
+
+def _flux2_transformer(seed: int, text_width: int, guidance_embeds: bool) -> Any:
+    with _seeded(seed, "denoiser"):
+        transformer = Flux2Transformer2DModel(
+            patch_size=1,
+            in_channels=128,
+            num_layers=1,
+            num_single_layers=1,
+            attention_head_dim=16,
+            num_attention_heads=2,
+            joint_attention_dim=text_width,
+            timestep_guidance_channels=32,
+            axes_dims_rope=(4, 4, 4, 4),
+            guidance_embeds=guidance_embeds,
+        )
+    return transformer.eval()
+
+
+def tiny_flux2_klein_pipeline(seed: int = 0) -> Flux2KleinPipeline:
+    """A tiny random FLUX.2 [klein]-shaped ``Flux2KleinPipeline`` (a base model: not distilled,
+    so ``guidance_scale > 1`` runs classifier-free guidance, two denoiser calls per step).
+
+    * VAE: :func:`tiny_flux2_vae` (32 channels at 8x, patchified to 128, batch-normalised).
+    * Transformer: ``Flux2Transformer2DModel`` with ``in_channels=128`` (the patches), one double-
+      and one single-stream block, 2 heads x 16 dims, RoPE axes (4, 4, 4, 4), no guidance
+      embedding (as Klein's), ``joint_attention_dim`` 48 (three Qwen3 layers of 16 stacked).
+    * Text: ``Qwen3ForCausalLM`` (16 wide, 27 layers: the stock call stacks hidden states 9, 18
+      and 27) with a byte-level Qwen tokenizer and chat template.
+    * Scheduler: FLUX.2's ``FlowMatchEulerDiscreteScheduler`` (dynamic shifting; the stock call
+      passes ``mu = compute_empirical_mu(tokens, steps)`` and linear sigmas).
+
+    ``default_sample_size`` is 128 (1024 px); height and width must be multiples of 16. The
+    ``latents`` argument is ``(B, 128, H/16, W/16)``; ``output_type="latent"`` gives the raw
+    VAE latent ``(B, 32, H/8, W/8)``.
+    """
+    tokenizer = tiny_qwen3_tokenizer()
+    text_encoder = tiny_qwen3_causal_lm(
+        tokenizer, seed * 16 + _OFFSETS["text_encoder"], num_hidden_layers=max(KLEIN_TEXT_LAYERS)
+    )
+    width = len(KLEIN_TEXT_LAYERS) * text_encoder.config.hidden_size
+    return Flux2KleinPipeline(
+        scheduler=_flux2_scheduler(),
+        vae=tiny_flux2_vae(seed),
+        text_encoder=text_encoder,
+        tokenizer=tokenizer,
+        transformer=_flux2_transformer(seed, width, guidance_embeds=False),
+        is_distilled=False,
+    )
+
+
+def tiny_flux2_pipeline(seed: int = 0) -> Flux2Pipeline:
+    """A tiny random FLUX.2 [dev]-shaped ``Flux2Pipeline`` (guidance-distilled: ``guidance_scale``
+    is an input of the transformer, one denoiser call per step, no negative prompt).
+
+    * VAE: :func:`tiny_flux2_vae` (32 channels at 8x, patchified to 128, batch-normalised).
+    * Transformer: as Klein's tiny one but with the guidance embedding (as FLUX.2 [dev]'s).
+    * Text: ``Mistral3ForConditionalGeneration`` (a Mistral text model 16 wide of 30 layers: the
+      stock call stacks hidden states 10, 20 and 30; a one-layer Pixtral vision tower) with a
+      byte-level Mistral-style tokenizer and chat template standing in for the stock processor.
+    * Scheduler: FLUX.2's (as Klein's).
+
+    ``output_type="latent"`` gives the denoiser's normalised tokens ``(B, (H/16) * (W/16), 128)``.
+    """
+    tokenizer = tiny_mistral3_tokenizer()
+    text_encoder = tiny_mistral3_encoder(
+        tokenizer, seed * 16 + _OFFSETS["text_encoder"], num_hidden_layers=max(FLUX2_TEXT_LAYERS)
+    )
+    width = len(FLUX2_TEXT_LAYERS) * text_encoder.config.text_config.hidden_size
+    return Flux2Pipeline(
+        scheduler=_flux2_scheduler(),
+        vae=tiny_flux2_vae(seed),
+        text_encoder=text_encoder,
+        tokenizer=tokenizer,
+        transformer=_flux2_transformer(seed, width, guidance_embeds=True),
+    )
