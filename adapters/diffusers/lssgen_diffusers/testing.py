@@ -55,7 +55,6 @@ from diffusers import (
     StableDiffusionXLPipeline,
     UNet2DConditionModel,
 )
-from tokenizers import Tokenizer, decoders, models, pre_tokenizers, processors
 from transformers import (
     CLIPTextConfig,
     CLIPTextModel,
@@ -77,6 +76,7 @@ from lssgen_diffusers.testing_flux2 import tiny_flux2_klein_pipeline, tiny_flux2
 from lssgen_diffusers.testing_hidream import generating_as_asked, tiny_hidream_pipeline
 from lssgen_diffusers.testing_lumina2 import tiny_lumina2_pipeline
 from lssgen_diffusers.testing_qwen_image import tiny_krea2_pipeline, tiny_qwen_image_pipeline
+from lssgen_diffusers.testing_text import byte_alphabet, byte_level_tokenizer, numbered
 from lssgen_diffusers.testing_z_image import tiny_z_image_pipeline
 
 __all__ = [
@@ -184,45 +184,6 @@ def _ready(module: torch.nn.Module) -> Any:
 # --------------------------------------------------------------------------------------------
 
 
-def _byte_alphabet() -> list[str]:
-    """The 256 byte-level symbols in a fixed order."""
-    return sorted(pre_tokenizers.ByteLevel.alphabet())
-
-
-def _numbered(tokens: list[str]) -> dict[str, int]:
-    """A vocabulary giving each token its position as id."""
-    return {token: i for i, token in enumerate(tokens)}
-
-
-def _byte_level_tokenizer(
-    vocab: dict[str, int],
-    specials: list[str],
-    prefix: list[str],
-    *,
-    model_max_length: int,
-    unk_token: str | None = None,
-    **special_tokens: str,
-) -> PreTrainedTokenizerFast:
-    """A merge-free byte-level BPE tokenizer over ``vocab`` that puts the ``prefix`` tokens in
-    front of every sequence; ``special_tokens`` (``pad_token``, ``eos_token``, ...,
-    ``padding_side``) go to ``PreTrainedTokenizerFast``."""
-    backend = Tokenizer(models.BPE(vocab=vocab, merges=[], unk_token=unk_token))
-    backend.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
-    backend.decoder = decoders.ByteLevel()
-    backend.add_special_tokens(specials)
-    marks = " ".join(prefix)
-    backend.post_processor = processors.TemplateProcessing(
-        single=f"{marks} $A",
-        pair=f"{marks} $A $B",
-        special_tokens=[(token, vocab[token]) for token in prefix],
-    )
-    if unk_token is not None:
-        special_tokens["unk_token"] = unk_token
-    return PreTrainedTokenizerFast(
-        tokenizer_object=backend, model_max_length=model_max_length, **special_tokens
-    )
-
-
 def tiny_clip_tokenizer(model_max_length: int = 77) -> CLIPTokenizer:
     """A byte-level CLIP tokenizer with no merges (514 tokens), built in memory.
 
@@ -231,9 +192,9 @@ def tiny_clip_tokenizer(model_max_length: int = 77) -> CLIPTokenizer:
     ``<|endoftext|>`` (513, also the pad token). As in real CLIP, the end-of-text id is the
     largest id. Any text tokenizes (one token per byte).
     """
-    alphabet = _byte_alphabet()
+    alphabet = byte_alphabet()
     symbols = [*alphabet, *(symbol + "</w>" for symbol in alphabet)]
-    vocab = _numbered([*symbols, "<|startoftext|>", "<|endoftext|>"])
+    vocab = numbered([*symbols, "<|startoftext|>", "<|endoftext|>"])
     return CLIPTokenizer(vocab=vocab, merges=[], model_max_length=model_max_length)
 
 
@@ -257,8 +218,8 @@ def tiny_glm_tokenizer(model_max_length: int = 8192) -> PreTrainedTokenizerFast:
     with ``<|endoftext|>`` (id 256), and is a plain ``PreTrainedTokenizerFast``.
     """
     specials = ["<|endoftext|>", "[MASK]", "[gMASK]", "[sMASK]", "<sop>", "<eop>"]
-    return _byte_level_tokenizer(
-        _numbered(_byte_alphabet() + specials),
+    return byte_level_tokenizer(
+        numbered(byte_alphabet() + specials),
         specials,
         ["[gMASK]", "<sop>"],
         model_max_length=model_max_length,
@@ -856,8 +817,8 @@ def tiny_gemma_tokenizer(model_max_length: int = 8192) -> PreTrainedTokenizerFas
     byte-level symbols; like Gemma's tokenizer it prefixes every sequence with ``<bos>``.
     """
     specials = ["<pad>", "<eos>", "<bos>", "<unk>"]
-    return _byte_level_tokenizer(
-        _numbered(specials + _byte_alphabet()),
+    return byte_level_tokenizer(
+        numbered(specials + byte_alphabet()),
         specials,
         ["<bos>"],
         model_max_length=model_max_length,

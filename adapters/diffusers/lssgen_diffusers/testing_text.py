@@ -22,6 +22,7 @@ the family builders that use it.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 import torch
@@ -45,6 +46,9 @@ from transformers import (
 
 __all__ = [
     "QWEN3_CHAT_TEMPLATE",
+    "byte_alphabet",
+    "byte_level_tokenizer",
+    "numbered",
     "tiny_llama_encoder",
     "tiny_llama_tokenizer",
     "tiny_mistral3_encoder",
@@ -70,6 +74,47 @@ QWEN3_CHAT_TEMPLATE = (
 _QWEN3_SPECIALS = ("<|endoftext|>", "<|im_start|>", "<|im_end|>", "<think>", "</think>")
 
 
+def byte_alphabet() -> list[str]:
+    """The 256 byte-level symbols in a fixed order."""
+    return sorted(pre_tokenizers.ByteLevel.alphabet())
+
+
+def numbered(tokens: list[str]) -> dict[str, int]:
+    """A vocabulary giving each token its position as id."""
+    return {token: i for i, token in enumerate(tokens)}
+
+
+def byte_level_tokenizer(
+    vocab: dict[str, int],
+    specials: list[str],
+    prefix: Sequence[str] = (),
+    *,
+    model_max_length: int,
+    unk_token: str | None = None,
+    **special_tokens: str,
+) -> PreTrainedTokenizerFast:
+    """A merge-free byte-level BPE tokenizer over ``vocab`` (e.g. :func:`numbered` over
+    :func:`byte_alphabet` and the special tokens) that puts the ``prefix`` tokens in front of
+    every sequence; ``special_tokens`` (``pad_token``, ``eos_token``, ..., ``padding_side``) go
+    to ``PreTrainedTokenizerFast``."""
+    backend = Tokenizer(models.BPE(vocab=vocab, merges=[], unk_token=unk_token))
+    backend.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    backend.decoder = decoders.ByteLevel()
+    backend.add_special_tokens(specials)
+    if prefix:
+        marks = " ".join(prefix)
+        backend.post_processor = processors.TemplateProcessing(
+            single=f"{marks} $A",
+            pair=f"{marks} $A $B",
+            special_tokens=[(token, vocab[token]) for token in prefix],
+        )
+    if unk_token is not None:
+        special_tokens["unk_token"] = unk_token
+    return PreTrainedTokenizerFast(
+        tokenizer_object=backend, model_max_length=model_max_length, **special_tokens
+    )
+
+
 def tiny_qwen3_tokenizer(model_max_length: int = 32768) -> PreTrainedTokenizerFast:
     """A byte-level Qwen2/3-style tokenizer built in memory (261 tokens).
 
@@ -77,19 +122,13 @@ def tiny_qwen3_tokenizer(model_max_length: int = 32768) -> PreTrainedTokenizerFa
     ``<|im_start|>``, ``<|im_end|>`` (the end-of-turn token), ``<think>`` and ``</think>``; no
     BOS (Qwen adds none), padding on the right, and :data:`QWEN3_CHAT_TEMPLATE`.
     """
-    vocab = {symbol: i for i, symbol in enumerate(sorted(pre_tokenizers.ByteLevel.alphabet()))}
-    for token in _QWEN3_SPECIALS:
-        vocab[token] = len(vocab)
-    backend = Tokenizer(models.BPE(vocab=vocab, merges=[]))
-    backend.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
-    backend.decoder = decoders.ByteLevel()
-    backend.add_special_tokens(list(_QWEN3_SPECIALS))
-    tokenizer = PreTrainedTokenizerFast(
-        tokenizer_object=backend,
+    tokenizer = byte_level_tokenizer(
+        numbered(byte_alphabet() + list(_QWEN3_SPECIALS)),
+        list(_QWEN3_SPECIALS),
+        model_max_length=model_max_length,
         pad_token="<|endoftext|>",
         eos_token="<|im_end|>",
         padding_side="right",
-        model_max_length=model_max_length,
     )
     tokenizer.chat_template = QWEN3_CHAT_TEMPLATE
     return tokenizer
@@ -232,23 +271,14 @@ def tiny_llama_tokenizer(model_max_length: int = 131072) -> PreTrainedTokenizerF
     ``<|begin_of_text|>`` (so the empty string gives one token) and has no pad token of its own
     (HiDream's pipeline pads with the eos token); any text tokenizes (one token per byte).
     """
-    vocab = {symbol: i for i, symbol in enumerate(sorted(pre_tokenizers.ByteLevel.alphabet()))}
-    for token in _LLAMA_SPECIALS:
-        vocab[token] = len(vocab)
-    backend = Tokenizer(models.BPE(vocab=vocab, merges=[]))
-    backend.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
-    backend.decoder = decoders.ByteLevel()
-    backend.add_special_tokens(list(_LLAMA_SPECIALS))
-    bos = _LLAMA_SPECIALS[0]
-    backend.post_processor = processors.TemplateProcessing(
-        single=f"{bos} $A", pair=f"{bos} $A $B", special_tokens=[(bos, vocab[bos])]
-    )
-    return PreTrainedTokenizerFast(
-        tokenizer_object=backend,
-        bos_token=bos,
+    return byte_level_tokenizer(
+        numbered(byte_alphabet() + list(_LLAMA_SPECIALS)),
+        list(_LLAMA_SPECIALS),
+        [_LLAMA_SPECIALS[0]],
+        model_max_length=model_max_length,
+        bos_token=_LLAMA_SPECIALS[0],
         eos_token=_LLAMA_SPECIALS[1],
         padding_side="right",
-        model_max_length=model_max_length,
     )
 
 
@@ -314,21 +344,15 @@ def tiny_mistral3_tokenizer(model_max_length: int = 131072) -> PreTrainedTokeniz
     :data:`MISTRAL3_CHAT_TEMPLATE`. A plain tokenizer stands in for the stock ``AutoProcessor``
     (Pixtral's), which text-only prompts use only through ``apply_chat_template``.
     """
-    vocab = {token: i for i, token in enumerate(MISTRAL_SPECIAL_TOKENS)}
-    for symbol in sorted(pre_tokenizers.ByteLevel.alphabet()):
-        vocab[symbol] = len(vocab)
-    backend = Tokenizer(models.BPE(vocab=vocab, merges=[], unk_token="<unk>"))
-    backend.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
-    backend.decoder = decoders.ByteLevel()
-    backend.add_special_tokens(list(MISTRAL_SPECIAL_TOKENS))
-    tokenizer = PreTrainedTokenizerFast(
-        tokenizer_object=backend,
+    tokenizer = byte_level_tokenizer(
+        numbered(list(MISTRAL_SPECIAL_TOKENS) + byte_alphabet()),
+        list(MISTRAL_SPECIAL_TOKENS),
+        model_max_length=model_max_length,
         unk_token="<unk>",
         bos_token="<s>",
         eos_token="</s>",
         pad_token="<pad>",
         padding_side="left",
-        model_max_length=model_max_length,
     )
     tokenizer.chat_template = MISTRAL3_CHAT_TEMPLATE
     return tokenizer
