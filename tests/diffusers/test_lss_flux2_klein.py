@@ -11,7 +11,7 @@ import pytest
 import torch
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from lss_testkit import PROMPT, Pair, recorded_inputs
+from lss_testkit import PROMPT, Pair, latent_call, recorded_inputs
 
 from lssgen_core.errors import LSSArgumentError
 from lssgen_core.parameterization import FLOW
@@ -22,15 +22,7 @@ KIND = "flux2-klein"
 
 
 def run(pipe: Any, **kwargs: Any) -> Any:
-    arguments = {
-        "prompt": PROMPT,
-        "height": 128,
-        "width": 128,
-        "num_inference_steps": 8,
-        "generator": torch.Generator().manual_seed(0),
-        "output_type": "latent",
-    }
-    return pipe(**{**arguments, **kwargs}).images
+    return pipe(**latent_call(128, 8, **kwargs)).images
 
 
 @pytest.fixture

@@ -13,7 +13,7 @@ import torch
 from diffusers import HiDreamImagePipeline, UniPCMultistepScheduler
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from lss_testkit import PROMPT, Pair, lss_from_stock, recorded_inputs
+from lss_testkit import PROMPT, Pair, latent_call, lss_from_stock, recorded_inputs
 
 from lssgen_core.errors import LSSArgumentError
 from lssgen_diffusers.hidream import sample_size_keeping, stock_generated_size
@@ -23,16 +23,7 @@ STEPS = 8
 
 
 def run(pipe: Any, **kwargs: Any) -> Any:
-    arguments = {
-        "prompt": PROMPT,
-        "height": 128,
-        "width": 128,
-        "num_inference_steps": STEPS,
-        "generator": torch.Generator().manual_seed(0),
-        "output_type": "latent",
-        **kwargs,
-    }
-    return pipe(**arguments).images
+    return pipe(**latent_call(128, STEPS, **kwargs)).images
 
 
 def with_scheduler(scheduler: Any) -> Pair:

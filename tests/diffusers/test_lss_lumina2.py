@@ -12,7 +12,7 @@ from typing import Any
 import torch
 from hypothesis import given
 from hypothesis import strategies as st
-from lss_testkit import PROMPT, Pair, recorded_inputs
+from lss_testkit import PROMPT, Pair, latent_call, recorded_inputs
 
 from lssgen_diffusers.lumina2 import stage_cfg_trunc_ratio
 
@@ -21,16 +21,7 @@ STEPS = 8
 
 
 def run(pipe: Any, **kwargs: Any) -> Any:
-    arguments = {
-        "prompt": PROMPT,
-        "height": TARGET,
-        "width": TARGET,
-        "num_inference_steps": STEPS,
-        "generator": torch.Generator().manual_seed(0),
-        "output_type": "latent",
-        **kwargs,
-    }
-    return pipe(**arguments).images
+    return pipe(**latent_call(TARGET, STEPS, **kwargs)).images
 
 
 def stock_guided(ratio: float, steps: int) -> list[bool]:

@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 import torch
-from lss_testkit import PROMPT, Pair, lss_from_stock, recorded_inputs
+from lss_testkit import PROMPT, Pair, latent_call, lss_from_stock, recorded_inputs
 
 from lssgen_core.errors import LSSArgumentError
 from lssgen_diffusers.testing_z_image import tiny_z_image_pipeline
@@ -30,16 +30,7 @@ DYNAMIC = {
 
 
 def run(pipe: Any, **kwargs: Any) -> Any:
-    arguments = {
-        "prompt": PROMPT,
-        "height": TARGET,
-        "width": TARGET,
-        "num_inference_steps": STEPS,
-        "generator": torch.Generator().manual_seed(0),
-        "output_type": "latent",
-        **kwargs,
-    }
-    return pipe(**arguments).images
+    return pipe(**latent_call(TARGET, STEPS, **kwargs)).images
 
 
 @contextmanager
