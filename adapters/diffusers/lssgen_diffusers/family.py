@@ -68,6 +68,7 @@ import inspect
 from collections.abc import Callable, Mapping
 from typing import Any, ClassVar, cast
 
+import numpy as np
 import torch
 from diffusers.pipelines.flux.pipeline_flux import calculate_shift, retrieve_timesteps
 
@@ -300,6 +301,12 @@ def binned_by_sample_size(
     if table is None:
         return height, width  # the stock call refuses it ("Invalid sample size")
     return pipe.image_processor.classify_height_width_bin(height, width, ratios=table)
+
+
+def linear_sigmas(num_steps: int) -> np.ndarray:
+    """The flow pipelines' stock sigmas before the shift: ``num_steps`` levels evenly from 1 down
+    to ``1 / num_steps`` (FLUX.1, FLUX.2, Qwen-Image, Krea 2, Lumina 2 and LTX pass these)."""
+    return np.linspace(1.0, 1 / num_steps, num_steps)
 
 
 def set_stock_timesteps(scheduler: Any, num_steps: int, **kwargs: Any) -> None:

@@ -32,13 +32,11 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any, ClassVar
 
-import numpy as np
 import torch
 from diffusers.pipelines.flux2.pipeline_flux2 import compute_empirical_mu
 
 from lssgen_core.plan import Stage
 from lssgen_core.schedules import StageSize
-from lssgen_diffusers.family import set_stock_timesteps
 from lssgen_diffusers.flux_layout import FluxLayout
 
 #: Why FLUX.2's reference images are refused with several stages.
@@ -91,11 +89,6 @@ class Flux2Layout(FluxLayout):
     def lss_scheduler_sigmas(self, config: Mapping[str, Any]) -> bool:
         return bool(config.get("use_flow_sigmas"))
 
-    def lss_set_timesteps(
-        self, scheduler: Any, num_steps: int, size: StageSize, call: Mapping[str, Any]
-    ) -> None:
-        # As the stock __call__: linear sigmas, mu from the stage's token count and step count.
-        linear = np.linspace(1.0, 1 / num_steps, num_steps)
-        sigmas = None if self.lss_scheduler_sigmas(scheduler.config) else linear
-        mu = compute_empirical_mu(image_seq_len=size.num_tokens, num_steps=num_steps)
-        set_stock_timesteps(scheduler, num_steps, sigmas=sigmas, mu=mu)
+    def lss_mu(self, config: Mapping[str, Any], size: StageSize, num_steps: int) -> float:
+        # FLUX.2's rule: from the stage's token count and its own step count.
+        return float(compute_empirical_mu(image_seq_len=size.num_tokens, num_steps=num_steps))

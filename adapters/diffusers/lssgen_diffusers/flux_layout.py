@@ -12,12 +12,17 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-import numpy as np
 import torch
 
 from lssgen_core.plan import Stage
 from lssgen_core.schedules import StageSize
-from lssgen_diffusers.family import LSSFamily, dynamic_mu, encode_from_call, set_stock_timesteps
+from lssgen_diffusers.family import (
+    LSSFamily,
+    dynamic_mu,
+    encode_from_call,
+    linear_sigmas,
+    set_stock_timesteps,
+)
 
 
 class FluxLayout(LSSFamily):
@@ -56,12 +61,16 @@ class FluxLayout(LSSFamily):
         ``use_flow_sigmas``) instead of passing linear ones."""
         return False
 
+    def lss_mu(self, config: Mapping[str, Any], size: StageSize, num_steps: int) -> float:
+        """The stock call's shift for a stage: FLUX.1's ``calculate_shift`` of its packed
+        sequence length (FLUX.2 overrides it with its own rule)."""
+        return dynamic_mu(config, size.num_tokens, max_shift=1.15)
+
     def lss_set_timesteps(
         self, scheduler: Any, num_steps: int, size: StageSize, call: Mapping[str, Any]
     ) -> None:
-        # As the stock __call__: linear sigmas, mu from the stage's packed sequence length.
+        # As the stock __call__: linear sigmas (unless the scheduler sets them), the stage's mu.
         config = scheduler.config
-        linear = np.linspace(1.0, 1 / num_steps, num_steps)
-        sigmas = None if self.lss_scheduler_sigmas(config) else linear
-        mu = dynamic_mu(config, size.num_tokens, max_shift=1.15)
+        sigmas = None if self.lss_scheduler_sigmas(config) else linear_sigmas(num_steps)
+        mu = self.lss_mu(config, size, num_steps)
         set_stock_timesteps(scheduler, num_steps, sigmas=sigmas, mu=mu)

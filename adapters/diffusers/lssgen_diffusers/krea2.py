@@ -14,14 +14,18 @@ import inspect
 from collections.abc import Mapping
 from typing import Any
 
-import numpy as np
 import torch
 from diffusers import Krea2Pipeline
 from diffusers.pipelines.krea2 import pipeline_krea2
 
 from lssgen_core.plan import Stage
 from lssgen_core.schedules import StageSize
-from lssgen_diffusers.family import dynamic_mu, encode_from_call, set_stock_timesteps
+from lssgen_diffusers.family import (
+    dynamic_mu,
+    encode_from_call,
+    linear_sigmas,
+    set_stock_timesteps,
+)
 from lssgen_diffusers.mixin import LSS_ARGUMENTS_DOC, LSSPipelineMixin
 from lssgen_diffusers.qwen_image import NEGATIVE_NAMES, drop_frame_axis, qwen_image_pixel_codec
 from lssgen_diffusers.registry import family_of
@@ -106,7 +110,7 @@ class LSSKrea2Pipeline(LSSPipelineMixin, Krea2Pipeline):
         self, scheduler: Any, num_steps: int, size: StageSize, call: Mapping[str, Any]
     ) -> None:
         # As the stock __call__: linear sigmas, mu from the stage's token count (or fixed).
-        sigmas = np.linspace(1.0, 1 / num_steps, num_steps)
+        sigmas = linear_sigmas(num_steps)
         if self.config.is_distilled:
             mu = _DISTILLED_MU
         else:

@@ -30,11 +30,9 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 import attrs
-import numpy as np
 import torch
 from diffusers import LTXPipeline
 from diffusers.pipelines.ltx.modeling_latent_upsampler import LTXLatentUpsamplerModel
-from diffusers.pipelines.ltx.pipeline_ltx import calculate_shift, retrieve_timesteps
 
 from lssgen_core.errors import LSSArgumentError, LSSArgumentTypeError
 from lssgen_core.plan import Stage
@@ -42,6 +40,7 @@ from lssgen_core.schedules import StageSize
 from lssgen_core.upsample import LatentScaler, LatentUpsampler
 from lssgen_diffusers import placement
 from lssgen_diffusers.component import COMPONENT_NAME, check_upsampler, lss_init, offload_sequence
+from lssgen_diffusers.family import dynamic_mu, linear_sigmas, set_stock_timesteps
 from lssgen_diffusers.mixin import LSS_ARGUMENTS_DOC
 from lssgen_diffusers.options import LSSDefaults
 from lssgen_diffusers.video import LSSVideoPipelineMixin
@@ -265,15 +264,9 @@ class LSSLTXPipeline(LSSVideoPipelineMixin, LTXPipeline):
     ) -> None:
         # As LTXPipeline.__call__: linear sigmas, mu from latent frames x height x width.
         config = scheduler.config
-        mu = calculate_shift(
-            size.latent_frames * size.latent_height * size.latent_width,
-            config.get("base_image_seq_len", 256),
-            config.get("max_image_seq_len", 4096),
-            config.get("base_shift", 0.5),
-            config.get("max_shift", 1.15),
-        )
-        sigmas = np.linspace(1.0, 1 / num_steps, num_steps)
-        retrieve_timesteps(scheduler, num_steps, "cpu", None, sigmas=sigmas, mu=mu)
+        tokens = size.latent_frames * size.latent_height * size.latent_width
+        mu = dynamic_mu(config, tokens, max_shift=1.15)
+        set_stock_timesteps(scheduler, num_steps, sigmas=linear_sigmas(num_steps), mu=mu)
 
     def lss_encode_prompts(self, call: Mapping[str, Any]) -> dict[str, Any]:
         embeds, mask, negative, negative_mask = self.encode_prompt(

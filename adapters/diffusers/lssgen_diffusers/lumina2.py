@@ -6,12 +6,11 @@ import copy
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-import numpy as np
 from diffusers import Lumina2Pipeline
 
 from lssgen_core.plan import Stage, StagePlan
 from lssgen_core.schedules import StageSize
-from lssgen_diffusers.family import dynamic_mu, set_stock_timesteps
+from lssgen_diffusers.family import dynamic_mu, linear_sigmas, set_stock_timesteps
 from lssgen_diffusers.mixin import LSS_ARGUMENTS_DOC, LSSPipelineMixin
 from lssgen_diffusers.registry import family_of
 from lssgen_diffusers.scheduler_levels import scheduler_levels
@@ -71,7 +70,7 @@ class LSSLumina2Pipeline(LSSPipelineMixin, Lumina2Pipeline):
     ) -> None:
         # As the stock __call__: linear sigmas, mu from latents.shape[1] (the channel count).
         mu = dynamic_mu(scheduler.config, self.lss_latent_channels, max_shift=1.15)
-        sigmas = np.linspace(1.0, 1 / num_steps, num_steps)
+        sigmas = linear_sigmas(num_steps)
         set_stock_timesteps(scheduler, num_steps, sigmas=sigmas, mu=mu)
 
     def lss_stage_arguments(
