@@ -22,12 +22,15 @@ from lssgen_core.plan import Stage
 from lssgen_core.schedules import StageSize
 from lssgen_diffusers.family import (
     dynamic_mu,
-    encode_from_call,
     linear_sigmas,
     set_stock_timesteps,
 )
 from lssgen_diffusers.mixin import LSS_ARGUMENTS_DOC, LSSPipelineMixin
-from lssgen_diffusers.qwen_image import NEGATIVE_NAMES, drop_frame_axis, qwen_image_pixel_codec
+from lssgen_diffusers.qwen_image import (
+    drop_frame_axis,
+    encode_prompt_and_negative,
+    qwen_image_pixel_codec,
+)
 from lssgen_diffusers.registry import family_of
 from lssgen_diffusers.video_vae import VideoFrameCodec
 
@@ -120,26 +123,10 @@ class LSSKrea2Pipeline(LSSPipelineMixin, Krea2Pipeline):
     # --- prompts -------------------------------------------------------------------------
 
     def lss_encode_prompts(self, call: Mapping[str, Any]) -> dict[str, Any]:
-        # As the stock __call__: the prompt, then with guidance the negative prompt ("" by
-        # default, one per prompt).
-        device = self._execution_device
-        embeds, mask = encode_from_call(self.encode_prompt, call, device=device)
-        updates = {"prompt": None, "prompt_embeds": embeds, "prompt_embeds_mask": mask}
-        if self.lss_classifier_free_guidance(call):
-            negative = call["negative_prompt"]
-            if negative is None and call["negative_prompt_embeds"] is None:
-                negative = ""
-            if isinstance(negative, str):
-                negative = [negative] * self._lss_prompt_batch(call)
-            negative_embeds, negative_mask = encode_from_call(
-                self.encode_prompt,
-                {**call, "negative_prompt": negative},
-                NEGATIVE_NAMES,
-                device=device,
-            )
-            updates.update(
-                negative_prompt=None,
-                negative_prompt_embeds=negative_embeds,
-                negative_prompt_embeds_mask=negative_mask,
-            )
-        return updates
+        # As the stock __call__, but the negative prompt is "" by default, one per prompt.
+        negative = call["negative_prompt"]
+        if negative is None and call["negative_prompt_embeds"] is None:
+            negative = ""
+        if isinstance(negative, str):
+            negative = [negative] * self._lss_prompt_batch(call)
+        return encode_prompt_and_negative(self, {**call, "negative_prompt": negative})

@@ -44,6 +44,24 @@ def drop_frame_axis(latents: torch.Tensor) -> torch.Tensor:
     return latents[:, :, 0]
 
 
+def encode_prompt_and_negative(pipe: Any, call: Mapping[str, Any]) -> dict[str, Any]:
+    """The Qwen-Image VAE families' prompt encoding, once per call: the prompt, and the negative
+    prompt only when the call is guided (two encoder calls, as the stock ``__call__``)."""
+    device = pipe._execution_device
+    embeds, mask = encode_from_call(pipe.encode_prompt, call, device=device)
+    updates = {"prompt": None, "prompt_embeds": embeds, "prompt_embeds_mask": mask}
+    if pipe.lss_classifier_free_guidance(call):
+        negative, negative_mask = encode_from_call(
+            pipe.encode_prompt, call, NEGATIVE_NAMES, device=device
+        )
+        updates.update(
+            negative_prompt=None,
+            negative_prompt_embeds=negative,
+            negative_prompt_embeds_mask=negative_mask,
+        )
+    return updates
+
+
 class LSSQwenImagePipeline(LSSPipelineMixin, FluxLayout, QwenImagePipeline):
     __doc__ = (
         """``QwenImagePipeline`` with latent space scaling (LSSGen).
@@ -95,17 +113,4 @@ class LSSQwenImagePipeline(LSSPipelineMixin, FluxLayout, QwenImagePipeline):
         return bool(call["true_cfg_scale"] > 1 and negative)
 
     def lss_encode_prompts(self, call: Mapping[str, Any]) -> dict[str, Any]:
-        # Two encoder calls, as stock: the negative prompt is encoded only with true CFG.
-        device = self._execution_device
-        embeds, mask = encode_from_call(self.encode_prompt, call, device=device)
-        updates = {"prompt": None, "prompt_embeds": embeds, "prompt_embeds_mask": mask}
-        if self.lss_classifier_free_guidance(call):
-            negative, negative_mask = encode_from_call(
-                self.encode_prompt, call, NEGATIVE_NAMES, device=device
-            )
-            updates.update(
-                negative_prompt=None,
-                negative_prompt_embeds=negative,
-                negative_prompt_embeds_mask=negative_mask,
-            )
-        return updates
+        return encode_prompt_and_negative(self, call)
