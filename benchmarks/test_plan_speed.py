@@ -11,6 +11,16 @@ costs what each plan costs (``round(20 / predicted)``): a plan is only a speed-u
 plain run for the same time, which here is measured in the same rounds. This file measures
 speed only; whether a plan keeps the image is lssgen-mini's evaluation.
 
+Two predictions stand beside each measurement:
+- the FLOP model (``bench.cost``), denoiser work only;
+- the calibrated end-to-end one: a fixed cost per denoiser call (:func:`calibrate`), plus the
+  final VAE decode both pay once and the upsampler only LSS pays, both from ``flop_report``'s
+  exact counts. The calibration is fitted on the denoiser calls of plain@20 and the paper's plan
+  only (256 and 512 px), so the other plans, the three-stage one's 128 px calls included, are
+  predicted out of sample.
+The LSS machinery (planning, hand-over, schedule checks: ``bench_support.MACHINERY``) is reported
+as its share of each LSS variant's wall time.
+
     pytest benchmarks/test_plan_speed.py --benchmark-only --benchmark-enable --lss-paired-rounds 3
 
 Timed runs write ``results/plans-<profile>.json`` (in ``--lss-results``).
@@ -20,15 +30,16 @@ from __future__ import annotations
 
 import json
 import statistics
-import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import pytest
 import torch
+from bench_support import RunRecord, step_times
+from models import BenchModel, flop_report
 
 from lssgen_core.atomic import write_json_atomic
-from lssgen_core.cost import plan_cost
+from lssgen_core.cost import CalibratedCost, calibrate, plan_cost
 
 if TYPE_CHECKING:
     from conftest import Collector
@@ -48,22 +59,50 @@ PLANS: dict[str, dict[str, Any]] = {
 
 
 def _generate(
-    runner: Any, variant: str, overrides: dict[str, Any], times: dict[str, list[float]]
+    runner: Any, variant: str, overrides: dict[str, Any], records: dict[str, list[RunRecord]]
 ) -> torch.Tensor:
     bench = runner.bench
+    recorder = runner.recorder
     generator = torch.Generator(runner.device).manual_seed(0)
-    start = time.perf_counter()
+    recorder.reset()
+    start = recorder.now()  # synchronises on CUDA
     if variant.startswith("plain"):
         result = bench.stock(**{**bench.call, **overrides}, generator=generator)
     else:
         result = bench.pipeline(**bench.call, **{**bench.lss, **overrides}, generator=generator)
-    runner.recorder.now()  # synchronises on CUDA
-    times.setdefault(variant, []).append(time.perf_counter() - start)
+    record = RunRecord(recorder.now() - start, tuple(recorder.spans))
+    records.setdefault(variant, []).append(record)
     images = result.images
     images = images if isinstance(images, torch.Tensor) else torch.as_tensor(images)
     if not torch.isfinite(images).all():
         raise AssertionError(f"{variant} gave non-finite pixels")
     return images
+
+
+def _end_to_end(
+    bench: BenchModel, plan: Any, model: CalibratedCost, flops: dict[str, Any]
+) -> float:
+    """Predicted plain / ``plan`` (both at the plan's steps), the final decode and the upsampler
+    added.
+
+    ``flop_report`` counts the upsampler on the paper plan's first stage; a hand-over from a
+    smaller stage costs in proportion to its input's tokens (the network is convolutional).
+    """
+    first = bench.plan().stages[0].num_tokens
+    upsampler = sum(
+        float(flops["upsampler"]) * stage.num_tokens / first for stage in plan.stages[:-1]
+    )
+    shared = float(flops["vae_decode_target"])
+    return plan_cost(plan, model, overhead_flops=upsampler, shared_flops=shared).speedup
+
+
+def _plain_end_to_end(
+    bench: BenchModel, model: CalibratedCost, flops: dict[str, Any], steps: int, fewer: int
+) -> float:
+    """Predicted plain@``steps`` / plain@``fewer``, the final decode shared."""
+    step = model.flops(bench.plan().target.num_tokens)
+    shared = float(flops["vae_decode_target"])
+    return (steps * step + shared) / (fewer * step + shared)
 
 
 def test_plan_paired_rounds(
@@ -80,14 +119,14 @@ def test_plan_paired_rounds(
     variants |= {f"plain@{k}": {"num_inference_steps": k} for k in fewer}
     variants |= PLANS
     names = list(variants)
-    times: dict[str, list[float]] = {}
+    records: dict[str, list[RunRecord]] = {}
     shapes: dict[str, tuple[int, ...]] = {}
     rounds = [0]
 
     def run() -> None:
         shift = rounds[0] % len(names)
         for name in names[shift:] + names[:shift]:
-            shapes[name] = tuple(_generate(runner, name, variants[name], times).shape)
+            shapes[name] = tuple(_generate(runner, name, variants[name], records).shape)
         rounds[0] += 1
 
     benchmark.group = "cpu-flux-plans"
@@ -95,13 +134,25 @@ def test_plan_paired_rounds(
     benchmark.pedantic(run, rounds=lss_paired_rounds, warmup_rounds=0, iterations=1)
     assert len(set(shapes.values())) == 1, shapes  # every variant at the target size
     assert [len(plans[name].stages) for name in PLANS] == [2, 2, 2, 3]
+    assert {plan.num_steps for plan in plans.values()} == {steps}  # plain@steps is the baseline
     if benchmark.stats is None:  # --benchmark-disable: a smoke run, nothing to report
         return
     plain = f"plain@{steps}"
+    times = {name: [r.seconds for r in records[name]] for name in names}
     measured = {
         name: statistics.median(p / v for p, v in zip(times[plain], times[name]))
         for name in names
         if name != plain
+    }
+    calibrated = calibrate(bench.cost, step_times({k: records[k] for k in (plain, "paper")}))
+    flops = flop_report(bench)
+    end_to_end = {name: _end_to_end(bench, plans[name], calibrated, flops) for name in PLANS} | {
+        name: _plain_end_to_end(bench, calibrated, flops, steps, int(name.split("@")[1]))
+        for name in measured
+        if name.startswith("plain@")
+    }
+    machinery = {
+        name: statistics.median(r.machinery() / r.seconds for r in records[name]) for name in PLANS
     }
     summary = {
         "rounds": lss_paired_rounds,
@@ -109,6 +160,16 @@ def test_plan_paired_rounds(
         "speedup_over_plain": measured,
         "predicted": predicted,
         "measured_over_predicted": {name: measured[name] / predicted[name] for name in PLANS},
+        "calibration": {
+            "fitted_on": [plain, "paper"],
+            "flops_per_second": calibrated.flops_per_second,
+            "overhead_seconds": calibrated.overhead_seconds,
+        },
+        "predicted_end_to_end": end_to_end,
+        "measured_over_end_to_end": {
+            name: measured[name] / end_to_end[name] for name in end_to_end
+        },
+        "machinery_share": machinery,
         "plan_steps": {
             name: [s.num_denoising_steps for s in p.stages] for name, p in plans.items()
         },
@@ -116,7 +177,9 @@ def test_plan_paired_rounds(
     }
     benchmark.extra_info.update(speedups=measured)
     print("\n" + ", ".join(f"{k} {v:.2f}x" for k, v in measured.items()))
-    print("predicted: " + ", ".join(f"{k} {v:.2f}x" for k, v in predicted.items()))
+    print("FLOP model: " + ", ".join(f"{k} {v:.2f}x" for k, v in predicted.items()))
+    print("calibrated end-to-end: " + ", ".join(f"{k} {v:.2f}x" for k, v in end_to_end.items()))
+    print("LSS machinery: " + ", ".join(f"{k} {v:.2%}" for k, v in machinery.items()))
     path = Path(request.config.getoption("--lss-results")) / "plans-cpu.json"
     stored = json.loads(path.read_text()) if path.exists() else {}
     stored["flux"] = summary
