@@ -95,14 +95,6 @@ class LSSOptions:
     min_size_argument: str | None  # the argument the user set min_size with; None if defaulted
     scaling_mode: str
 
-    @property
-    def start_sigma(self) -> float:
-        return self.values.start_sigma
-
-    @property
-    def is_explicit(self) -> bool:
-        return self.values.is_explicit
-
     def min_size_for(self, height: int, width: int) -> int | None:
         """The min_size to plan with (None: the one the explicit stage count gives).
 
