@@ -188,8 +188,9 @@ class LSSLTXPipeline(LSSVideoPipelineMixin, LTXPipeline):
         "negative_prompt_embeds",
         "negative_prompt_attention_mask",
     )
-    # The transformer's patch (1x1x1) is its config's patch_size / patch_size_t, the defaults.
     lss_compression_attributes = ("vae_spatial_compression_ratio", "vae_temporal_compression_ratio")
+    # The patch sizes are the defaults: the transformer config's patch_size and patch_size_t, which
+    # the stock pipeline packs by.
     lss_schedule_arguments: ClassVar[tuple[str, ...]] = ("timesteps",)
     lss_exact_frames: ClassVar[bool] = True
     model_cpu_offload_seq = offload_sequence(LTXPipeline.model_cpu_offload_seq)
