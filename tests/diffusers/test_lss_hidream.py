@@ -56,17 +56,11 @@ def stock_size(pipe: Any, embeds: dict[str, Any], height: int, width: int) -> tu
 
 @pytest.fixture(scope="module")
 def embeds(lss_pair: Any) -> dict[str, Any]:
-    pipe = lss_pair("hidream").stock
-    names = (
-        "prompt_embeds_t5",
-        "negative_prompt_embeds_t5",
-        "prompt_embeds_llama3",
-        "negative_prompt_embeds_llama3",
-        "pooled_prompt_embeds",
-        "negative_pooled_prompt_embeds",
-    )
+    pair = lss_pair("hidream")
+    # What the stock encode_prompt returns, by the names the family gives its outputs.
+    names = pair.lss.lss_encode_outputs
     with torch.no_grad():
-        return dict(zip(names, pipe.encode_prompt(PROMPT)))
+        return dict(zip(names, pair.stock.encode_prompt(PROMPT)))
 
 
 # --- sizes ---------------------------------------------------------------------------------------

@@ -26,32 +26,20 @@ from typing import TYPE_CHECKING, Any
 from lssgen_diffusers.registry import FAMILIES
 
 if TYPE_CHECKING:
+    # For mypy and IDEs. `X as X` marks the registry's pipelines as re-exported: __all__ lists
+    # them, but is built from the registry, which type checkers do not run.
     from lssgen_core.plan import LSSPlanWarning
     from lssgen_core.upsample import LatentUpSampler, LatentUpsampler
     from lssgen_diffusers.call_checks import NonFiniteLatentError
-    from lssgen_diffusers.cogview4 import (
-        LSSCogView4Pipeline as LSSCogView4Pipeline,
-    )  # re-exported (__all__ lists the registry's)
+    from lssgen_diffusers.cogview4 import LSSCogView4Pipeline as LSSCogView4Pipeline
     from lssgen_diffusers.family import LSSFamily
-    from lssgen_diffusers.flux import (
-        LSSFluxPipeline as LSSFluxPipeline,
-    )  # re-exported (__all__ lists the registry's)
-    from lssgen_diffusers.flux2 import (
-        LSSFlux2Pipeline as LSSFlux2Pipeline,
-    )  # re-exported (__all__ lists the registry's)
-    from lssgen_diffusers.flux2_klein import (
-        LSSFlux2KleinPipeline as LSSFlux2KleinPipeline,
-    )  # re-exported (__all__ lists the registry's)
-    from lssgen_diffusers.hidream import (
-        LSSHiDreamImagePipeline as LSSHiDreamImagePipeline,
-    )  # re-exported (__all__ lists the registry's)
-    from lssgen_diffusers.krea2 import (
-        LSSKrea2Pipeline as LSSKrea2Pipeline,
-    )  # re-exported (__all__ lists the registry's)
+    from lssgen_diffusers.flux import LSSFluxPipeline as LSSFluxPipeline
+    from lssgen_diffusers.flux2 import LSSFlux2Pipeline as LSSFlux2Pipeline
+    from lssgen_diffusers.flux2_klein import LSSFlux2KleinPipeline as LSSFlux2KleinPipeline
+    from lssgen_diffusers.hidream import LSSHiDreamImagePipeline as LSSHiDreamImagePipeline
+    from lssgen_diffusers.krea2 import LSSKrea2Pipeline as LSSKrea2Pipeline
     from lssgen_diffusers.ltx import LSSLTXPipeline
-    from lssgen_diffusers.lumina2 import (
-        LSSLumina2Pipeline as LSSLumina2Pipeline,
-    )  # re-exported (__all__ lists the registry's)
+    from lssgen_diffusers.lumina2 import LSSLumina2Pipeline as LSSLumina2Pipeline
     from lssgen_diffusers.mixin import LSSPipelineMixin
     from lssgen_diffusers.options import (
         COGVIEW4_DEFAULTS,
@@ -59,30 +47,17 @@ if TYPE_CHECKING:
         SD3_DEFAULTS,
         SD_DEFAULTS,
         SDXL_DEFAULTS,
-        LSSDefaults,
         LSSOptions,
     )
-    from lssgen_diffusers.qwen_image import (
-        LSSQwenImagePipeline as LSSQwenImagePipeline,
-    )  # re-exported (__all__ lists the registry's)
-    from lssgen_diffusers.registry import Family
-    from lssgen_diffusers.sana import (
-        LSSSanaPipeline as LSSSanaPipeline,
-    )  # re-exported (__all__ lists the registry's)
+    from lssgen_diffusers.qwen_image import LSSQwenImagePipeline as LSSQwenImagePipeline
+    from lssgen_diffusers.registry import Family, LSSDefaults
+    from lssgen_diffusers.sana import LSSSanaPipeline as LSSSanaPipeline
     from lssgen_diffusers.scheduler_view import SchedulerView, entered_scheduler
-    from lssgen_diffusers.sd import (
-        LSSStableDiffusionPipeline as LSSStableDiffusionPipeline,
-    )  # re-exported (__all__ lists the registry's)
-    from lssgen_diffusers.sd3 import (
-        LSSStableDiffusion3Pipeline as LSSStableDiffusion3Pipeline,
-    )  # re-exported (__all__ lists the registry's)
-    from lssgen_diffusers.sdxl import (
-        LSSStableDiffusionXLPipeline as LSSStableDiffusionXLPipeline,
-    )  # re-exported (__all__ lists the registry's)
+    from lssgen_diffusers.sd import LSSStableDiffusionPipeline as LSSStableDiffusionPipeline
+    from lssgen_diffusers.sd3 import LSSStableDiffusion3Pipeline as LSSStableDiffusion3Pipeline
+    from lssgen_diffusers.sdxl import LSSStableDiffusionXLPipeline as LSSStableDiffusionXLPipeline
     from lssgen_diffusers.wan import LSSWanPipeline
-    from lssgen_diffusers.z_image import (
-        LSSZImagePipeline as LSSZImagePipeline,
-    )  # re-exported (__all__ lists the registry's)
+    from lssgen_diffusers.z_image import LSSZImagePipeline as LSSZImagePipeline
 
 # Each name is imported from its module on first use, for start-up speed: the pipelines import
 # Diffusers (seconds), which `lssgen generate --help` and the options / call-defaults modules
@@ -91,6 +66,7 @@ _EXPORTS: dict[str, str] = {
     # The pipelines, one per family of the registry.
     **{family.lss_class: family.module for family in FAMILIES.values()},
     "Family": "lssgen_diffusers.registry",
+    "LSSDefaults": "lssgen_diffusers.registry",
     "LSSFamily": "lssgen_diffusers.family",
     "LSSPlanWarning": "lssgen_core.plan",
     "LatentUpSampler": "lssgen_core.upsample",
@@ -105,7 +81,6 @@ _EXPORTS: dict[str, str] = {
     "SD3_DEFAULTS": "lssgen_diffusers.options",
     "SD_DEFAULTS": "lssgen_diffusers.options",
     "SDXL_DEFAULTS": "lssgen_diffusers.options",
-    "LSSDefaults": "lssgen_diffusers.options",
     "LSSOptions": "lssgen_diffusers.options",
     "SchedulerView": "lssgen_diffusers.scheduler_view",
     "entered_scheduler": "lssgen_diffusers.scheduler_view",

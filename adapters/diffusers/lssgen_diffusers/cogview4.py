@@ -11,7 +11,7 @@ from diffusers.pipelines.cogview4.pipeline_cogview4 import calculate_shift, retr
 
 from lssgen_core.schedules import StageSize
 from lssgen_diffusers.mixin import LSS_ARGUMENTS_DOC, LSSPipelineMixin
-from lssgen_diffusers.options import COGVIEW4_DEFAULTS
+from lssgen_diffusers.registry import family_of
 
 
 class LSSCogView4Pipeline(LSSPipelineMixin, CogView4Pipeline):
@@ -27,7 +27,7 @@ class LSSCogView4Pipeline(LSSPipelineMixin, CogView4Pipeline):
         + LSS_ARGUMENTS_DOC
     )
 
-    lss_defaults = COGVIEW4_DEFAULTS
+    lss_defaults = family_of("cogview4").defaults
     lss_casts_latents = True  # CogView4Pipeline.__call__ casts latents for the transformer
     lss_schedule_arguments = ("timesteps", "sigmas")
 

@@ -53,10 +53,12 @@ What a family differs in:
   image), :attr:`LSSFamily.lss_per_prompt_argument` (``num_videos_per_prompt``) and
   :attr:`LSSFamily.lss_vae_scale_factor` (spatial compression, where the stock pipeline names it
   otherwise). The video families share :class:`~lssgen_diffusers.video.LSSVideoPipelineMixin`,
-  which adds their temporal compression, frame rule and video VAE.
+  which reads both compressions from the stock attributes a family names
+  (``lss_compression_attributes``) and adds the frame rule and the video VAE.
 
-Two helpers here serve the families: :func:`encode_from_call` (a stock ``encode_prompt`` called
-with the call's own arguments) and :func:`dynamic_mu` (the flow families' resolution shift).
+Helpers here serve the families: :func:`encode_from_call` (a stock ``encode_prompt`` called
+with the call's own arguments), :func:`dynamic_mu` (the flow families' resolution shift) and
+:func:`set_shifted_timesteps` (sigmas shifted by it, the stock schedule of several of them).
 
 The family's registry line is in :mod:`lssgen_diffusers.registry`; CONTRIBUTING.md shows how to
 add one, with the tests to copy.
@@ -171,8 +173,8 @@ class LSSFamily:
         the config has none (UNets).
 
         A family whose pipeline packs latents itself sets it: the FLUX.1 layout's 2x2 packing is
-        not in its transformer's config (``patch_size=1`` there), nor LTX-Video's; Wan's config
-        holds a ``(t, h, w)`` tuple.
+        not in its transformer's config (``patch_size=1`` there); Wan's config holds a ``(t, h, w)``
+        tuple. LTX-Video's pipeline packs by its transformer's ``patch_size``, this default.
 
         Reads only stock attributes: ``lssgen generate --plain`` applies it to a stock pipeline.
         """
@@ -313,6 +315,16 @@ def set_stock_timesteps(scheduler: Any, num_steps: int, **kwargs: Any) -> None:
     """FLUX's ``retrieve_timesteps`` (copied unchanged into most pipeline modules; CogView4's
     differs) on the CPU: ``timesteps=`` / ``sigmas=`` replace the step count, as in a stock call."""
     retrieve_timesteps(scheduler, num_steps, "cpu", **kwargs)
+
+
+def set_shifted_timesteps(
+    scheduler: Any, num_steps: int, sigmas: Any, num_tokens: int, max_shift: float = 1.15
+) -> None:
+    """A flow pipeline's stock schedule: ``sigmas`` shifted by the :func:`dynamic_mu` of
+    ``num_tokens`` (the sequence length the stock call counts; Lumina 2 counts channels), as
+    LTX-Video, Lumina 2 and Z-Image set it (all fall back to ``max_shift=1.15``)."""
+    mu = dynamic_mu(scheduler.config, num_tokens, max_shift=max_shift)
+    set_stock_timesteps(scheduler, num_steps, sigmas=sigmas, mu=mu)
 
 
 def encode_from_call(

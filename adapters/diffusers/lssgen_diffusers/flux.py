@@ -10,7 +10,7 @@ from diffusers import FluxPipeline
 from lssgen_diffusers.family import POOLED_EMBEDS, PROMPT_EMBEDS, encode_from_call, lora_scale
 from lssgen_diffusers.flux_layout import FluxLayout
 from lssgen_diffusers.mixin import LSS_ARGUMENTS_DOC, LSSPipelineMixin
-from lssgen_diffusers.options import FLUX_DEFAULTS
+from lssgen_diffusers.registry import family_of
 
 # The negative prompt's arguments, encoded with the positive ones' parameter names.
 NEGATIVE_NAMES = {
@@ -35,7 +35,7 @@ class LSSFluxPipeline(LSSPipelineMixin, FluxLayout, FluxPipeline):
         + LSS_ARGUMENTS_DOC
     )
 
-    lss_defaults = FLUX_DEFAULTS
+    lss_defaults = family_of("flux").defaults
     lss_encode_outputs = (*PROMPT_EMBEDS, *POOLED_EMBEDS)
 
     def lss_scheduler_sigmas(self, config: Mapping[str, Any]) -> bool:

@@ -10,7 +10,7 @@ from diffusers import Flux2KleinPipeline
 
 from lssgen_core.plan import Stage
 from lssgen_diffusers.family import encode_from_call
-from lssgen_diffusers.flux2_layout import Flux2Layout
+from lssgen_diffusers.flux2_layout import FLUX2_DOC, Flux2Layout
 from lssgen_diffusers.mixin import LSS_ARGUMENTS_DOC, LSSPipelineMixin
 from lssgen_diffusers.registry import family_of
 from lssgen_diffusers.vae_space import to_model_latents
@@ -19,31 +19,21 @@ from lssgen_diffusers.vae_space import to_model_latents
 class LSSFlux2KleinPipeline(LSSPipelineMixin, Flux2Layout, Flux2KleinPipeline):
     __doc__ = (
         """``Flux2KleinPipeline`` with latent space scaling (LSSGen).
-
-    Defaults: ``min_size=512``, ``shorten_intermediate_steps=False``, 50 steps, guidance 4.0 (the
-    stock call's steps and guidance; FLUX.1's ``min_size``). The upsampler runs on the normalised
-    32-channel spatial latent, ``(B, 32, h, w)``: FLUX.2's 2x2 patches of the VAE latent,
-    normalised with the VAE's batch-norm statistics, unpatchified again (why:
-    :mod:`lssgen_diffusers.flux2_layout`). The stock ``output_type="latent"`` result is the raw VAE
-    latent (de-normalised); between stages the stage's latent is taken as the stock call had it
-    just before de-normalising it (no float round trip), and the ``latents`` argument is the
-    normalised 128-channel patch grid ``(B, 128, h/2, w/2)``, as stock. Every stage gets
-    its own shift ``mu`` from its token count and step count, as the stock call at its size.
-    The Qwen3 prompt is encoded once, and with classifier-free guidance (``guidance_scale > 1``
-    on a base, not distilled, model) the stock empty negative prompt once too. Reference images
-    (``image``) are refused with several stages (they work with one).
-    Extra component: ``latent_upsampler`` (a 32-channel ``LatentUpsampler``, optional).
+"""
+        + FLUX2_DOC
+        + """
+    The stock ``output_type="latent"`` result is the raw VAE latent (de-normalised); between
+    stages the stage's latent is taken as the stock call had it just before de-normalising it (no
+    float round trip). The Qwen3 prompt is encoded once, and with classifier-free guidance
+    (``guidance_scale > 1`` on a base, not distilled, model) the stock empty negative prompt once
+    too.
     """
         + LSS_ARGUMENTS_DOC
     )
 
     lss_defaults = family_of("flux2-klein").defaults
     # The stock call has no negative prompt argument: it encodes "" itself (see below).
-    lss_prompt_arguments = ("prompt",)
-    # encode_prompt also returns the text ids, which the stock call derives again.
-    lss_encode_outputs = ("prompt_embeds", None)
     lss_per_image_arguments = ("prompt_embeds", "negative_prompt_embeds")
-    lss_lora_argument = "attention_kwargs"
 
     def lss_output_shape(self, batch: int, stage: Stage) -> tuple[int, ...]:
         return (batch, self.lss_latent_channels, stage.latent_height, stage.latent_width)

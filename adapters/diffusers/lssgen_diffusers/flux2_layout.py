@@ -39,6 +39,19 @@ from lssgen_core.plan import Stage
 from lssgen_core.schedules import StageSize
 from lssgen_diffusers.flux_layout import FluxLayout
 
+#: What the docstrings of both FLUX.2 pipelines say (each adds its own latent result and prompts).
+FLUX2_DOC = """
+    Defaults: ``min_size=512``, ``shorten_intermediate_steps=False``, 50 steps, guidance 4.0 (the
+    stock call's steps and guidance; FLUX.1's ``min_size``). The upsampler runs on the normalised
+    32-channel spatial latent, ``(B, 32, h, w)``: FLUX.2's 2x2 patches of the VAE latent,
+    normalised with the VAE's batch-norm statistics, unpatchified again (why:
+    :mod:`lssgen_diffusers.flux2_layout`); the ``latents`` argument is the normalised 128-channel
+    patch grid ``(B, 128, h/2, w/2)``, as stock. Every stage gets its own shift ``mu`` from its
+    token count and step count, as the stock call at its size. Reference images (``image``) are
+    refused with several stages (they work with one).
+    Extra component: ``latent_upsampler`` (a 32-channel ``LatentUpsampler``, optional).
+"""
+
 #: Why FLUX.2's reference images are refused with several stages.
 REFERENCE_IMAGE_REASON = (
     "the reference images condition every denoising step through their own tokens, placed by "
@@ -49,7 +62,8 @@ REFERENCE_IMAGE_REASON = (
 
 
 class Flux2Layout(FluxLayout):
-    """FLUX.2's views of a latent (see the module docstring), its rounding and its schedule.
+    """FLUX.2's views of a latent (see the module docstring), its rounding, its schedule and what
+    its prompt encoding returns.
 
     Inherits from :class:`FluxLayout` the rounding to multiples of 16 (with the stock warning),
     the cast of given ``latents``, the 2x2 patch and the spatial channel count
@@ -57,6 +71,11 @@ class Flux2Layout(FluxLayout):
 
     # Reference-image editing: refused with several stages (REFERENCE_IMAGE_REASON).
     lss_single_stage_arguments: ClassVar[Mapping[str, str]] = {"image": REFERENCE_IMAGE_REASON}
+    # Both pipelines take no negative prompt argument and no LoRA scale in encode_prompt.
+    lss_prompt_arguments: ClassVar[tuple[str, ...]] = ("prompt",)
+    # encode_prompt also returns the text ids, which the stock call derives again.
+    lss_encode_outputs: ClassVar[tuple[str | None, ...]] = ("prompt_embeds", None)
+    lss_lora_argument: ClassVar[str] = "attention_kwargs"
 
     def _lss_patch_channels(self) -> int:
         return self.lss_latent_channels * 4

@@ -40,7 +40,7 @@ from lssgen_core.schedules import StageSize
 from lssgen_core.upsample import LatentScaler, LatentUpsampler
 from lssgen_diffusers import placement
 from lssgen_diffusers.component import COMPONENT_NAME, check_upsampler, lss_init, offload_sequence
-from lssgen_diffusers.family import dynamic_mu, linear_sigmas, set_stock_timesteps
+from lssgen_diffusers.family import linear_sigmas, set_shifted_timesteps
 from lssgen_diffusers.mixin import LSS_ARGUMENTS_DOC
 from lssgen_diffusers.options import LSSDefaults
 from lssgen_diffusers.video import LSSVideoPipelineMixin
@@ -49,9 +49,6 @@ from lssgen_diffusers.video_vae import VideoVaeCodec
 # LTX-Video's stock size (704x512) halves once to 352x256; 50 steps and guidance 3 are the
 # stock __call__'s defaults.
 LTX_DEFAULTS = LSSDefaults(256, False, num_inference_steps=50, guidance_scale=3.0)
-
-_PROMPT_ARGUMENTS = ("prompt", "negative_prompt")
-_MASKS = ("prompt_attention_mask", "negative_prompt_attention_mask")
 
 
 def load_ltx_upsampler(name: str | os.PathLike[str], **kwargs: Any) -> LTXLatentUpsamplerModel:
@@ -169,13 +166,6 @@ def ltx_video_codec(vae: Any) -> VideoVaeCodec:
     )
 
 
-def _repeat_rows(mask: Any, total: int) -> Any:
-    """An attention mask for ``total`` videos from one per prompt (as the embeddings are)."""
-    if not isinstance(mask, torch.Tensor) or mask.shape[0] in (0, total) or total % mask.shape[0]:
-        return mask
-    return mask.repeat_interleave(total // mask.shape[0], dim=0)
-
-
 class LSSLTXPipeline(LSSVideoPipelineMixin, LTXPipeline):
     __doc__ = (
         """``LTXPipeline`` (LTX-Video text-to-video) with latent space scaling (LSSGen).
@@ -191,6 +181,16 @@ class LSSLTXPipeline(LSSVideoPipelineMixin, LTXPipeline):
     )
 
     lss_defaults = LTX_DEFAULTS
+    # The stock encode_prompt's results; the masks get one row per video as the embeddings do.
+    lss_encode_outputs = (
+        "prompt_embeds",
+        "prompt_attention_mask",
+        "negative_prompt_embeds",
+        "negative_prompt_attention_mask",
+    )
+    lss_compression_attributes = ("vae_spatial_compression_ratio", "vae_temporal_compression_ratio")
+    # The patch sizes are the defaults: the transformer config's patch_size and patch_size_t, which
+    # the stock pipeline packs by.
     lss_schedule_arguments: ClassVar[tuple[str, ...]] = ("timesteps",)
     lss_exact_frames: ClassVar[bool] = True
     model_cpu_offload_seq = offload_sequence(LTXPipeline.model_cpu_offload_seq)
@@ -222,22 +222,6 @@ class LSSLTXPipeline(LSSVideoPipelineMixin, LTXPipeline):
             return
         super().save_pretrained(save_directory, *args, **kwargs)
 
-    @property
-    def lss_patch_size(self) -> int:
-        return int(self.transformer_spatial_patch_size)
-
-    @property
-    def lss_temporal_patch_size(self) -> int:
-        return int(self.transformer_temporal_patch_size)
-
-    @property
-    def lss_vae_scale_factor(self) -> int:
-        return int(self.vae_spatial_compression_ratio)
-
-    @property
-    def lss_temporal_compression(self) -> int:
-        return int(self.vae_temporal_compression_ratio)
-
     def lss_default_size(self) -> tuple[int, int]:
         return 512, 704  # the stock __call__'s defaults
 
@@ -263,32 +247,8 @@ class LSSLTXPipeline(LSSVideoPipelineMixin, LTXPipeline):
         self, scheduler: Any, num_steps: int, size: StageSize, call: Mapping[str, Any]
     ) -> None:
         # As LTXPipeline.__call__: linear sigmas, mu from latent frames x height x width.
-        config = scheduler.config
         tokens = size.latent_frames * size.latent_height * size.latent_width
-        mu = dynamic_mu(config, tokens, max_shift=1.15)
-        set_stock_timesteps(scheduler, num_steps, sigmas=linear_sigmas(num_steps), mu=mu)
-
-    def lss_encode_prompts(self, call: Mapping[str, Any]) -> dict[str, Any]:
-        embeds, mask, negative, negative_mask = self.encode_prompt(
-            prompt=call["prompt"],
-            negative_prompt=call["negative_prompt"],
-            do_classifier_free_guidance=self.lss_classifier_free_guidance(call),
-            num_videos_per_prompt=call["num_videos_per_prompt"],
-            prompt_embeds=call["prompt_embeds"],
-            negative_prompt_embeds=call["negative_prompt_embeds"],
-            prompt_attention_mask=call["prompt_attention_mask"],
-            negative_prompt_attention_mask=call["negative_prompt_attention_mask"],
-            max_sequence_length=call["max_sequence_length"],
-            device=self._execution_device,
-        )
-        total = self._lss_prompt_batch(call) * (call["num_videos_per_prompt"] or 1)
-        return {
-            **dict.fromkeys(_PROMPT_ARGUMENTS),
-            "prompt_embeds": embeds,
-            "negative_prompt_embeds": negative,
-            # The mixin repeats the embeddings to one per video; the masks must follow.
-            **dict(zip(_MASKS, (_repeat_rows(mask, total), _repeat_rows(negative_mask, total)))),
-        }
+        set_shifted_timesteps(scheduler, num_steps, linear_sigmas(num_steps), tokens)
 
     def lss_video_codec(self) -> VideoVaeCodec:
         return ltx_video_codec(self.vae)

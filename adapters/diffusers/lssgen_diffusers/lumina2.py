@@ -10,7 +10,7 @@ from diffusers import Lumina2Pipeline
 
 from lssgen_core.plan import Stage, StagePlan
 from lssgen_core.schedules import StageSize
-from lssgen_diffusers.family import dynamic_mu, linear_sigmas, set_stock_timesteps
+from lssgen_diffusers.family import linear_sigmas, set_shifted_timesteps
 from lssgen_diffusers.mixin import LSS_ARGUMENTS_DOC, LSSPipelineMixin
 from lssgen_diffusers.registry import family_of
 from lssgen_diffusers.scheduler_levels import scheduler_levels
@@ -69,9 +69,8 @@ class LSSLumina2Pipeline(LSSPipelineMixin, Lumina2Pipeline):
         self, scheduler: Any, num_steps: int, size: StageSize, call: Mapping[str, Any]
     ) -> None:
         # As the stock __call__: linear sigmas, mu from latents.shape[1] (the channel count).
-        mu = dynamic_mu(scheduler.config, self.lss_latent_channels, max_shift=1.15)
-        sigmas = linear_sigmas(num_steps)
-        set_stock_timesteps(scheduler, num_steps, sigmas=sigmas, mu=mu)
+        channels = self.lss_latent_channels
+        set_shifted_timesteps(scheduler, num_steps, linear_sigmas(num_steps), channels)
 
     def lss_stage_arguments(
         self, call: Mapping[str, Any], plan: StagePlan, stage: Stage

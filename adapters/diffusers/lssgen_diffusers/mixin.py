@@ -119,18 +119,6 @@ class _Request:
     stock_kwargs: Mapping[str, Any]
     start_sigma_note: str | None = None  # how start_sigma="auto" was resolved
 
-    @property
-    def height(self) -> int:
-        return self.arguments.height
-
-    @property
-    def width(self) -> int:
-        return self.arguments.width
-
-    @property
-    def single_stage(self) -> bool:
-        return self.arguments.is_single_stage
-
 
 @attrs.define
 class _Run:
@@ -313,13 +301,13 @@ class LSSPipelineMixin(LSSFamily):
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
         self.lss_plan = None
         request = self._lss_request(args, kwargs)
-        call = request.call
-        if request.single_stage:
+        call, arguments = request.call, request.arguments
+        if arguments.is_single_stage:
             self.lss_plan = self._lss_single_stage_plan(request)
             return self._lss_stock_call(request)
 
         # Everything that can be wrong is checked before the first model runs.
-        call_checks.run_stock_check_inputs(self, call, request.height, request.width)
+        call_checks.run_stock_check_inputs(self, call, arguments.height, arguments.width)
         total = self._lss_prompt_batch(call) * (call[self.lss_per_prompt_argument] or 1)
         self._lss_check_arguments(call, total)
         scaler = self._lss_scaler(request.options.scaling_mode)
@@ -361,7 +349,7 @@ class LSSPipelineMixin(LSSFamily):
         plan.
         """
         request = self._lss_request((), kwargs)
-        return self._lss_plan(request, check=not request.single_stage)
+        return self._lss_plan(request, check=not request.arguments.is_single_stage)
 
     # --- checks and planning -------------------------------------------------------------------
 
@@ -425,7 +413,7 @@ class LSSPipelineMixin(LSSFamily):
 
     def _lss_stock_call(self, request: _Request) -> Any:
         """One stage: the stock call as it is, with its final latent checked before decoding."""
-        what = call_checks.stage_produced(0, request.width, request.height)
+        what = call_checks.stage_produced(0, request.arguments.width, request.arguments.height)
         with call_checks.checked_decode(self._lss_host.vae, what):
             result = self._lss_stock.__call__(*request.stock_args, **request.stock_kwargs)
         if request.call.get("output_type") == "latent":
@@ -453,7 +441,7 @@ class LSSPipelineMixin(LSSFamily):
         """The checked plan for the size the stock call would make (FLUX rounds down, with a
         warning, given here); a rounded size no plan takes is refused, saying so."""
         requested = dict(zip(("height", "width"), self._lss_requested_size(request.call)))
-        rounded = {"height": request.height, "width": request.width}
+        rounded = {"height": request.arguments.height, "width": request.arguments.width}
         changed = {name: value for name, value in requested.items() if value != rounded[name]}
         if not changed:
             return self._lss_plan(request, check=True)

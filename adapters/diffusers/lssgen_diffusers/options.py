@@ -31,6 +31,7 @@ import attrs
 from lssgen_core.errors import LSSArgumentError
 from lssgen_core.plan_arguments import PlanValues, check_plan_values
 from lssgen_core.upsample import SCALING_MODES
+from lssgen_diffusers.registry import LSSDefaults, family_of
 
 DEFAULT_START_SIGMA = 0.75
 DEFAULT_SCALING_MODE = "resnet"
@@ -52,18 +53,6 @@ LSS_ARGUMENTS: dict[str, object] = {
 }
 
 
-@attrs.frozen
-class LSSDefaults:
-    """A model family's defaults in the original: the LSS arguments that differ between families,
-    and the steps and guidance its batch script used (the pipelines' own call keeps the stock
-    defaults for those; ``lssgen generate`` uses these)."""
-
-    min_size: int
-    shorten_intermediate_steps: bool
-    num_inference_steps: int
-    guidance_scale: float
-
-
 def shown_defaults(defaults: LSSDefaults) -> dict[str, object]:
     """The value each of :data:`LSS_ARGUMENTS` takes when unset, as a signature shows it."""
     return {
@@ -79,11 +68,12 @@ def shown_defaults(defaults: LSSDefaults) -> dict[str, object]:
     }
 
 
-FLUX_DEFAULTS = LSSDefaults(512, True, num_inference_steps=50, guidance_scale=3.5)
-SD3_DEFAULTS = LSSDefaults(512, False, num_inference_steps=28, guidance_scale=7.0)
-SDXL_DEFAULTS = LSSDefaults(1024, False, num_inference_steps=50, guidance_scale=5.0)
-SD_DEFAULTS = LSSDefaults(512, False, num_inference_steps=50, guidance_scale=7.5)
-COGVIEW4_DEFAULTS = LSSDefaults(512, False, num_inference_steps=50, guidance_scale=5.0)
+# The paper's five families' defaults under their own names (the registry's lines).
+FLUX_DEFAULTS = family_of("flux").defaults
+SD3_DEFAULTS = family_of("sd3").defaults
+SDXL_DEFAULTS = family_of("sdxl").defaults
+SD_DEFAULTS = family_of("sd").defaults
+COGVIEW4_DEFAULTS = family_of("cogview4").defaults
 
 
 @attrs.frozen
@@ -94,14 +84,6 @@ class LSSOptions:
     min_size: int
     min_size_argument: str | None  # the argument the user set min_size with; None if defaulted
     scaling_mode: str
-
-    @property
-    def start_sigma(self) -> float:
-        return self.values.start_sigma
-
-    @property
-    def is_explicit(self) -> bool:
-        return self.values.is_explicit
 
     def min_size_for(self, height: int, width: int) -> int | None:
         """The min_size to plan with (None: the one the explicit stage count gives).

@@ -5,7 +5,7 @@ from __future__ import annotations
 from diffusers import StableDiffusionPipeline
 
 from lssgen_diffusers.mixin import LSS_ARGUMENTS_DOC, LSSPipelineMixin
-from lssgen_diffusers.options import SD_DEFAULTS
+from lssgen_diffusers.registry import family_of
 
 
 class LSSStableDiffusionPipeline(LSSPipelineMixin, StableDiffusionPipeline):
@@ -22,6 +22,6 @@ class LSSStableDiffusionPipeline(LSSPipelineMixin, StableDiffusionPipeline):
         + LSS_ARGUMENTS_DOC
     )
 
-    lss_defaults = SD_DEFAULTS
+    lss_defaults = family_of("sd").defaults
     lss_lora_argument = "cross_attention_kwargs"
     lss_schedule_arguments = ("timesteps", "sigmas")

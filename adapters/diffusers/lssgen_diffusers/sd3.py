@@ -10,7 +10,7 @@ from diffusers import StableDiffusion3Pipeline
 from lssgen_core.schedules import StageSize
 from lssgen_diffusers.family import POOLED_EMBEDS, dynamic_mu, set_stock_timesteps
 from lssgen_diffusers.mixin import LSS_ARGUMENTS_DOC, LSSPipelineMixin
-from lssgen_diffusers.options import SD3_DEFAULTS
+from lssgen_diffusers.registry import family_of
 
 _PROMPTS = ("prompt", "prompt_2", "prompt_3")
 
@@ -28,7 +28,7 @@ class LSSStableDiffusion3Pipeline(LSSPipelineMixin, StableDiffusion3Pipeline):
         + LSS_ARGUMENTS_DOC
     )
 
-    lss_defaults = SD3_DEFAULTS
+    lss_defaults = family_of("sd3").defaults
     lss_casts_latents = True  # StableDiffusion3Pipeline.prepare_latents casts given latents
     lss_prompt_arguments = (*_PROMPTS, *(f"negative_{name}" for name in _PROMPTS))
     lss_encode_outputs = ("prompt_embeds", "negative_prompt_embeds", *POOLED_EMBEDS)

@@ -6,7 +6,7 @@ from diffusers import StableDiffusionXLPipeline
 
 from lssgen_diffusers.family import POOLED_EMBEDS
 from lssgen_diffusers.mixin import LSS_ARGUMENTS_DOC, LSSPipelineMixin
-from lssgen_diffusers.options import SDXL_DEFAULTS
+from lssgen_diffusers.registry import family_of
 
 
 class LSSStableDiffusionXLPipeline(LSSPipelineMixin, StableDiffusionXLPipeline):
@@ -24,7 +24,7 @@ class LSSStableDiffusionXLPipeline(LSSPipelineMixin, StableDiffusionXLPipeline):
         + LSS_ARGUMENTS_DOC
     )
 
-    lss_defaults = SDXL_DEFAULTS
+    lss_defaults = family_of("sdxl").defaults
     lss_prompt_arguments = ("prompt", "prompt_2", "negative_prompt", "negative_prompt_2")
     lss_encode_outputs = ("prompt_embeds", "negative_prompt_embeds", *POOLED_EMBEDS)
     lss_lora_argument = "cross_attention_kwargs"

@@ -27,7 +27,7 @@ from torch import Tensor
 
 from lssgen_core.upsample.io import CONFIG_NAME
 from lssgen_diffusers.vae_space import to_model_latents, to_vae_latents
-from lssgen_diffusers.video_vae import VideoFrameCodec, video_codec_of
+from lssgen_diffusers.video_vae import OnVae, VideoFrameCodec, video_codec_of
 
 VAE_SUBFOLDER = "vae"
 PIPELINE_INDEX = "model_index.json"
@@ -83,21 +83,13 @@ def _image(output: Any) -> Tensor:
 
 
 @attrs.frozen(eq=False)
-class VaeCodec:
+class VaeCodec(OnVae):
     """`encode`: image (B, 3, H, W) in [-1, 1] -> model-space latent (float32, no graph);
     `decode`: model-space latent -> image (float32, keeps the graph for pixel losses)."""
 
     vae: Any  # a Diffusers VAE: duck-typed `encode` / `decode` / `config`
     latent_channels: int
     spatial_factor: int
-
-    @property
-    def device(self) -> torch.device:
-        return next(self.vae.parameters()).device
-
-    @property
-    def dtype(self) -> torch.dtype:
-        return next(self.vae.parameters()).dtype
 
     @classmethod
     def from_vae(cls, vae: Any) -> VaeCodec:

@@ -4,8 +4,9 @@ Each stage is one stock ``__call__`` at the stage's height and width and the cal
 ``num_frames``, so frames are kept and only height and width double per stage
 (:mod:`lssgen_core.frames`); the plan counts tokens over every frame. Latents are scaled frame
 by frame (the 2-D ``LatentUpsampler`` over the ``B * F`` frames), or through the family's video
-VAE for ``scaling_mode="pixel"``. A family module (``wan.py``, ``ltx.py``) supplies the rest: its
-frame rule, latent layout, scheduler call, prompt encoding and VAE normalisation.
+VAE for ``scaling_mode="pixel"``. A family module (``wan.py``, ``ltx.py``) supplies the rest: the
+names of its VAE's compression attributes, its frame rule, latent layout, scheduler call and VAE
+normalisation (and what its ``encode_prompt`` returns, where that is more than the embeddings).
 """
 
 from __future__ import annotations
@@ -36,14 +37,23 @@ class LSSVideoPipelineMixin(LSSPipelineMixin):
 
     # --- what each video family supplies ----------------------------------------------------
 
+    #: The stock pipeline's attributes holding its VAE's spatial and temporal compression (each
+    #: video pipeline names them its own way).
+    lss_compression_attributes: ClassVar[tuple[str, str]]
+
+    @property
+    def lss_vae_scale_factor(self) -> int:
+        return int(getattr(self, self.lss_compression_attributes[0]))
+
     @property
     def lss_temporal_compression(self) -> int:
         """Frames per latent frame of the VAE (after the first, causal frame)."""
-        raise NotImplementedError
+        return int(getattr(self, self.lss_compression_attributes[1]))
 
     @property
     def lss_temporal_patch_size(self) -> int:
-        return 1
+        """Latent frames per token: the denoiser config's ``patch_size_t`` (LTX-Video's), else 1."""
+        return int(self.lss_denoiser.config.get("patch_size_t") or 1)
 
     def lss_stock_num_frames(self, num_frames: int) -> int:
         """The frame count the stock ``__call__`` makes when asked for ``num_frames``."""

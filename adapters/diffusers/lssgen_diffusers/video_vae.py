@@ -35,8 +35,22 @@ def _first(output: Any) -> Any:
     return output[0] if isinstance(output, tuple) else output
 
 
+class OnVae:
+    """Where a codec runs: the device and dtype of its ``vae``'s weights (every codec here)."""
+
+    vae: Any
+
+    @property
+    def device(self) -> torch.device:
+        return next(self.vae.parameters()).device
+
+    @property
+    def dtype(self) -> torch.dtype:
+        return next(self.vae.parameters()).dtype
+
+
 @attrs.frozen(eq=False)
-class VideoVaeCodec:
+class VideoVaeCodec(OnVae):
     """``encode``: video (B, 3, T, H, W) in [-1, 1] -> model-space latent (B, C, F, h, w);
     ``decode``: model-space latent -> video. Both in float32, without a graph."""
 
@@ -46,14 +60,6 @@ class VideoVaeCodec:
     scaling_factor: float = 1.0
     # LTX VAEs with timestep conditioning decode at a timestep (the pipeline's decode_timestep).
     decode_timestep: float | None = None
-
-    @property
-    def _device(self) -> torch.device:
-        return next(self.vae.parameters()).device
-
-    @property
-    def _dtype(self) -> torch.dtype:
-        return next(self.vae.parameters()).dtype
 
     def to_model(self, raw: Tensor) -> Tensor:
         mean, std = _channels(self.latents_mean, raw), _channels(self.latents_std, raw)
@@ -65,14 +71,14 @@ class VideoVaeCodec:
 
     def encode(self, video: Tensor) -> Tensor:
         with torch.no_grad():
-            x = video.clamp(-1.0, 1.0).to(self._device, self._dtype)
+            x = video.clamp(-1.0, 1.0).to(self.device, self.dtype)
             # The mode (mean), not a sample: a round trip must not add the VAE's noise.
             raw = _first(self.vae.encode(x)).latent_dist.mode()
             return self.to_model(raw.float())
 
     def decode(self, latents: Tensor) -> Tensor:
         """Keeps the graph (pixel losses train through it); pipelines call it without one."""
-        raw = self.to_raw(latents.float()).to(self._device, self._dtype)
+        raw = self.to_raw(latents.float()).to(self.device, self.dtype)
         if self.decode_timestep is None:
             return _first(self.vae.decode(raw)).sample.float()
         timestep = torch.full((len(raw),), self.decode_timestep, device=raw.device)
@@ -98,7 +104,7 @@ def video_codec_of(vae: Any) -> VideoVaeCodec | None:
 
 
 @attrs.frozen(eq=False)
-class VideoFrameCodec:
+class VideoFrameCodec(OnVae):
     """A video VAE as an image codec (the interface of ``lssgen_diffusers.vae.VaeCodec``):
     ``encode`` (B, 3, H, W) images in [-1, 1] -> (B, C, h, w) model-space latents, each image a
     one-frame video; ``decode`` the inverse, keeping the graph."""
@@ -112,20 +118,12 @@ class VideoFrameCodec:
         video = video_codec_of(vae)
         if video is None:
             raise TypeError(f"{type(vae).__name__} is not a video VAE this codec knows")
-        probe = video.encode(torch.zeros(1, 3, 1, 64, 64, device=video._device))
+        probe = video.encode(torch.zeros(1, 3, 1, 64, 64, device=video.device))
         return cls(video, int(probe.shape[1]), 64 // int(probe.shape[-1]))
 
     @property
     def vae(self) -> Any:
         return self.video.vae
-
-    @property
-    def device(self) -> torch.device:
-        return self.video._device
-
-    @property
-    def dtype(self) -> torch.dtype:
-        return self.video._dtype
 
     def encode(self, images: Tensor) -> Tensor:
         return self.video.encode(images[:, :, None])[:, :, 0]

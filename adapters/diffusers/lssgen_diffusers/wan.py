@@ -37,9 +37,6 @@ from lssgen_diffusers.video_vae import VideoVaeCodec
 # stock __call__'s defaults. 720p (1280x720) cannot halve: 720 / 2 = 360 px is 22.5 patches.
 WAN_DEFAULTS = LSSDefaults(240, False, num_inference_steps=50, guidance_scale=5.0)
 
-# Replaced by embeddings after the one text encoding.
-_PROMPT_ARGUMENTS = ("prompt", "negative_prompt")
-
 
 class LSSWanPipeline(LSSVideoPipelineMixin, WanPipeline):
     __doc__ = (
@@ -57,6 +54,7 @@ class LSSWanPipeline(LSSVideoPipelineMixin, WanPipeline):
     )
 
     lss_defaults = WAN_DEFAULTS
+    lss_compression_attributes = ("vae_scale_factor_spatial", "vae_scale_factor_temporal")
     lss_schedule_arguments: ClassVar[tuple[str, ...]] = ()  # the stock call takes neither
     model_cpu_offload_seq = offload_sequence(WanPipeline.model_cpu_offload_seq)
     _optional_components: ClassVar[list[str]] = [*WanPipeline._optional_components, COMPONENT_NAME]
@@ -73,14 +71,6 @@ class LSSWanPipeline(LSSVideoPipelineMixin, WanPipeline):
     @property
     def lss_temporal_patch_size(self) -> int:
         return int(self.lss_denoiser.config.patch_size[0])
-
-    @property
-    def lss_vae_scale_factor(self) -> int:
-        return int(self.vae_scale_factor_spatial)
-
-    @property
-    def lss_temporal_compression(self) -> int:
-        return int(self.vae_scale_factor_temporal)
 
     def lss_default_size(self) -> tuple[int, int]:
         return 480, 832  # the stock __call__'s defaults
@@ -111,23 +101,6 @@ class LSSWanPipeline(LSSVideoPipelineMixin, WanPipeline):
     ) -> None:
         # As WanPipeline.__call__: the scheduler's own levels (UniPC's static flow_shift).
         scheduler.set_timesteps(num_steps, device="cpu")
-
-    def lss_encode_prompts(self, call: Mapping[str, Any]) -> dict[str, Any]:
-        embeds, negative = self.encode_prompt(
-            prompt=call["prompt"],
-            negative_prompt=call["negative_prompt"],
-            do_classifier_free_guidance=self.lss_classifier_free_guidance(call),
-            num_videos_per_prompt=call["num_videos_per_prompt"],
-            prompt_embeds=call["prompt_embeds"],
-            negative_prompt_embeds=call["negative_prompt_embeds"],
-            max_sequence_length=call["max_sequence_length"],
-            device=self._execution_device,
-        )
-        return {
-            **dict.fromkeys(_PROMPT_ARGUMENTS),
-            "prompt_embeds": embeds,
-            "negative_prompt_embeds": negative,
-        }
 
     def lss_video_codec(self) -> VideoVaeCodec:
         return wan_video_codec(self.vae)

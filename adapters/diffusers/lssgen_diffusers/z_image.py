@@ -10,7 +10,7 @@ from diffusers.pipelines.z_image.pipeline_z_image import get_default_z_image_sig
 
 from lssgen_core.errors import LSSArgumentError
 from lssgen_core.schedules import StageSize
-from lssgen_diffusers.family import dynamic_mu, set_stock_timesteps
+from lssgen_diffusers.family import set_shifted_timesteps
 from lssgen_diffusers.mixin import LSS_ARGUMENTS_DOC, LSSPipelineMixin
 from lssgen_diffusers.registry import family_of
 
@@ -55,9 +55,8 @@ class LSSZImagePipeline(LSSPipelineMixin, ZImagePipeline):
     ) -> None:
         # As the stock __call__: Z-Image's linear sigmas and mu from the stage's token count
         # (read only by a scheduler with use_dynamic_shifting; a static shift ignores it).
-        mu = dynamic_mu(scheduler.config, size.num_tokens, max_shift=1.15)
         sigmas = get_default_z_image_sigmas(num_steps)
-        set_stock_timesteps(scheduler, num_steps, sigmas=sigmas, mu=mu)
+        set_shifted_timesteps(scheduler, num_steps, sigmas, size.num_tokens)
 
     def lss_encode_prompts(self, call: Mapping[str, Any]) -> dict[str, Any]:
         guided = self.lss_classifier_free_guidance(call)
