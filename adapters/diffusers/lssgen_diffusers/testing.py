@@ -56,7 +56,6 @@ from diffusers import (
     UNet2DConditionModel,
 )
 from transformers import (
-    CLIPTextConfig,
     CLIPTextModel,
     CLIPTextModelWithProjection,
     CLIPTokenizer,
@@ -72,12 +71,22 @@ from transformers import (
 
 from lssgen_diffusers.aligned_save import align_safetensors
 from lssgen_diffusers.registry import FAMILIES
+from lssgen_diffusers.testing_build import (
+    STREAMS,
+    configured,
+    ready,
+    seeded_fork,
+    stream_seed,
+    tiny_module,
+    vocabulary,
+)
 from lssgen_diffusers.testing_flux2 import tiny_flux2_klein_pipeline, tiny_flux2_pipeline
 from lssgen_diffusers.testing_hidream import generating_as_asked, tiny_hidream_pipeline
 from lssgen_diffusers.testing_lumina2 import tiny_lumina2_pipeline
 from lssgen_diffusers.testing_qwen_image import tiny_krea2_pipeline, tiny_qwen_image_pipeline
 from lssgen_diffusers.testing_text import byte_alphabet, byte_level_tokenizer, numbered
 from lssgen_diffusers.testing_z_image import tiny_z_image_pipeline
+from lssgen_diffusers.tiny_configs import tiny_config
 
 __all__ = [
     "PIPELINE_KINDS",
@@ -125,28 +134,6 @@ _VAE_FACTORS: dict[str, tuple[float, float | None]] = {
     "sd": (0.18215, None),
 }
 
-# Tiny sizes shared by the builders.
-_CLIP_HIDDEN = 32
-_CLIP_PROJ = 32
-# Latent side of the UNet / SD3 / CogView4 ``sample_size``: default generation is 16 * 8 = 128 px.
-_SAMPLE_SIZE = 16
-# Offsets added to ``seed`` so that every component gets its own random stream.
-_OFFSETS = {
-    "vae": 1,
-    "denoiser": 2,
-    "text_encoder": 3,
-    "text_encoder_2": 4,
-    "text_encoder_3": 5,
-}
-
-# Beta schedule of SD 1.x / SDXL (the schedulers' shipped configs).
-_SD_BETAS: dict[str, Any] = {
-    "num_train_timesteps": 1000,
-    "beta_start": 0.00085,
-    "beta_end": 0.012,
-    "beta_schedule": "scaled_linear",
-}
-
 
 @contextmanager
 def single_thread() -> Iterator[None]:
@@ -158,25 +145,6 @@ def single_thread() -> Iterator[None]:
         yield
     finally:
         torch.set_num_threads(previous)
-
-
-@contextmanager
-def seeded_fork(seed: int, offset: int) -> Iterator[None]:
-    """Seed a fork of torch's CPU RNG with stream ``offset`` of ``seed`` for the body, so that
-    each component of a tiny pipeline has its own random stream and the caller's RNG state is
-    left as it was."""
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed((seed * 16 + offset) % 2**63)
-        yield
-
-
-def _seeded(seed: int, component: str) -> AbstractContextManager[None]:
-    return seeded_fork(seed, _OFFSETS[component])
-
-
-def _ready(module: torch.nn.Module) -> Any:
-    """Put a freshly built module into ``eval()`` mode, the state ``from_pretrained`` returns."""
-    return module.eval()
 
 
 # --------------------------------------------------------------------------------------------
@@ -234,22 +202,6 @@ def tiny_glm_tokenizer(model_max_length: int = 8192) -> PreTrainedTokenizerFast:
 # --------------------------------------------------------------------------------------------
 
 
-def _clip_config(tokenizer: CLIPTokenizer) -> CLIPTextConfig:
-    return CLIPTextConfig(
-        vocab_size=len(tokenizer),
-        hidden_size=_CLIP_HIDDEN,
-        intermediate_size=64,
-        num_hidden_layers=2,  # SDXL / SD3 read hidden_states[-2]
-        num_attention_heads=4,
-        max_position_embeddings=tokenizer.model_max_length,
-        projection_dim=_CLIP_PROJ,
-        hidden_act="quick_gelu",
-        bos_token_id=tokenizer.bos_token_id,
-        eos_token_id=tokenizer.eos_token_id,
-        pad_token_id=tokenizer.pad_token_id,
-    )
-
-
 _ClipModel = TypeVar("_ClipModel", CLIPTextModel, CLIPTextModelWithProjection)
 
 
@@ -259,8 +211,14 @@ def _clip_text_model(
     component: str,
     model_class: type[_ClipModel] = CLIPTextModel,
 ) -> _ClipModel:
-    with _seeded(seed, component):
-        return _ready(model_class(_clip_config(tokenizer)))
+    return tiny_module(
+        model_class,
+        "text_encoders",
+        "clip",
+        stream_seed(seed, component),
+        max_position_embeddings=tokenizer.model_max_length,
+        **vocabulary(tokenizer, "bos", "eos", "pad"),
+    )
 
 
 _T5LikeConfig = TypeVar("_T5LikeConfig", bound=PretrainedConfig)
@@ -271,22 +229,13 @@ def tiny_t5_config(
 ) -> _T5LikeConfig:
     """A 2-layer T5 v1.1 encoder's config over ``tokenizer``; ``config_class`` ``UMT5Config``
     gives Wan's UMT5 (the same fields)."""
-    return config_class(
-        vocab_size=len(tokenizer),
+    return configured(
+        config_class,
+        "text_encoders",
+        "t5",
         d_model=d_model,
-        d_kv=8,
-        d_ff=64,
-        num_layers=2,
-        num_heads=4,
-        relative_attention_num_buckets=8,
-        relative_attention_max_distance=32,
-        dropout_rate=0.0,
-        feed_forward_proj="gated-gelu",  # T5 v1.1 (T5-XXL as used by FLUX / SD3)
-        is_encoder_decoder=False,
-        use_cache=False,
-        pad_token_id=tokenizer.pad_token_id,
-        eos_token_id=tokenizer.eos_token_id,
         decoder_start_token_id=tokenizer.pad_token_id,
+        **vocabulary(tokenizer, "pad", "eos"),
     )
 
 
@@ -298,45 +247,12 @@ def tiny_t5_encoder(
 ) -> _T5LikeEncoder:
     """A random encoder of :func:`tiny_t5_config` (the caller seeds torch's RNG);
     ``model_class`` ``UMT5EncoderModel`` gives Wan's UMT5."""
-    return _ready(model_class(tiny_t5_config(tokenizer, d_model, model_class.config_class)))
+    return ready(model_class(tiny_t5_config(tokenizer, d_model, model_class.config_class)))
 
 
 def _t5_encoder(tokenizer: T5Tokenizer, d_model: int, seed: int, component: str) -> T5EncoderModel:
-    with _seeded(seed, component):
+    with seeded_fork(seed, STREAMS[component]):
         return tiny_t5_encoder(tokenizer, d_model)
-
-
-_DecoderModel = TypeVar("_DecoderModel", GlmModel, Gemma2Model)
-
-
-def _decoder_text_encoder(
-    model_class: type[_DecoderModel],
-    tokenizer: PreTrainedTokenizerFast,
-    seed: int,
-    *,
-    heads: int,
-    key_value_heads: int,
-    **config: Any,
-) -> _DecoderModel:
-    """A random two-layer, 32-wide decoder-only language model over ``tokenizer`` as a text
-    encoder (the pipelines read ``hidden_states[-2]``, so it needs two layers); ``config`` adds
-    the family's own fields."""
-    model_config = model_class.config_class(
-        vocab_size=len(tokenizer),
-        hidden_size=32,
-        intermediate_size=32,
-        num_hidden_layers=2,
-        num_attention_heads=heads,
-        num_key_value_heads=key_value_heads,
-        head_dim=32 // heads,
-        max_position_embeddings=8192,
-        pad_token_id=tokenizer.pad_token_id,
-        eos_token_id=tokenizer.eos_token_id,
-        use_cache=False,
-        **config,
-    )
-    with _seeded(seed, "text_encoder"):
-        return _ready(model_class(model_config))
 
 
 # --------------------------------------------------------------------------------------------
@@ -379,26 +295,18 @@ def tiny_vae(
         shift_factor = _VAE_FACTORS["sd3"][1]
     if use_quant_conv is None:
         use_quant_conv = four
-    with _seeded(seed, "vae"):
-        vae = AutoencoderKL(
-            in_channels=3,
-            out_channels=3,
-            down_block_types=("DownEncoderBlock2D",) * 4,
-            up_block_types=("UpDecoderBlock2D",) * 4,
-            block_out_channels=(8, 8, 8, 8),
-            layers_per_block=1,
-            act_fn="silu",
-            latent_channels=latent_channels,
-            norm_num_groups=4,
-            sample_size=128,
-            scaling_factor=scaling_factor,
-            shift_factor=shift_factor,
-            force_upcast=True,
-            use_quant_conv=use_quant_conv,
-            use_post_quant_conv=use_quant_conv,
-            mid_block_add_attention=mid_block_add_attention,
-        )
-    return _ready(vae)
+    return tiny_module(
+        AutoencoderKL,
+        "autoencoders",
+        "kl",
+        stream_seed(seed, "vae"),
+        latent_channels=latent_channels,
+        scaling_factor=scaling_factor,
+        shift_factor=shift_factor,
+        use_quant_conv=use_quant_conv,
+        use_post_quant_conv=use_quant_conv,
+        mid_block_add_attention=mid_block_add_attention,
+    )
 
 
 def _family_vae(kind: str, latent_channels: int, seed: int, **kwargs: Any) -> AutoencoderKL:
@@ -413,31 +321,7 @@ def _family_vae(kind: str, latent_channels: int, seed: int, **kwargs: Any) -> Au
 
 def flux_scheduler(**overrides: Any) -> FlowMatchEulerDiscreteScheduler:
     """FLUX.1-dev's shipped ``FlowMatchEulerDiscreteScheduler`` config, with ``overrides``."""
-    config: dict[str, Any] = {
-        "num_train_timesteps": 1000,
-        "shift": 3.0,
-        "use_dynamic_shifting": True,
-        "base_shift": 0.5,
-        "max_shift": 1.15,
-        "base_image_seq_len": 256,
-        "max_image_seq_len": 4096,
-    }
-    return FlowMatchEulerDiscreteScheduler(**{**config, **overrides})
-
-
-def _flux_layout(text_width: int) -> dict[str, Any]:
-    """FLUX.1's transformer layout, tiny, as Chroma keeps it: 16 latent channels packed 2x2
-    (``in_channels=64``), patch size 1, one single-stream block, 2 heads x 16 dims, RoPE axes
-    (4, 4, 8), attending to text ``text_width`` wide."""
-    return {
-        "patch_size": 1,
-        "in_channels": 4 * 16,
-        "num_single_layers": 1,
-        "attention_head_dim": 16,
-        "num_attention_heads": 2,
-        "joint_attention_dim": text_width,
-        "axes_dims_rope": (4, 4, 8),
-    }
+    return configured(FlowMatchEulerDiscreteScheduler, "schedulers", "flux", **overrides)
 
 
 def tiny_flux_pipeline(seed: int = 0) -> FluxPipeline:
@@ -463,13 +347,14 @@ def tiny_flux_pipeline(seed: int = 0) -> FluxPipeline:
     tokenizer_2 = tiny_t5_tokenizer(model_max_length=512)
     text_encoder = _clip_text_model(tokenizer, seed, "text_encoder")
     text_encoder_2 = _t5_encoder(tokenizer_2, 32, seed, "text_encoder_2")
-    with _seeded(seed, "denoiser"):
-        transformer = FluxTransformer2DModel(
-            **_flux_layout(text_encoder_2.config.d_model),
-            num_layers=2,
-            pooled_projection_dim=text_encoder.config.hidden_size,
-            guidance_embeds=True,
-        )
+    transformer = tiny_module(
+        FluxTransformer2DModel,
+        "denoisers",
+        "flux",
+        stream_seed(seed, "denoiser"),
+        joint_attention_dim=text_encoder_2.config.d_model,
+        pooled_projection_dim=text_encoder.config.hidden_size,
+    )
     return FluxPipeline(
         scheduler=flux_scheduler(),
         vae=_family_vae("flux", 16, seed, use_quant_conv=False),
@@ -477,7 +362,7 @@ def tiny_flux_pipeline(seed: int = 0) -> FluxPipeline:
         tokenizer=tokenizer,
         text_encoder_2=text_encoder_2,
         tokenizer_2=tokenizer_2,
-        transformer=_ready(transformer),
+        transformer=transformer,
     )
 
 
@@ -497,20 +382,19 @@ def tiny_chroma_pipeline(seed: int = 0) -> ChromaPipeline:
     """
     tokenizer = tiny_t5_tokenizer(model_max_length=512)
     text_encoder = _t5_encoder(tokenizer, 32, seed, "text_encoder")
-    with _seeded(seed, "denoiser"):
-        transformer = ChromaTransformer2DModel(
-            **_flux_layout(text_encoder.config.d_model),
-            num_layers=1,
-            approximator_num_channels=8,
-            approximator_hidden_dim=32,
-            approximator_layers=1,
-        )
+    transformer = tiny_module(
+        ChromaTransformer2DModel,
+        "denoisers",
+        "chroma",
+        stream_seed(seed, "denoiser"),
+        joint_attention_dim=text_encoder.config.d_model,
+    )
     return ChromaPipeline(
         scheduler=flux_scheduler(),
         vae=_family_vae("flux", 16, seed, use_quant_conv=False),
         text_encoder=text_encoder,
         tokenizer=tokenizer,
-        transformer=_ready(transformer),
+        transformer=transformer,
     )
 
 
@@ -537,24 +421,18 @@ def tiny_sd3_pipeline(seed: int = 0) -> StableDiffusion3Pipeline:
     )
     t5_width = text_encoder.config.hidden_size + text_encoder_2.config.hidden_size
     text_encoder_3 = _t5_encoder(tokenizer_3, t5_width, seed, "text_encoder_3")
-    with _seeded(seed, "denoiser"):
-        transformer = SD3Transformer2DModel(
-            sample_size=_SAMPLE_SIZE,
-            patch_size=2,
-            in_channels=16,
-            num_layers=1,
-            attention_head_dim=8,
-            num_attention_heads=4,
-            joint_attention_dim=t5_width,
-            caption_projection_dim=32,
-            pooled_projection_dim=text_encoder.config.projection_dim
-            + text_encoder_2.config.projection_dim,
-            out_channels=16,
-            pos_embed_max_size=96,
-        )
-    scheduler = FlowMatchEulerDiscreteScheduler(num_train_timesteps=1000, shift=3.0)
+    transformer = tiny_module(
+        SD3Transformer2DModel,
+        "denoisers",
+        "sd3",
+        stream_seed(seed, "denoiser"),
+        joint_attention_dim=t5_width,
+        pooled_projection_dim=text_encoder.config.projection_dim
+        + text_encoder_2.config.projection_dim,
+    )
+    scheduler = configured(FlowMatchEulerDiscreteScheduler, "schedulers", "sd3")
     return StableDiffusion3Pipeline(
-        transformer=_ready(transformer),
+        transformer=transformer,
         scheduler=scheduler,
         vae=_family_vae("sd3", 16, seed, use_quant_conv=False),
         text_encoder=text_encoder,
@@ -570,31 +448,13 @@ def tiny_unet(cross_attention_dim: int, seed: int = 0, **extra: Any) -> UNet2DCo
     """The tiny SD / SDXL ``UNet2DConditionModel``: 4 channels in and out, blocks (16, 32)
     (``DownBlock2D``, ``CrossAttnDownBlock2D``), ``sample_size=16``, attending to text
     ``cross_attention_dim`` wide; ``extra`` adds config fields (SDXL's text-time embedding)."""
-    with _seeded(seed, "denoiser"):
-        unet = UNet2DConditionModel(
-            sample_size=_SAMPLE_SIZE,
-            in_channels=4,
-            out_channels=4,
-            down_block_types=("DownBlock2D", "CrossAttnDownBlock2D"),
-            up_block_types=("CrossAttnUpBlock2D", "UpBlock2D"),
-            block_out_channels=(16, 32),
-            layers_per_block=1,
-            norm_num_groups=8,
-            attention_head_dim=(2, 4),
-            cross_attention_dim=cross_attention_dim,
-            **extra,
-        )
-    return _ready(unet)
-
-
-def _sdxl_euler() -> EulerDiscreteScheduler:
-    return EulerDiscreteScheduler(
-        **_SD_BETAS,
-        prediction_type="epsilon",
-        interpolation_type="linear",
-        use_karras_sigmas=False,
-        timestep_spacing="leading",
-        steps_offset=1,
+    return tiny_module(
+        UNet2DConditionModel,
+        "denoisers",
+        "unet",
+        stream_seed(seed, "denoiser"),
+        cross_attention_dim=cross_attention_dim,
+        **extra,
     )
 
 
@@ -620,14 +480,13 @@ def tiny_sdxl_pipeline(seed: int = 0) -> StableDiffusionXLPipeline:
     text_encoder_2 = _clip_text_model(
         tokenizer_2, seed, "text_encoder_2", CLIPTextModelWithProjection
     )
-    time_embed_dim = 8
+    text_time = tiny_config("denoisers", "sdxl_unet_text_time")
     unet = tiny_unet(
         text_encoder.config.hidden_size + text_encoder_2.config.hidden_size,
         seed,
-        use_linear_projection=True,
-        addition_embed_type="text_time",
-        addition_time_embed_dim=time_embed_dim,
-        projection_class_embeddings_input_dim=6 * time_embed_dim
+        **text_time,
+        # Six time ids (original size, crop corner, target size), then the pooled text.
+        projection_class_embeddings_input_dim=6 * text_time["addition_time_embed_dim"]
         + text_encoder_2.config.projection_dim,
     )
     return StableDiffusionXLPipeline(
@@ -637,34 +496,23 @@ def tiny_sdxl_pipeline(seed: int = 0) -> StableDiffusionXLPipeline:
         tokenizer=tokenizer,
         tokenizer_2=tokenizer_2,
         unet=unet,
-        scheduler=_sdxl_euler(),
+        scheduler=configured(EulerDiscreteScheduler, "schedulers", "euler"),
         force_zeros_for_empty_prompt=True,
         add_watermarker=False,
     )
 
 
+_SD_SCHEDULER_CLASSES: dict[str, type[DDIMScheduler | EulerDiscreteScheduler | PNDMScheduler]] = {
+    "ddim": DDIMScheduler,
+    "euler": EulerDiscreteScheduler,
+    "pndm": PNDMScheduler,
+}
+
+
 def _sd_scheduler(name: str) -> DDIMScheduler | EulerDiscreteScheduler | PNDMScheduler:
-    if name == "ddim":
-        return DDIMScheduler(
-            **_SD_BETAS,
-            clip_sample=False,
-            set_alpha_to_one=False,
-            steps_offset=1,
-            prediction_type="epsilon",
-            timestep_spacing="leading",
-        )
-    if name == "euler":
-        return _sdxl_euler()
-    if name == "pndm":
-        return PNDMScheduler(
-            **_SD_BETAS,
-            skip_prk_steps=True,
-            set_alpha_to_one=False,
-            steps_offset=1,
-            prediction_type="epsilon",
-            timestep_spacing="leading",
-        )
-    raise ValueError(f"unknown SD scheduler {name!r}; expected one of {SD_SCHEDULERS}")
+    if name not in _SD_SCHEDULER_CLASSES:
+        raise ValueError(f"unknown SD scheduler {name!r}; expected one of {SD_SCHEDULERS}")
+    return configured(_SD_SCHEDULER_CLASSES[name], "schedulers", name)
 
 
 def tiny_sd_pipeline(seed: int = 0, scheduler: str = "ddim") -> StableDiffusionPipeline:
@@ -715,51 +563,27 @@ def tiny_cogview4_pipeline(seed: int = 0) -> CogView4Pipeline:
     Height and width must be multiples of 16.
     """
     tokenizer = tiny_glm_tokenizer()
-    text_encoder = _decoder_text_encoder(GlmModel, tokenizer, seed, heads=4, key_value_heads=2)
-    with _seeded(seed, "denoiser"):
-        transformer = CogView4Transformer2DModel(
-            patch_size=2,
-            in_channels=16,
-            out_channels=16,
-            num_layers=1,
-            attention_head_dim=16,
-            num_attention_heads=2,
-            text_embed_dim=text_encoder.config.hidden_size,
-            time_embed_dim=16,
-            condition_dim=8,
-            sample_size=_SAMPLE_SIZE,
-            rope_axes_dim=(256, 256),
-        )
-    scheduler = FlowMatchEulerDiscreteScheduler(
-        num_train_timesteps=1000,
-        shift=1.0,
-        use_dynamic_shifting=True,
-        base_shift=0.25,
-        max_shift=0.75,
-        base_image_seq_len=256,
-        max_image_seq_len=4096,
-        time_shift_type="linear",
+    text_encoder = tiny_module(
+        GlmModel,
+        "text_encoders",
+        "glm",
+        stream_seed(seed, "text_encoder"),
+        **vocabulary(tokenizer, "pad", "eos"),
     )
+    transformer = tiny_module(
+        CogView4Transformer2DModel,
+        "denoisers",
+        "cogview4",
+        stream_seed(seed, "denoiser"),
+        text_embed_dim=text_encoder.config.hidden_size,
+    )
+    scheduler = configured(FlowMatchEulerDiscreteScheduler, "schedulers", "cogview4")
     return CogView4Pipeline(
         tokenizer=tokenizer,
         text_encoder=text_encoder,
         vae=_family_vae("cogview4", 16, seed, use_quant_conv=False, mid_block_add_attention=False),
-        transformer=_ready(transformer),
+        transformer=transformer,
         scheduler=scheduler,
-    )
-
-
-def _dpm_solver_pp(**config: Any) -> DPMSolverMultistepScheduler:
-    """DPM-Solver++ of order 2 on linear betas 0.0001..0.02, the scheduler PixArt-Sigma and SANA
-    ship; ``config`` sets the prediction type (and SANA's flow sigmas)."""
-    return DPMSolverMultistepScheduler(
-        num_train_timesteps=1000,
-        beta_start=0.0001,
-        beta_end=0.02,
-        beta_schedule="linear",
-        algorithm_type="dpmsolver++",
-        solver_order=2,
-        **config,
     )
 
 
@@ -780,24 +604,19 @@ def tiny_pixart_sigma_pipeline(seed: int = 0) -> PixArtSigmaPipeline:
     """
     tokenizer = tiny_t5_tokenizer(model_max_length=512)
     text_encoder = _t5_encoder(tokenizer, 32, seed, "text_encoder")
-    with _seeded(seed, "denoiser"):
-        transformer = PixArtTransformer2DModel(
-            num_attention_heads=2,
-            attention_head_dim=16,
-            in_channels=4,
-            out_channels=8,
-            num_layers=1,
-            cross_attention_dim=32,
-            sample_size=2 * _SAMPLE_SIZE,
-            patch_size=2,
-            caption_channels=text_encoder.config.d_model,
-        )
-    scheduler = _dpm_solver_pp(prediction_type="epsilon")
+    transformer = tiny_module(
+        PixArtTransformer2DModel,
+        "denoisers",
+        "pixart_sigma",
+        stream_seed(seed, "denoiser"),
+        caption_channels=text_encoder.config.d_model,
+    )
+    scheduler = configured(DPMSolverMultistepScheduler, "schedulers", "pixart_sigma")
     return PixArtSigmaPipeline(
         tokenizer=tokenizer,
         text_encoder=text_encoder,
         vae=_family_vae("sdxl", 4, seed, use_quant_conv=True),
-        transformer=_ready(transformer),
+        transformer=transformer,
         scheduler=scheduler,
     )
 
@@ -805,9 +624,6 @@ def tiny_pixart_sigma_pipeline(seed: int = 0) -> PixArtSigmaPipeline:
 # --------------------------------------------------------------------------------------------
 # SANA (self-contained: Gemma-2 text encoder, 32x DC-AE, flow DPM-Solver)
 # --------------------------------------------------------------------------------------------
-
-#: SANA's DC-AE (``dc-ae-f32c32-sana-1.0``): 32 latent channels, scaling factor 0.41407.
-_SANA_VAE_SCALING = 0.41407
 
 
 def tiny_gemma_tokenizer(model_max_length: int = 8192) -> PreTrainedTokenizerFast:
@@ -833,13 +649,12 @@ def tiny_gemma_tokenizer(model_max_length: int = 8192) -> PreTrainedTokenizerFas
 def tiny_gemma2_encoder(tokenizer: PreTrainedTokenizerFast, seed: int) -> Gemma2Model:
     """SANA's and Lumina 2's tiny text encoder: a random two-layer, 32-wide ``Gemma2Model`` (2
     heads, one key/value head) over :func:`tiny_gemma_tokenizer`'s vocabulary."""
-    return _decoder_text_encoder(
+    return tiny_module(
         Gemma2Model,
-        tokenizer,
-        seed,
-        heads=2,
-        key_value_heads=1,
-        bos_token_id=tokenizer.bos_token_id,
+        "text_encoders",
+        "gemma2",
+        stream_seed(seed, "text_encoder"),
+        **vocabulary(tokenizer, "pad", "eos", "bos"),
     )
 
 
@@ -847,26 +662,7 @@ def _sana_dc_ae(seed: int) -> AutoencoderDC:
     """SANA's DC-AE layout, narrow: six stages (so 32x compression), three residual then three
     EfficientViT stages, 32 latent channels, convolution down / interpolation up, batch norm and
     ReLU in the first three decoder stages, RMS norm and SiLU in the last three."""
-    with _seeded(seed, "vae"):
-        vae = AutoencoderDC(
-            in_channels=3,
-            latent_channels=32,
-            attention_head_dim=8,
-            encoder_block_types=("ResBlock",) * 3 + ("EfficientViTBlock",) * 3,
-            decoder_block_types=("ResBlock",) * 3 + ("EfficientViTBlock",) * 3,
-            encoder_block_out_channels=(8, 8, 16, 16, 32, 32),
-            decoder_block_out_channels=(8, 8, 16, 16, 32, 32),
-            encoder_layers_per_block=(1, 1, 1, 1, 1, 1),
-            decoder_layers_per_block=(1, 1, 1, 1, 1, 1),
-            encoder_qkv_multiscales=((), (), (), (5,), (5,), (5,)),
-            decoder_qkv_multiscales=((), (), (), (5,), (5,), (5,)),
-            upsample_block_type="interpolate",
-            downsample_block_type="Conv",
-            decoder_norm_types=("batch_norm",) * 3 + ("rms_norm",) * 3,
-            decoder_act_fns=("relu",) * 3 + ("silu",) * 3,
-            scaling_factor=_SANA_VAE_SCALING,
-        )
-    return _ready(vae)
+    return tiny_module(AutoencoderDC, "autoencoders", "sana_dc_ae", stream_seed(seed, "vae"))
 
 
 def tiny_sana_pipeline(seed: int = 0) -> SanaPipeline:
@@ -889,28 +685,19 @@ def tiny_sana_pipeline(seed: int = 0) -> SanaPipeline:
     """
     tokenizer = tiny_gemma_tokenizer()
     text_encoder = tiny_gemma2_encoder(tokenizer, seed)
-    with _seeded(seed, "denoiser"):
-        transformer = SanaTransformer2DModel(
-            in_channels=32,
-            out_channels=32,
-            num_attention_heads=2,
-            attention_head_dim=8,
-            num_layers=1,
-            num_cross_attention_heads=2,
-            cross_attention_head_dim=8,
-            cross_attention_dim=16,
-            caption_channels=text_encoder.config.hidden_size,
-            sample_size=_SAMPLE_SIZE,
-            patch_size=1,
-        )
-    scheduler = _dpm_solver_pp(
-        prediction_type="flow_prediction", use_flow_sigmas=True, flow_shift=3.0
+    transformer = tiny_module(
+        SanaTransformer2DModel,
+        "denoisers",
+        "sana",
+        stream_seed(seed, "denoiser"),
+        caption_channels=text_encoder.config.hidden_size,
     )
+    scheduler = configured(DPMSolverMultistepScheduler, "schedulers", "sana")
     return SanaPipeline(
         tokenizer=tokenizer,
         text_encoder=text_encoder,
         vae=_sana_dc_ae(seed),
-        transformer=_ready(transformer),
+        transformer=transformer,
         scheduler=scheduler,
     )
 
