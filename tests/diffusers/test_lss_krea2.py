@@ -6,24 +6,25 @@ from __future__ import annotations
 
 from typing import Any
 
-import pytest
 import torch
 from diffusers import Krea2Pipeline
-from lss_testkit import Pair, latent_call, random_upsampler, recorded_inputs
+from lss_testkit import (
+    STEPS,
+    TARGET,
+    Pair,
+    family_pair,
+    latent_call,
+    random_upsampler,
+    recorded_inputs,
+    run,
+)
 
 from lssgen_diffusers import LSSKrea2Pipeline
 
-TARGET, MIN_SIZE, STEPS = 128, 64, 8
+MIN_SIZE = 64
 
 
-def run(pipe: Any, **kwargs: Any) -> Any:
-    return pipe(**latent_call(TARGET, STEPS, **kwargs)).images
-
-
-@pytest.fixture
-def pair(lss_pair: Any) -> Pair:
-    result: Pair = lss_pair("krea2")
-    return result
+pair = family_pair("krea2")
 
 
 def stage_timesteps_match_stock(pair: Pair, stock: Any, lss: Any, **kwargs: Any) -> None:

@@ -5,12 +5,21 @@ from __future__ import annotations
 
 import logging
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import pytest
 import torch
-from lss_testkit import PROMPT, Pair, latent_call, lss_from_stock, recorded_inputs
+from lss_testkit import (
+    PROMPT,
+    STEPS,
+    TARGET,
+    Pair,
+    family_pair,
+    latent_call,
+    lss_from_stock,
+    recorded_inputs,
+    run,
+)
 from PIL import Image
 
 from lssgen.cli import main
@@ -20,17 +29,10 @@ from lssgen_diffusers.qwen_image import qwen_image_pixel_codec
 from lssgen_diffusers.vae import load_vae
 from lssgen_diffusers.video_vae import VideoFrameCodec
 
-TARGET, MIN_SIZE, STEPS = 128, 64, 8
+MIN_SIZE = 64
 
 
-def run(pipe: Any, **kwargs: Any) -> Any:
-    return pipe(**latent_call(TARGET, STEPS, **kwargs)).images
-
-
-@pytest.fixture
-def pair(lss_pair: Any) -> Pair:
-    result: Pair = lss_pair("qwen-image")
-    return result
+pair = family_pair("qwen-image")
 
 
 def test_the_spatial_view_is_the_vae_latent_normalised_as_the_transformer_sees_it(
