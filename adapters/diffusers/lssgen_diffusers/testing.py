@@ -26,30 +26,23 @@ import os
 import string
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import AbstractContextManager, contextmanager, nullcontext
+from functools import partial
 from pathlib import Path
 from typing import Any, TypeVar
 
 import attrs
 import torch
 from diffusers import (
-    AutoencoderDC,
     AutoencoderKL,
     ChromaPipeline,
-    ChromaTransformer2DModel,
     CogView4Pipeline,
-    CogView4Transformer2DModel,
     DDIMScheduler,
-    DPMSolverMultistepScheduler,
     EulerDiscreteScheduler,
     FlowMatchEulerDiscreteScheduler,
     FluxPipeline,
-    FluxTransformer2DModel,
     PixArtSigmaPipeline,
-    PixArtTransformer2DModel,
     PNDMScheduler,
     SanaPipeline,
-    SanaTransformer2DModel,
-    SD3Transformer2DModel,
     StableDiffusion3Pipeline,
     StableDiffusionPipeline,
     StableDiffusionXLPipeline,
@@ -72,12 +65,15 @@ from transformers import (
 from lssgen_diffusers.aligned_save import align_safetensors
 from lssgen_diffusers.registry import FAMILIES
 from lssgen_diffusers.testing_build import (
-    STREAMS,
+    TextEncoderBuilder,
     configured,
     ready,
+    seeded,
     seeded_fork,
     stream_seed,
+    text_components,
     tiny_module,
+    tiny_stock_pipeline,
     vocabulary,
 )
 from lssgen_diffusers.testing_flux2 import tiny_flux2_klein_pipeline, tiny_flux2_pipeline
@@ -124,15 +120,6 @@ PIPELINE_KINDS: tuple[str, ...] = tuple(FAMILIES)
 
 #: Schedulers accepted by :func:`tiny_sd_pipeline`.
 SD_SCHEDULERS: tuple[str, ...] = ("ddim", "euler", "pndm")
-
-# Real VAE latent normalisation constants (scaling_factor, shift_factor).
-_VAE_FACTORS: dict[str, tuple[float, float | None]] = {
-    "flux": (0.3611, 0.1159),
-    "sd3": (1.5305, 0.0609),
-    "cogview4": (1.0, 0.0),
-    "sdxl": (0.13025, None),
-    "sd": (0.18215, None),
-}
 
 
 @contextmanager
@@ -206,19 +193,21 @@ _ClipModel = TypeVar("_ClipModel", CLIPTextModel, CLIPTextModelWithProjection)
 
 
 def _clip_text_model(
-    tokenizer: CLIPTokenizer,
-    seed: int,
-    component: str,
-    model_class: type[_ClipModel] = CLIPTextModel,
+    tokenizer: CLIPTokenizer, seed: int, model_class: type[_ClipModel] = CLIPTextModel
 ) -> _ClipModel:
+    """A random two-layer, 32-wide CLIP text model over ``tokenizer``, drawn from ``seed``."""
     return tiny_module(
         model_class,
         "text_encoders",
         "clip",
-        stream_seed(seed, component),
+        seed,
         max_position_embeddings=tokenizer.model_max_length,
         **vocabulary(tokenizer, "bos", "eos", "pad"),
     )
+
+
+#: The pooled CLIP text encoder of SDXL's second slot, SD3 and HiDream.
+clip_with_projection = partial(_clip_text_model, model_class=CLIPTextModelWithProjection)
 
 
 _T5LikeConfig = TypeVar("_T5LikeConfig", bound=PretrainedConfig)
@@ -250,9 +239,20 @@ def tiny_t5_encoder(
     return ready(model_class(tiny_t5_config(tokenizer, d_model, model_class.config_class)))
 
 
-def _t5_encoder(tokenizer: T5Tokenizer, d_model: int, seed: int, component: str) -> T5EncoderModel:
-    with seeded_fork(seed, STREAMS[component]):
-        return tiny_t5_encoder(tokenizer, d_model)
+def t5_encoder(d_model: int) -> TextEncoderBuilder:
+    """The builder of a :func:`tiny_t5_encoder` ``d_model`` wide, drawn from its seed."""
+
+    def build(tokenizer: T5Tokenizer, seed: int) -> T5EncoderModel:
+        with seeded(seed):
+            return tiny_t5_encoder(tokenizer, d_model)
+
+    return build
+
+
+def _glm_encoder(tokenizer: PreTrainedTokenizerFast, seed: int) -> GlmModel:
+    return tiny_module(
+        GlmModel, "text_encoders", "glm", seed, **vocabulary(tokenizer, "pad", "eos")
+    )
 
 
 # --------------------------------------------------------------------------------------------
@@ -288,30 +288,20 @@ def tiny_vae(
     """
     if latent_channels <= 0:
         raise ValueError(f"latent_channels must be positive, got {latent_channels}")
-    four = latent_channels == 4
-    if scaling_factor is None:
-        scaling_factor = _VAE_FACTORS["sd"][0] if four else _VAE_FACTORS["sd3"][0]
-    if shift_factor is None and not four:
-        shift_factor = _VAE_FACTORS["sd3"][1]
-    if use_quant_conv is None:
-        use_quant_conv = four
+    # SD's normalisation and quant convs for 4 channels, SD3's for any other count.
+    config = "kl_sd" if latent_channels == 4 else "kl_sd3"
+    given = {"scaling_factor": scaling_factor, "shift_factor": shift_factor}
+    if use_quant_conv is not None:
+        given |= {"use_quant_conv": use_quant_conv, "use_post_quant_conv": use_quant_conv}
     return tiny_module(
         AutoencoderKL,
         "autoencoders",
-        "kl",
+        config,
         stream_seed(seed, "vae"),
         latent_channels=latent_channels,
-        scaling_factor=scaling_factor,
-        shift_factor=shift_factor,
-        use_quant_conv=use_quant_conv,
-        use_post_quant_conv=use_quant_conv,
         mid_block_add_attention=mid_block_add_attention,
+        **{field: value for field, value in given.items() if value is not None},
     )
-
-
-def _family_vae(kind: str, latent_channels: int, seed: int, **kwargs: Any) -> AutoencoderKL:
-    scaling, shift = _VAE_FACTORS[kind]
-    return tiny_vae(latent_channels, seed, scaling_factor=scaling, shift_factor=shift, **kwargs)
 
 
 # --------------------------------------------------------------------------------------------
@@ -343,26 +333,16 @@ def tiny_flux_pipeline(seed: int = 0) -> FluxPipeline:
     must be multiples of 16. Latents are packed: ``output_type="latent"`` gives
     ``(B, (H/16) * (W/16), 64)``.
     """
-    tokenizer = tiny_clip_tokenizer()
-    tokenizer_2 = tiny_t5_tokenizer(model_max_length=512)
-    text_encoder = _clip_text_model(tokenizer, seed, "text_encoder")
-    text_encoder_2 = _t5_encoder(tokenizer_2, 32, seed, "text_encoder_2")
-    transformer = tiny_module(
-        FluxTransformer2DModel,
-        "denoisers",
-        "flux",
-        stream_seed(seed, "denoiser"),
-        joint_attention_dim=text_encoder_2.config.d_model,
-        pooled_projection_dim=text_encoder.config.hidden_size,
+    text = text_components(
+        seed, (tiny_clip_tokenizer(), _clip_text_model), (tiny_t5_tokenizer(), t5_encoder(32))
     )
-    return FluxPipeline(
-        scheduler=flux_scheduler(),
-        vae=_family_vae("flux", 16, seed, use_quant_conv=False),
-        text_encoder=text_encoder,
-        tokenizer=tokenizer,
-        text_encoder_2=text_encoder_2,
-        tokenizer_2=tokenizer_2,
-        transformer=transformer,
+    return tiny_stock_pipeline(
+        FluxPipeline,
+        "flux",
+        seed,
+        text,
+        joint_attention_dim=text["text_encoder_2"].config.d_model,
+        pooled_projection_dim=text["text_encoder"].config.hidden_size,
     )
 
 
@@ -380,22 +360,9 @@ def tiny_chroma_pipeline(seed: int = 0) -> ChromaPipeline:
 
     Height and width must be multiples of 16; latents are packed as FLUX's.
     """
-    tokenizer = tiny_t5_tokenizer(model_max_length=512)
-    text_encoder = _t5_encoder(tokenizer, 32, seed, "text_encoder")
-    transformer = tiny_module(
-        ChromaTransformer2DModel,
-        "denoisers",
-        "chroma",
-        stream_seed(seed, "denoiser"),
-        joint_attention_dim=text_encoder.config.d_model,
-    )
-    return ChromaPipeline(
-        scheduler=flux_scheduler(),
-        vae=_family_vae("flux", 16, seed, use_quant_conv=False),
-        text_encoder=text_encoder,
-        tokenizer=tokenizer,
-        transformer=transformer,
-    )
+    text = text_components(seed, (tiny_t5_tokenizer(), t5_encoder(32)))
+    width = text["text_encoder"].config.d_model
+    return tiny_stock_pipeline(ChromaPipeline, "chroma", seed, text, joint_attention_dim=width)
 
 
 def tiny_sd3_pipeline(seed: int = 0) -> StableDiffusion3Pipeline:
@@ -412,35 +379,18 @@ def tiny_sd3_pipeline(seed: int = 0) -> StableDiffusion3Pipeline:
 
     Height and width must be multiples of 16.
     """
-    tokenizer = tiny_clip_tokenizer()
-    tokenizer_2 = tiny_clip_tokenizer()
-    tokenizer_3 = tiny_t5_tokenizer(model_max_length=512)
-    text_encoder = _clip_text_model(tokenizer, seed, "text_encoder", CLIPTextModelWithProjection)
-    text_encoder_2 = _clip_text_model(
-        tokenizer_2, seed, "text_encoder_2", CLIPTextModelWithProjection
-    )
-    t5_width = text_encoder.config.hidden_size + text_encoder_2.config.hidden_size
-    text_encoder_3 = _t5_encoder(tokenizer_3, t5_width, seed, "text_encoder_3")
-    transformer = tiny_module(
-        SD3Transformer2DModel,
-        "denoisers",
+    clip = (tiny_clip_tokenizer(), clip_with_projection)
+    clip_2 = (tiny_clip_tokenizer(), clip_with_projection)
+    text = text_components(seed, clip, clip_2, (tiny_t5_tokenizer(), t5_encoder(64)))
+    pooled = [text[name].config for name in ("text_encoder", "text_encoder_2")]
+    return tiny_stock_pipeline(
+        StableDiffusion3Pipeline,
         "sd3",
-        stream_seed(seed, "denoiser"),
-        joint_attention_dim=t5_width,
-        pooled_projection_dim=text_encoder.config.projection_dim
-        + text_encoder_2.config.projection_dim,
-    )
-    scheduler = configured(FlowMatchEulerDiscreteScheduler, "schedulers", "sd3")
-    return StableDiffusion3Pipeline(
-        transformer=transformer,
-        scheduler=scheduler,
-        vae=_family_vae("sd3", 16, seed, use_quant_conv=False),
-        text_encoder=text_encoder,
-        tokenizer=tokenizer,
-        text_encoder_2=text_encoder_2,
-        tokenizer_2=tokenizer_2,
-        text_encoder_3=text_encoder_3,
-        tokenizer_3=tokenizer_3,
+        seed,
+        text,
+        # T5 width, = the two CLIP widths concatenated; the two CLIP projections concatenated.
+        joint_attention_dim=sum(config.hidden_size for config in pooled),
+        pooled_projection_dim=sum(config.projection_dim for config in pooled),
     )
 
 
@@ -474,31 +424,22 @@ def tiny_sdxl_pipeline(seed: int = 0) -> StableDiffusionXLPipeline:
 
     Height and width must be multiples of 8 (16 keeps the UNet's skip connections aligned).
     """
-    tokenizer = tiny_clip_tokenizer()
-    tokenizer_2 = tiny_clip_tokenizer()
-    text_encoder = _clip_text_model(tokenizer, seed, "text_encoder")
-    text_encoder_2 = _clip_text_model(
-        tokenizer_2, seed, "text_encoder_2", CLIPTextModelWithProjection
-    )
-    text_time = tiny_config("denoisers", "sdxl_unet_text_time")
-    unet = tiny_unet(
-        text_encoder.config.hidden_size + text_encoder_2.config.hidden_size,
+    text = text_components(
         seed,
-        **text_time,
-        # Six time ids (original size, crop corner, target size), then the pooled text.
-        projection_class_embeddings_input_dim=6 * text_time["addition_time_embed_dim"]
-        + text_encoder_2.config.projection_dim,
+        (tiny_clip_tokenizer(), _clip_text_model),
+        (tiny_clip_tokenizer(), clip_with_projection),
     )
-    return StableDiffusionXLPipeline(
-        vae=_family_vae("sdxl", 4, seed, use_quant_conv=True),
-        text_encoder=text_encoder,
-        text_encoder_2=text_encoder_2,
-        tokenizer=tokenizer,
-        tokenizer_2=tokenizer_2,
-        unet=unet,
-        scheduler=configured(EulerDiscreteScheduler, "schedulers", "euler"),
-        force_zeros_for_empty_prompt=True,
-        add_watermarker=False,
+    widths = [text[name].config.hidden_size for name in ("text_encoder", "text_encoder_2")]
+    time_ids = 6 * tiny_config("denoisers", "sdxl_unet")["addition_time_embed_dim"]
+    return tiny_stock_pipeline(
+        StableDiffusionXLPipeline,
+        "sdxl",
+        seed,
+        text,
+        cross_attention_dim=sum(widths),
+        # Six time ids (original size, crop corner, target size), then the pooled text.
+        projection_class_embeddings_input_dim=time_ids
+        + text["text_encoder_2"].config.projection_dim,
     )
 
 
@@ -531,18 +472,13 @@ def tiny_sd_pipeline(seed: int = 0, scheduler: str = "ddim") -> StableDiffusionP
 
     Height and width must be multiples of 8 (16 keeps the UNet's skip connections aligned).
     """
-    sched = _sd_scheduler(scheduler)
-    tokenizer = tiny_clip_tokenizer()
-    text_encoder = _clip_text_model(tokenizer, seed, "text_encoder")
-    return StableDiffusionPipeline(
-        vae=_family_vae("sd", 4, seed, use_quant_conv=True),
-        text_encoder=text_encoder,
-        tokenizer=tokenizer,
-        unet=tiny_unet(text_encoder.config.hidden_size, seed),
-        scheduler=sched,
-        safety_checker=None,
-        feature_extractor=None,
-        requires_safety_checker=False,
+    components = {
+        "scheduler": _sd_scheduler(scheduler),
+        **text_components(seed, (tiny_clip_tokenizer(), _clip_text_model)),
+    }
+    width = components["text_encoder"].config.hidden_size
+    return tiny_stock_pipeline(
+        StableDiffusionPipeline, "sd", seed, components, cross_attention_dim=width
     )
 
 
@@ -562,29 +498,9 @@ def tiny_cogview4_pipeline(seed: int = 0) -> CogView4Pipeline:
 
     Height and width must be multiples of 16.
     """
-    tokenizer = tiny_glm_tokenizer()
-    text_encoder = tiny_module(
-        GlmModel,
-        "text_encoders",
-        "glm",
-        stream_seed(seed, "text_encoder"),
-        **vocabulary(tokenizer, "pad", "eos"),
-    )
-    transformer = tiny_module(
-        CogView4Transformer2DModel,
-        "denoisers",
-        "cogview4",
-        stream_seed(seed, "denoiser"),
-        text_embed_dim=text_encoder.config.hidden_size,
-    )
-    scheduler = configured(FlowMatchEulerDiscreteScheduler, "schedulers", "cogview4")
-    return CogView4Pipeline(
-        tokenizer=tokenizer,
-        text_encoder=text_encoder,
-        vae=_family_vae("cogview4", 16, seed, use_quant_conv=False, mid_block_add_attention=False),
-        transformer=transformer,
-        scheduler=scheduler,
-    )
+    text = text_components(seed, (tiny_glm_tokenizer(), _glm_encoder))
+    width = text["text_encoder"].config.hidden_size
+    return tiny_stock_pipeline(CogView4Pipeline, "cogview4", seed, text, text_embed_dim=width)
 
 
 def tiny_pixart_sigma_pipeline(seed: int = 0) -> PixArtSigmaPipeline:
@@ -602,22 +518,10 @@ def tiny_pixart_sigma_pipeline(seed: int = 0) -> PixArtSigmaPipeline:
 
     Height and width must be multiples of 16.
     """
-    tokenizer = tiny_t5_tokenizer(model_max_length=512)
-    text_encoder = _t5_encoder(tokenizer, 32, seed, "text_encoder")
-    transformer = tiny_module(
-        PixArtTransformer2DModel,
-        "denoisers",
-        "pixart_sigma",
-        stream_seed(seed, "denoiser"),
-        caption_channels=text_encoder.config.d_model,
-    )
-    scheduler = configured(DPMSolverMultistepScheduler, "schedulers", "pixart_sigma")
-    return PixArtSigmaPipeline(
-        tokenizer=tokenizer,
-        text_encoder=text_encoder,
-        vae=_family_vae("sdxl", 4, seed, use_quant_conv=True),
-        transformer=transformer,
-        scheduler=scheduler,
+    text = text_components(seed, (tiny_t5_tokenizer(model_max_length=512), t5_encoder(32)))
+    width = text["text_encoder"].config.d_model
+    return tiny_stock_pipeline(
+        PixArtSigmaPipeline, "pixart-sigma", seed, text, caption_channels=width
     )
 
 
@@ -646,23 +550,17 @@ def tiny_gemma_tokenizer(model_max_length: int = 8192) -> PreTrainedTokenizerFas
     )
 
 
+def gemma2_encoder(tokenizer: PreTrainedTokenizerFast, seed: int) -> Gemma2Model:
+    """A random two-layer, 32-wide ``Gemma2Model`` (2 heads, one key/value head) over
+    ``tokenizer``, drawn from ``seed``."""
+    vocab = vocabulary(tokenizer, "pad", "eos", "bos")
+    return tiny_module(Gemma2Model, "text_encoders", "gemma2", seed, **vocab)
+
+
 def tiny_gemma2_encoder(tokenizer: PreTrainedTokenizerFast, seed: int) -> Gemma2Model:
     """SANA's and Lumina 2's tiny text encoder: a random two-layer, 32-wide ``Gemma2Model`` (2
     heads, one key/value head) over :func:`tiny_gemma_tokenizer`'s vocabulary."""
-    return tiny_module(
-        Gemma2Model,
-        "text_encoders",
-        "gemma2",
-        stream_seed(seed, "text_encoder"),
-        **vocabulary(tokenizer, "pad", "eos", "bos"),
-    )
-
-
-def _sana_dc_ae(seed: int) -> AutoencoderDC:
-    """SANA's DC-AE layout, narrow: six stages (so 32x compression), three residual then three
-    EfficientViT stages, 32 latent channels, convolution down / interpolation up, batch norm and
-    ReLU in the first three decoder stages, RMS norm and SiLU in the last three."""
-    return tiny_module(AutoencoderDC, "autoencoders", "sana_dc_ae", stream_seed(seed, "vae"))
+    return gemma2_encoder(tokenizer, stream_seed(seed, "text_encoder"))
 
 
 def tiny_sana_pipeline(seed: int = 0) -> SanaPipeline:
@@ -683,23 +581,9 @@ def tiny_sana_pipeline(seed: int = 0) -> SanaPipeline:
 
     Height and width must be multiples of 32.
     """
-    tokenizer = tiny_gemma_tokenizer()
-    text_encoder = tiny_gemma2_encoder(tokenizer, seed)
-    transformer = tiny_module(
-        SanaTransformer2DModel,
-        "denoisers",
-        "sana",
-        stream_seed(seed, "denoiser"),
-        caption_channels=text_encoder.config.hidden_size,
-    )
-    scheduler = configured(DPMSolverMultistepScheduler, "schedulers", "sana")
-    return SanaPipeline(
-        tokenizer=tokenizer,
-        text_encoder=text_encoder,
-        vae=_sana_dc_ae(seed),
-        transformer=transformer,
-        scheduler=scheduler,
-    )
+    text = text_components(seed, (tiny_gemma_tokenizer(), gemma2_encoder))
+    width = text["text_encoder"].config.hidden_size
+    return tiny_stock_pipeline(SanaPipeline, "sana", seed, text, caption_channels=width)
 
 
 @attrs.frozen

@@ -11,10 +11,11 @@ component (a vocabulary size, a text width) as keyword arguments.
 from __future__ import annotations
 
 import inspect
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from typing import Any, TypeVar
 
+import diffusers
 import torch
 from transformers import PretrainedConfig, PreTrainedModel
 
@@ -22,12 +23,15 @@ from lssgen_diffusers.tiny_configs import tiny_config
 
 __all__ = [
     "STREAMS",
+    "TextEncoderBuilder",
     "configured",
     "ready",
     "seeded",
     "seeded_fork",
     "stream_seed",
+    "text_components",
     "tiny_module",
+    "tiny_stock_pipeline",
     "vocabulary",
 ]
 
@@ -50,6 +54,19 @@ STREAMS: Mapping[str, int] = {
 
 _Module = TypeVar("_Module", bound=torch.nn.Module)
 _Configured = TypeVar("_Configured")
+_Pipeline = TypeVar("_Pipeline")
+
+#: ``build(tokenizer, seed)``: a random text encoder over ``tokenizer``, drawn from ``seed``.
+TextEncoderBuilder = Callable[[Any, int], Any]
+
+# The group of pipelines.json's slots, and the random stream of the seeded ones.
+_SLOT_GROUPS = {
+    "scheduler": "schedulers",
+    "vae": "autoencoders",
+    "transformer": "denoisers",
+    "unet": "denoisers",
+}
+_SLOT_STREAMS = {"vae": "vae", "transformer": "denoiser", "unet": "denoiser"}
 
 
 def stream_seed(seed: int, component: str) -> int:
@@ -123,3 +140,42 @@ def vocabulary(tokenizer: Any, *special: str) -> dict[str, Any]:
     of each ``special`` name (``"pad"``, ``"eos"``, ``"bos"``)."""
     ids = {f"{name}_token_id": getattr(tokenizer, f"{name}_token_id") for name in special}
     return {"vocab_size": len(tokenizer), **ids}
+
+
+def text_components(seed: int, *encoders: tuple[Any, TextEncoderBuilder]) -> dict[str, Any]:
+    """A pipeline's ``tokenizer`` / ``text_encoder``, ``tokenizer_2`` / ``text_encoder_2``, ...:
+    one ``(tokenizer, build)`` pair a slot, each encoder drawn from its slot's stream."""
+    components: dict[str, Any] = {}
+    for index, (tokenizer, build) in enumerate(encoders, start=1):
+        suffix = "" if index == 1 else f"_{index}"
+        components[f"tokenizer{suffix}"] = tokenizer
+        encoder_seed = stream_seed(seed, f"text_encoder{suffix}")
+        components[f"text_encoder{suffix}"] = build(tokenizer, encoder_seed)
+    return components
+
+
+def tiny_stock_pipeline(
+    pipeline_class: type[_Pipeline],
+    family: str,
+    seed: int,
+    components: Mapping[str, Any],
+    **denoiser_fields: Any,
+) -> _Pipeline:
+    """The stock ``pipeline_class`` of ``components`` and of the parts ``family``'s entry of
+    ``pipelines.json`` names: its scheduler, VAE and denoiser (``transformer`` or ``unet``, with
+    ``denoiser_fields``: what it reads from the text encoders), each seeded by its stream."""
+    spec = tiny_config("pipelines", family)
+    arguments: dict[str, Any] = {**spec.pop("arguments", {}), **components}
+    for slot, (class_name, name) in spec.items():
+        if slot in arguments:
+            raise ValueError(f"{family}: {slot!r} is both given and in pipelines.json")
+        cls = getattr(diffusers, class_name)
+        group = _SLOT_GROUPS[slot]
+        if slot not in _SLOT_STREAMS:
+            arguments[slot] = configured(cls, group, name)
+            continue
+        fields = denoiser_fields if group == "denoisers" else {}
+        arguments[slot] = tiny_module(
+            cls, group, name, stream_seed(seed, _SLOT_STREAMS[slot]), **fields
+        )
+    return pipeline_class(**arguments)

@@ -7,18 +7,23 @@ deterministic given ``seed``, modules in ``eval()`` mode in float32 on the CPU.
 
 from __future__ import annotations
 
-from typing import Any
+from functools import partial
+from typing import Any, TypeVar
 
 import torch
 from diffusers import (
     AutoencoderKLFlux2,
-    FlowMatchEulerDiscreteScheduler,
     Flux2KleinPipeline,
     Flux2Pipeline,
-    Flux2Transformer2DModel,
 )
 
-from lssgen_diffusers.testing_build import configured, seeded, stream_seed, tiny_module
+from lssgen_diffusers.testing_build import (
+    seeded,
+    stream_seed,
+    text_components,
+    tiny_module,
+    tiny_stock_pipeline,
+)
 from lssgen_diffusers.testing_text import (
     tiny_mistral3_encoder,
     tiny_mistral3_tokenizer,
@@ -45,14 +50,27 @@ def tiny_flux2_vae(seed: int = 0) -> AutoencoderKLFlux2:
     return vae.eval()
 
 
-def _flux2_transformer(seed: int, text_width: int, guidance_embeds: bool) -> Any:
-    return tiny_module(
-        Flux2Transformer2DModel,
-        "denoisers",
-        "flux2",
-        stream_seed(seed, "denoiser"),
+_Flux2 = TypeVar("_Flux2", Flux2KleinPipeline, Flux2Pipeline)
+
+
+def _flux2_pipeline(
+    pipeline_class: type[_Flux2],
+    family: str,
+    seed: int,
+    text: dict[str, Any],
+    text_width: int,
+    guidance: bool,
+) -> _Flux2:
+    """A FLUX.2 pipeline of ``text``, :func:`tiny_flux2_vae` and a transformer reading the stacked
+    text layers (``text_width`` wide), with the guidance embedding where ``guidance``."""
+    components = {"vae": tiny_flux2_vae(seed), **text}
+    return tiny_stock_pipeline(
+        pipeline_class,
+        family,
+        seed,
+        components,
         joint_attention_dim=text_width,
-        guidance_embeds=guidance_embeds,
+        guidance_embeds=guidance,
     )
 
 
@@ -73,19 +91,10 @@ def tiny_flux2_klein_pipeline(seed: int = 0) -> Flux2KleinPipeline:
     ``latents`` argument is ``(B, 128, H/16, W/16)``; ``output_type="latent"`` gives the raw
     VAE latent ``(B, 32, H/8, W/8)``.
     """
-    tokenizer = tiny_qwen3_tokenizer()
-    text_encoder = tiny_qwen3_causal_lm(
-        tokenizer, stream_seed(seed, "text_encoder"), num_hidden_layers=max(KLEIN_TEXT_LAYERS)
-    )
-    width = len(KLEIN_TEXT_LAYERS) * text_encoder.config.hidden_size
-    return Flux2KleinPipeline(
-        scheduler=configured(FlowMatchEulerDiscreteScheduler, "schedulers", "flux2"),
-        vae=tiny_flux2_vae(seed),
-        text_encoder=text_encoder,
-        tokenizer=tokenizer,
-        transformer=_flux2_transformer(seed, width, guidance_embeds=False),
-        is_distilled=False,
-    )
+    encoder = partial(tiny_qwen3_causal_lm, num_hidden_layers=max(KLEIN_TEXT_LAYERS))
+    text = text_components(seed, (tiny_qwen3_tokenizer(), encoder))
+    width = len(KLEIN_TEXT_LAYERS) * text["text_encoder"].config.hidden_size
+    return _flux2_pipeline(Flux2KleinPipeline, "flux2-klein", seed, text, width, guidance=False)
 
 
 def tiny_flux2_pipeline(seed: int = 0) -> Flux2Pipeline:
@@ -101,15 +110,7 @@ def tiny_flux2_pipeline(seed: int = 0) -> Flux2Pipeline:
 
     ``output_type="latent"`` gives the denoiser's normalised tokens ``(B, (H/16) * (W/16), 128)``.
     """
-    tokenizer = tiny_mistral3_tokenizer()
-    text_encoder = tiny_mistral3_encoder(
-        tokenizer, stream_seed(seed, "text_encoder"), num_hidden_layers=max(FLUX2_TEXT_LAYERS)
-    )
-    width = len(FLUX2_TEXT_LAYERS) * text_encoder.config.text_config.hidden_size
-    return Flux2Pipeline(
-        scheduler=configured(FlowMatchEulerDiscreteScheduler, "schedulers", "flux2"),
-        vae=tiny_flux2_vae(seed),
-        text_encoder=text_encoder,
-        tokenizer=tokenizer,
-        transformer=_flux2_transformer(seed, width, guidance_embeds=True),
-    )
+    encoder = partial(tiny_mistral3_encoder, num_hidden_layers=max(FLUX2_TEXT_LAYERS))
+    text = text_components(seed, (tiny_mistral3_tokenizer(), encoder))
+    width = len(FLUX2_TEXT_LAYERS) * text["text_encoder"].config.text_config.hidden_size
+    return _flux2_pipeline(Flux2Pipeline, "flux2", seed, text, width, guidance=True)

@@ -12,18 +12,20 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
+from functools import partial
 from typing import Any
 
 from diffusers import (
-    AutoencoderKL,
     FlowMatchEulerDiscreteScheduler,
     HiDreamImagePipeline,
-    HiDreamImageTransformer2DModel,
 )
-from transformers import CLIPTextModelWithProjection
 
 from lssgen_diffusers.hidream import sample_size_keeping
-from lssgen_diffusers.testing_build import configured, stream_seed, tiny_module
+from lssgen_diffusers.testing_build import (
+    configured,
+    text_components,
+    tiny_stock_pipeline,
+)
 from lssgen_diffusers.testing_text import tiny_llama_encoder, tiny_llama_tokenizer
 
 __all__ = ["generating_as_asked", "tiny_hidream_pipeline", "tiny_hidream_scheduler"]
@@ -68,41 +70,27 @@ def tiny_hidream_pipeline(seed: int = 0) -> HiDreamImagePipeline:
     """
     # Imported here: lssgen_diffusers.testing imports this module for its TINY_FAMILIES.
     from lssgen_diffusers.testing import (
-        _clip_text_model,
-        _t5_encoder,
+        clip_with_projection,
+        t5_encoder,
         tiny_clip_tokenizer,
         tiny_t5_tokenizer,
     )
 
-    tokenizer = tiny_clip_tokenizer(model_max_length=256)
-    tokenizer_2 = tiny_clip_tokenizer(model_max_length=256)
-    tokenizer_3 = tiny_t5_tokenizer()
-    tokenizer_4 = tiny_llama_tokenizer()
-    text_encoder_3 = _t5_encoder(tokenizer_3, 32, seed, "text_encoder_3")
-    text_encoder_4 = tiny_llama_encoder(
-        tokenizer_4, seed=stream_seed(seed, "text_encoder_4"), num_layers=2
+    text = text_components(
+        seed,
+        # HiDream pads CLIP prompts to min(max_sequence_length, 218) tokens, past CLIP's 77.
+        (tiny_clip_tokenizer(model_max_length=256), clip_with_projection),
+        (tiny_clip_tokenizer(model_max_length=256), clip_with_projection),
+        (tiny_t5_tokenizer(), t5_encoder(32)),
+        (tiny_llama_tokenizer(), partial(tiny_llama_encoder, num_layers=2)),
     )
-    transformer = tiny_module(
-        HiDreamImageTransformer2DModel,
-        "denoisers",
+    t5, llama = text["text_encoder_3"].config, text["text_encoder_4"].config
+    return tiny_stock_pipeline(
+        HiDreamImagePipeline,
         "hidream",
-        stream_seed(seed, "denoiser"),
-        caption_channels=[text_encoder_3.config.d_model, text_encoder_4.config.hidden_size],
+        seed,
+        text,
+        caption_channels=[t5.d_model, llama.hidden_size],
         # One Llama layer a block: each of them reads its own.
-        llama_layers=list(range(text_encoder_4.config.num_hidden_layers)),
-    )
-    return HiDreamImagePipeline(
-        scheduler=tiny_hidream_scheduler(),
-        vae=tiny_module(AutoencoderKL, "autoencoders", "hidream_kl", stream_seed(seed, "vae")),
-        text_encoder=_clip_text_model(tokenizer, seed, "text_encoder", CLIPTextModelWithProjection),
-        tokenizer=tokenizer,
-        text_encoder_2=_clip_text_model(
-            tokenizer_2, seed, "text_encoder_2", CLIPTextModelWithProjection
-        ),
-        tokenizer_2=tokenizer_2,
-        text_encoder_3=text_encoder_3,
-        tokenizer_3=tokenizer_3,
-        text_encoder_4=text_encoder_4,
-        tokenizer_4=tokenizer_4,
-        transformer=transformer,
+        llama_layers=list(range(llama.num_hidden_layers)),
     )

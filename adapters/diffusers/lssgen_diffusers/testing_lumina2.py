@@ -3,9 +3,12 @@
 
 from __future__ import annotations
 
-from diffusers import FlowMatchEulerDiscreteScheduler, Lumina2Pipeline, Lumina2Transformer2DModel
+from diffusers import Lumina2Pipeline
 
-from lssgen_diffusers.testing_build import configured, stream_seed, tiny_module
+from lssgen_diffusers.testing_build import (
+    text_components,
+    tiny_stock_pipeline,
+)
 
 __all__ = ["tiny_lumina2_pipeline"]
 
@@ -27,22 +30,8 @@ def tiny_lumina2_pipeline(seed: int = 0) -> Lumina2Pipeline:
     Height and width must be multiples of 16.
     """
     # Imported here: lssgen_diffusers.testing imports this module for its TINY_FAMILIES.
-    from lssgen_diffusers.testing import tiny_gemma2_encoder, tiny_gemma_tokenizer, tiny_vae
+    from lssgen_diffusers.testing import gemma2_encoder, tiny_gemma_tokenizer
 
-    tokenizer = tiny_gemma_tokenizer()
-    text_encoder = tiny_gemma2_encoder(tokenizer, seed)
-    transformer = tiny_module(
-        Lumina2Transformer2DModel,
-        "denoisers",
-        "lumina2",
-        stream_seed(seed, "denoiser"),
-        cap_feat_dim=text_encoder.config.hidden_size,
-    )
-    scaling, shift = _FLUX_VAE_FACTORS
-    return Lumina2Pipeline(
-        transformer=transformer,
-        scheduler=configured(FlowMatchEulerDiscreteScheduler, "schedulers", "lumina2"),
-        vae=tiny_vae(16, seed, scaling_factor=scaling, shift_factor=shift, use_quant_conv=False),
-        text_encoder=text_encoder,
-        tokenizer=tokenizer,
-    )
+    text = text_components(seed, (tiny_gemma_tokenizer(), gemma2_encoder))
+    width = text["text_encoder"].config.hidden_size
+    return tiny_stock_pipeline(Lumina2Pipeline, "lumina2", seed, text, cap_feat_dim=width)

@@ -10,16 +10,20 @@ global random state is left alone; modules in ``eval()`` mode, float32, on the C
 
 from __future__ import annotations
 
+from functools import partial
+
 from diffusers import (
     AutoencoderKLQwenImage,
-    FlowMatchEulerDiscreteScheduler,
     Krea2Pipeline,
-    Krea2Transformer2DModel,
     QwenImagePipeline,
-    QwenImageTransformer2DModel,
 )
 
-from lssgen_diffusers.testing_build import configured, stream_seed, tiny_module
+from lssgen_diffusers.testing_build import (
+    stream_seed,
+    text_components,
+    tiny_module,
+    tiny_stock_pipeline,
+)
 from lssgen_diffusers.testing_text import (
     tiny_qwen2_5_vl_encoder,
     tiny_qwen3_tokenizer,
@@ -56,23 +60,10 @@ def tiny_qwen_image_pipeline(seed: int = 0) -> QwenImagePipeline:
 
     Height and width should be multiples of 16 (the stock call rounds others down, warning).
     """
-    tokenizer = tiny_qwen3_tokenizer()
-    text_encoder = tiny_qwen2_5_vl_encoder(
-        tokenizer, stream_seed(seed, "text_encoder"), _TEXT_WIDTH
-    )
-    transformer = tiny_module(
-        QwenImageTransformer2DModel,
-        "denoisers",
-        "qwen_image",
-        stream_seed(seed, "denoiser"),
-        joint_attention_dim=_TEXT_WIDTH,
-    )
-    return QwenImagePipeline(
-        scheduler=configured(FlowMatchEulerDiscreteScheduler, "schedulers", "qwen_image"),
-        vae=tiny_qwen_image_vae(seed),
-        text_encoder=text_encoder,
-        tokenizer=tokenizer,
-        transformer=transformer,
+    encoder = partial(tiny_qwen2_5_vl_encoder, hidden_size=_TEXT_WIDTH)
+    text = text_components(seed, (tiny_qwen3_tokenizer(), encoder))
+    return tiny_stock_pipeline(
+        QwenImagePipeline, "qwen-image", seed, text, joint_attention_dim=_TEXT_WIDTH
     )
 
 
@@ -92,21 +83,6 @@ def tiny_krea2_pipeline(seed: int = 0) -> Krea2Pipeline:
 
     Height and width should be multiples of 16 (the stock call rounds others up, warning).
     """
-    tokenizer = tiny_qwen3_tokenizer()
-    text_encoder = tiny_qwen3_vl_encoder(
-        tokenizer, stream_seed(seed, "text_encoder"), _TEXT_WIDTH, num_layers=36
-    )
-    transformer = tiny_module(
-        Krea2Transformer2DModel,
-        "denoisers",
-        "krea2",
-        stream_seed(seed, "denoiser"),
-        text_hidden_dim=_TEXT_WIDTH,
-    )
-    return Krea2Pipeline(
-        scheduler=configured(FlowMatchEulerDiscreteScheduler, "schedulers", "krea2"),
-        vae=tiny_qwen_image_vae(seed),
-        text_encoder=text_encoder,
-        tokenizer=tokenizer,
-        transformer=transformer,
-    )
+    encoder = partial(tiny_qwen3_vl_encoder, hidden_size=_TEXT_WIDTH, num_layers=36)
+    text = text_components(seed, (tiny_qwen3_tokenizer(), encoder))
+    return tiny_stock_pipeline(Krea2Pipeline, "krea2", seed, text, text_hidden_dim=_TEXT_WIDTH)

@@ -18,15 +18,13 @@ in ``eval()`` mode, float32, on the CPU.
 
 from __future__ import annotations
 
-from typing import TypeVar
+from typing import Any, TypeVar
 
 import torch
 from diffusers import (
     AutoencoderKLLTXVideo,
     AutoencoderKLWan,
-    FlowMatchEulerDiscreteScheduler,
     LTXPipeline,
-    LTXVideoTransformer3DModel,
     UniPCMultistepScheduler,
     WanPipeline,
     WanTransformer3DModel,
@@ -35,7 +33,13 @@ from diffusers.pipelines.ltx.modeling_latent_upsampler import LTXLatentUpsampler
 from transformers import T5EncoderModel, T5Tokenizer, UMT5EncoderModel
 
 from lssgen_diffusers.testing import tiny_t5_encoder, tiny_t5_tokenizer
-from lssgen_diffusers.testing_build import configured, seeded, stream_seed, tiny_module
+from lssgen_diffusers.testing_build import (
+    configured,
+    seeded,
+    stream_seed,
+    tiny_module,
+    tiny_stock_pipeline,
+)
 
 __all__ = [
     "WAN_FLOW_SHIFT",
@@ -82,9 +86,11 @@ def tiny_wan_transformer(
 _Encoder = TypeVar("_Encoder", T5EncoderModel, UMT5EncoderModel)
 
 
-def _text_encoder(tokenizer: T5Tokenizer, seed: int, model_class: type[_Encoder]) -> _Encoder:
+def _text(tokenizer: T5Tokenizer, seed: int, model_class: type[_Encoder]) -> dict[str, Any]:
+    """The ``tokenizer`` and a random ``text_encoder`` over it, of the video text stream."""
     with seeded(stream_seed(seed, "video_text_encoder")):
-        return tiny_t5_encoder(tokenizer, _TEXT_WIDTH, model_class)
+        encoder = tiny_t5_encoder(tokenizer, _TEXT_WIDTH, model_class)
+    return {"tokenizer": tokenizer, "text_encoder": encoder}
 
 
 def tiny_wan_vae(seed: int = 0) -> AutoencoderKLWan:
@@ -101,18 +107,16 @@ def tiny_wan_pipeline(
     transformer: WanTransformer3DModel | None = None,
 ) -> WanPipeline:
     """A tiny Wan 2.1 pipeline; ``two_experts``: Wan 2.2's ``transformer`` (high noise) and
-    ``transformer_2`` (low noise), switching at ``boundary_ratio``."""
-    tokenizer = tiny_t5_tokenizer(model_max_length=512)
-    encoder = _text_encoder(tokenizer, seed, UMT5EncoderModel)
-    return WanPipeline(
-        tokenizer=tokenizer,
-        text_encoder=encoder,
-        vae=tiny_wan_vae(seed),
-        scheduler=wan_scheduler(flow_shift),
-        transformer=transformer if transformer is not None else tiny_wan_transformer(seed),
-        transformer_2=tiny_wan_transformer(seed, "transformer_2") if two_experts else None,
-        boundary_ratio=boundary_ratio if two_experts else None,
-    )
+    ``transformer_2`` (low noise), switching at ``boundary_ratio``; ``transformer``: a given one
+    in place of :func:`tiny_wan_transformer`."""
+    components = {
+        **_text(tiny_t5_tokenizer(model_max_length=512), seed, UMT5EncoderModel),
+        "scheduler": wan_scheduler(flow_shift),
+        "transformer": transformer if transformer is not None else tiny_wan_transformer(seed),
+        "transformer_2": tiny_wan_transformer(seed, "transformer_2") if two_experts else None,
+        "boundary_ratio": boundary_ratio if two_experts else None,
+    }
+    return tiny_stock_pipeline(WanPipeline, "wan", seed, components)
 
 
 def tiny_ltx_vae(seed: int = 0) -> AutoencoderKLLTXVideo:
@@ -128,22 +132,11 @@ def tiny_ltx_vae(seed: int = 0) -> AutoencoderKLLTXVideo:
 
 def tiny_ltx_pipeline(seed: int = 0) -> LTXPipeline:
     """A tiny LTX-Video pipeline on the shipped scheduler's dynamic shifting."""
-    tokenizer = tiny_t5_tokenizer(model_max_length=128)
-    encoder = _text_encoder(tokenizer, seed, T5EncoderModel)
-    transformer = tiny_module(
-        LTXVideoTransformer3DModel,
-        "denoisers",
-        "ltx",
-        stream_seed(seed, "transformer"),
-        caption_channels=_TEXT_WIDTH,
-    )
-    return LTXPipeline(
-        scheduler=configured(FlowMatchEulerDiscreteScheduler, "schedulers", "ltx"),
-        vae=tiny_ltx_vae(seed),
-        text_encoder=encoder,
-        tokenizer=tokenizer,
-        transformer=transformer,
-    )
+    components = {
+        **_text(tiny_t5_tokenizer(model_max_length=128), seed, T5EncoderModel),
+        "vae": tiny_ltx_vae(seed),
+    }
+    return tiny_stock_pipeline(LTXPipeline, "ltx", seed, components, caption_channels=_TEXT_WIDTH)
 
 
 def tiny_ltx_upsampler(seed: int = 0, *, dims: int = 3) -> LTXLatentUpsamplerModel:

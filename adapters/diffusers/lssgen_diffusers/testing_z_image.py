@@ -4,11 +4,15 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
+from functools import partial
 from typing import Any
 
-from diffusers import FlowMatchEulerDiscreteScheduler, ZImagePipeline, ZImageTransformer2DModel
+from diffusers import FlowMatchEulerDiscreteScheduler, ZImagePipeline
 
-from lssgen_diffusers.testing_build import stream_seed, tiny_module
+from lssgen_diffusers.testing_build import (
+    text_components,
+    tiny_stock_pipeline,
+)
 from lssgen_diffusers.testing_text import tiny_qwen3_encoder, tiny_qwen3_tokenizer
 from lssgen_diffusers.tiny_configs import tiny_config
 
@@ -38,25 +42,13 @@ def tiny_z_image_pipeline(
 
     Height and width must be multiples of 16 (the stock default is 1024).
     """
-    # Imported here: lssgen_diffusers.testing imports this module for its TINY_FAMILIES.
-    from lssgen_diffusers.testing import tiny_vae
-
-    tokenizer = tiny_qwen3_tokenizer()
-    text_encoder = tiny_qwen3_encoder(
-        tokenizer, stream_seed(seed, "text_encoder"), hidden_size=_TEXT_WIDTH
+    text = text_components(
+        seed, (tiny_qwen3_tokenizer(), partial(tiny_qwen3_encoder, hidden_size=_TEXT_WIDTH))
     )
-    transformer = tiny_module(
-        ZImageTransformer2DModel,
-        "denoisers",
-        "z_image",
-        stream_seed(seed, "denoiser"),
-        cap_feat_dim=_TEXT_WIDTH,
-    )
-    scaling, shift = _FLUX_VAE_FACTORS
-    return ZImagePipeline(
-        scheduler=FlowMatchEulerDiscreteScheduler(**(scheduler or Z_IMAGE_TURBO_SCHEDULER)),
-        vae=tiny_vae(16, seed, scaling_factor=scaling, shift_factor=shift, use_quant_conv=False),
-        text_encoder=text_encoder,
-        tokenizer=tokenizer,
-        transformer=transformer,
+    components = {
+        "scheduler": FlowMatchEulerDiscreteScheduler(**(scheduler or Z_IMAGE_TURBO_SCHEDULER)),
+        **text,
+    }
+    return tiny_stock_pipeline(
+        ZImagePipeline, "z-image", seed, components, cap_feat_dim=_TEXT_WIDTH
     )
