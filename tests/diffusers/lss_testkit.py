@@ -151,6 +151,14 @@ def run(pipe: Any, **overrides: Any) -> Any:
     return pipe(**latent_call(TARGET, STEPS, **overrides)).images
 
 
+def call_counts(pair: Pair, **overrides: Any) -> tuple[int, int]:
+    """How many denoiser calls and text-encoder calls the LSS pipeline's :func:`run` with
+    ``overrides`` makes."""
+    with recorded_inputs(pair.denoiser) as calls, recorded_inputs(pair.lss.text_encoder) as encoded:
+        run(pair.lss, **overrides)
+    return len(calls), len(encoded)
+
+
 def stage_call(stage: Any) -> dict[str, Any]:
     """The size and step arguments of a stock call that makes plan stage ``stage`` alone."""
     return {"height": stage.height, "width": stage.width, "num_inference_steps": stage.num_steps}
