@@ -80,7 +80,7 @@ from lssgen_diffusers.testing_flux2 import tiny_flux2_klein_pipeline, tiny_flux2
 from lssgen_diffusers.testing_hidream import generating_as_asked, tiny_hidream_pipeline
 from lssgen_diffusers.testing_lumina2 import tiny_lumina2_pipeline
 from lssgen_diffusers.testing_qwen_image import tiny_krea2_pipeline, tiny_qwen_image_pipeline
-from lssgen_diffusers.testing_text import byte_alphabet, byte_level_tokenizer, numbered
+from lssgen_diffusers.testing_text import byte_alphabet, numbered, tiny_tokenizer
 from lssgen_diffusers.testing_z_image import tiny_z_image_pipeline
 from lssgen_diffusers.tiny_configs import tiny_config
 
@@ -172,16 +172,7 @@ def tiny_glm_tokenizer(model_max_length: int = 8192) -> PreTrainedTokenizerFast:
     string gives two tokens, which CogView4's empty negative prompt needs), pads on the left
     with ``<|endoftext|>`` (id 256), and is a plain ``PreTrainedTokenizerFast``.
     """
-    specials = ["<|endoftext|>", "[MASK]", "[gMASK]", "[sMASK]", "<sop>", "<eop>"]
-    return byte_level_tokenizer(
-        numbered(byte_alphabet() + specials),
-        specials,
-        ["[gMASK]", "<sop>"],
-        model_max_length=model_max_length,
-        pad_token="<|endoftext|>",
-        eos_token="<|endoftext|>",
-        padding_side="left",
-    )
+    return tiny_tokenizer("glm", model_max_length)
 
 
 # --------------------------------------------------------------------------------------------
@@ -536,18 +527,7 @@ def tiny_gemma_tokenizer(model_max_length: int = 8192) -> PreTrainedTokenizerFas
     Gemma's special ids (``<pad>`` 0, ``<eos>`` 1, ``<bos>`` 2, ``<unk>`` 3) then the 256
     byte-level symbols; like Gemma's tokenizer it prefixes every sequence with ``<bos>``.
     """
-    specials = ["<pad>", "<eos>", "<bos>", "<unk>"]
-    return byte_level_tokenizer(
-        numbered(specials + byte_alphabet()),
-        specials,
-        ["<bos>"],
-        model_max_length=model_max_length,
-        unk_token="<unk>",
-        pad_token="<pad>",
-        eos_token="<eos>",
-        bos_token="<bos>",
-        padding_side="right",
-    )
+    return tiny_tokenizer("gemma", model_max_length)
 
 
 def gemma2_encoder(tokenizer: PreTrainedTokenizerFast, seed: int) -> Gemma2Model:

@@ -55,6 +55,7 @@ __all__ = [
     "tiny_qwen3_encoder",
     "tiny_qwen3_tokenizer",
     "tiny_qwen3_vl_encoder",
+    "tiny_tokenizer",
 ]
 
 #: Qwen3's chat template, cut to what text-to-image pipelines use (user turns, the generation
@@ -67,8 +68,6 @@ QWEN3_CHAT_TEMPLATE = (
     "{%- if enable_thinking is defined and enable_thinking is false %}"
     "{{- '<think>\\n\\n</think>\\n\\n' }}{%- endif %}{%- endif %}"
 )
-
-_QWEN3_SPECIALS = ("<|endoftext|>", "<|im_start|>", "<|im_end|>", "<think>", "</think>")
 
 
 def byte_alphabet() -> list[str]:
@@ -112,6 +111,28 @@ def byte_level_tokenizer(
     )
 
 
+def tiny_tokenizer(
+    name: str, model_max_length: int, chat_template: str | None = None
+) -> PreTrainedTokenizerFast:
+    """The byte-level tokenizer ``name`` of ``tokenizers.json`` (its special tokens before or
+    after :func:`byte_alphabet`, its prefix and special-token roles), with ``chat_template``."""
+    spec = tiny_config("tokenizers", name)
+    specials: list[str] = spec["specials"]
+    ordered = (
+        [*specials, *byte_alphabet()] if spec["specials_first"] else [*byte_alphabet(), *specials]
+    )
+    tokenizer = byte_level_tokenizer(
+        numbered(ordered),
+        specials,
+        spec.get("prefix", ()),
+        model_max_length=model_max_length,
+        **spec["roles"],
+    )
+    if chat_template is not None:
+        tokenizer.chat_template = chat_template
+    return tokenizer
+
+
 def tiny_qwen3_tokenizer(model_max_length: int = 32768) -> PreTrainedTokenizerFast:
     """A byte-level Qwen2/3-style tokenizer built in memory (261 tokens).
 
@@ -119,16 +140,7 @@ def tiny_qwen3_tokenizer(model_max_length: int = 32768) -> PreTrainedTokenizerFa
     ``<|im_start|>``, ``<|im_end|>`` (the end-of-turn token), ``<think>`` and ``</think>``; no
     BOS (Qwen adds none), padding on the right, and :data:`QWEN3_CHAT_TEMPLATE`.
     """
-    tokenizer = byte_level_tokenizer(
-        numbered(byte_alphabet() + list(_QWEN3_SPECIALS)),
-        list(_QWEN3_SPECIALS),
-        model_max_length=model_max_length,
-        pad_token="<|endoftext|>",
-        eos_token="<|im_end|>",
-        padding_side="right",
-    )
-    tokenizer.chat_template = QWEN3_CHAT_TEMPLATE
-    return tokenizer
+    return tiny_tokenizer("qwen3", model_max_length, QWEN3_CHAT_TEMPLATE)
 
 
 def _qwen_text_config(
@@ -170,6 +182,19 @@ def tiny_qwen3_encoder(
     )
 
 
+def _flux2_text_fields(
+    tokenizer: PreTrainedTokenizerFast, hidden_size: int, num_hidden_layers: int, *special: str
+) -> dict[str, Any]:
+    """The layout FLUX.2's tiny text encoders share: ``hidden_size`` wide with an MLP twice as
+    wide, ``num_hidden_layers`` deep, over ``tokenizer`` (its ``special`` token ids)."""
+    return {
+        "hidden_size": hidden_size,
+        "intermediate_size": 2 * hidden_size,
+        "num_hidden_layers": num_hidden_layers,
+        **vocabulary(tokenizer, *special),
+    }
+
+
 def tiny_qwen3_causal_lm(
     tokenizer: PreTrainedTokenizerFast,
     seed: int = 0,
@@ -185,10 +210,7 @@ def tiny_qwen3_causal_lm(
         "text_encoders",
         "qwen3_causal_lm",
         seed,
-        hidden_size=hidden_size,
-        intermediate_size=2 * hidden_size,
-        num_hidden_layers=num_hidden_layers,
-        **vocabulary(tokenizer, "pad", "eos"),
+        **_flux2_text_fields(tokenizer, hidden_size, num_hidden_layers, "pad", "eos"),
     )
 
 
@@ -228,10 +250,6 @@ def tiny_qwen3_vl_encoder(
     )
 
 
-# Llama 3's special tokens that a text-to-image prompt meets (begin and end of text).
-_LLAMA_SPECIALS = ("<|begin_of_text|>", "<|end_of_text|>")
-
-
 def tiny_llama_tokenizer(model_max_length: int = 131072) -> PreTrainedTokenizerFast:
     """A byte-level Llama-3-style tokenizer built in memory (258 tokens).
 
@@ -240,15 +258,7 @@ def tiny_llama_tokenizer(model_max_length: int = 131072) -> PreTrainedTokenizerF
     ``<|begin_of_text|>`` (so the empty string gives one token) and has no pad token of its own
     (HiDream's pipeline pads with the eos token); any text tokenizes (one token per byte).
     """
-    return byte_level_tokenizer(
-        numbered(byte_alphabet() + list(_LLAMA_SPECIALS)),
-        list(_LLAMA_SPECIALS),
-        [_LLAMA_SPECIALS[0]],
-        model_max_length=model_max_length,
-        bos_token=_LLAMA_SPECIALS[0],
-        eos_token=_LLAMA_SPECIALS[1],
-        padding_side="right",
-    )
+    return tiny_tokenizer("llama", model_max_length)
 
 
 def tiny_llama_encoder(
@@ -272,17 +282,7 @@ def tiny_llama_encoder(
 
 
 #: Mistral's control tokens (Mistral Small 3's tekken vocabulary puts them first as well).
-MISTRAL_SPECIAL_TOKENS = (
-    "<unk>",
-    "<s>",
-    "</s>",
-    "[INST]",
-    "[/INST]",
-    "[SYSTEM_PROMPT]",
-    "[/SYSTEM_PROMPT]",
-    "[IMG]",
-    "<pad>",
-)
+MISTRAL_SPECIAL_TOKENS = tuple(tiny_config("tokenizers", "mistral3")["specials"])
 
 #: Mistral Small 3's chat template cut to text: a system prompt, then user / assistant turns, each
 #: message's content a string or a list of ``{"type": "text", "text": ...}`` parts.
@@ -307,18 +307,7 @@ def tiny_mistral3_tokenizer(model_max_length: int = 131072) -> PreTrainedTokeniz
     :data:`MISTRAL3_CHAT_TEMPLATE`. A plain tokenizer stands in for the stock ``AutoProcessor``
     (Pixtral's), which text-only prompts use only through ``apply_chat_template``.
     """
-    tokenizer = byte_level_tokenizer(
-        numbered(list(MISTRAL_SPECIAL_TOKENS) + byte_alphabet()),
-        list(MISTRAL_SPECIAL_TOKENS),
-        model_max_length=model_max_length,
-        unk_token="<unk>",
-        bos_token="<s>",
-        eos_token="</s>",
-        pad_token="<pad>",
-        padding_side="left",
-    )
-    tokenizer.chat_template = MISTRAL3_CHAT_TEMPLATE
-    return tokenizer
+    return tiny_tokenizer("mistral3", model_max_length, MISTRAL3_CHAT_TEMPLATE)
 
 
 def tiny_mistral3_encoder(
@@ -331,14 +320,8 @@ def tiny_mistral3_encoder(
     """A random ``Mistral3ForConditionalGeneration`` over ``tokenizer``: a Mistral text model
     ``hidden_size`` wide (2 heads of 8, one key/value head) of ``num_hidden_layers`` layers, and
     a one-layer Pixtral vision tower (16 wide, 16-px patches) that text-only prompts never run."""
-    text = tiny_config(
-        "text_encoders",
-        "mistral_text",
-        hidden_size=hidden_size,
-        intermediate_size=2 * hidden_size,
-        num_hidden_layers=num_hidden_layers,
-        **vocabulary(tokenizer, "pad", "bos", "eos"),
-    )
+    fields = _flux2_text_fields(tokenizer, hidden_size, num_hidden_layers, "pad", "bos", "eos")
+    text = tiny_config("text_encoders", "mistral_text", **fields)
     return tiny_module(
         Mistral3ForConditionalGeneration,
         "text_encoders",
