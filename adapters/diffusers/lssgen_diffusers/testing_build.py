@@ -166,9 +166,10 @@ def tiny_stock_pipeline(
     ``denoiser_fields``: what it reads from the text encoders), each seeded by its stream."""
     spec = tiny_config("pipelines", family)
     arguments: dict[str, Any] = {**spec.pop("arguments", {}), **components}
+    clashes = sorted(set(spec) & set(arguments))
+    if clashes:
+        raise ValueError(f"{family}: {clashes[0]!r} is both given and in pipelines.json")
     for slot, (class_name, name) in spec.items():
-        if slot in arguments:
-            raise ValueError(f"{family}: {slot!r} is both given and in pipelines.json")
         cls = getattr(diffusers, class_name)
         group = _SLOT_GROUPS[slot]
         if slot not in _SLOT_STREAMS:
