@@ -9,6 +9,9 @@ shape, scheduler, latent packing and VAE scale factor matches the real model fam
 
 Shared properties:
 
+* The config values are data: the JSON files of :mod:`lssgen_diffusers.tiny_configs` (shipped
+  with the package), which :mod:`lssgen_diffusers.testing_build` turns into components, each
+  seeded by its own random stream; the builders here add what one component reads from another.
 * The VAEs are ``AutoencoderKL`` with four blocks, so ``pipe.vae_scale_factor == 8``, and the
   real models' latent channel counts and ``scaling_factor`` / ``shift_factor``.
 * Schedulers use the real models' shipped configs (see each builder).
@@ -90,9 +93,12 @@ __all__ = [
     "TINY_FAMILIES",
     "TinyFamily",
     "align_safetensors",
+    "clip_with_projection",
     "flux_scheduler",
+    "gemma2_encoder",
     "save_tiny_pipeline",
     "seeded_fork",
+    "t5_encoder",
     "tiny_chroma_pipeline",
     "tiny_clip_tokenizer",
     "tiny_cogview4_pipeline",

@@ -11,11 +11,7 @@ from functools import partial
 from typing import Any, TypeVar
 
 import torch
-from diffusers import (
-    AutoencoderKLFlux2,
-    Flux2KleinPipeline,
-    Flux2Pipeline,
-)
+from diffusers import AutoencoderKLFlux2, Flux2KleinPipeline, Flux2Pipeline
 
 from lssgen_diffusers.testing_build import (
     seeded,

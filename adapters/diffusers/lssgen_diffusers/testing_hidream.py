@@ -15,17 +15,10 @@ from contextlib import contextmanager
 from functools import partial
 from typing import Any
 
-from diffusers import (
-    FlowMatchEulerDiscreteScheduler,
-    HiDreamImagePipeline,
-)
+from diffusers import FlowMatchEulerDiscreteScheduler, HiDreamImagePipeline
 
 from lssgen_diffusers.hidream import sample_size_keeping
-from lssgen_diffusers.testing_build import (
-    configured,
-    text_components,
-    tiny_stock_pipeline,
-)
+from lssgen_diffusers.testing_build import configured, text_components, tiny_stock_pipeline
 from lssgen_diffusers.testing_text import tiny_llama_encoder, tiny_llama_tokenizer
 
 __all__ = ["generating_as_asked", "tiny_hidream_pipeline", "tiny_hidream_scheduler"]

@@ -5,10 +5,7 @@ from __future__ import annotations
 
 from diffusers import Lumina2Pipeline
 
-from lssgen_diffusers.testing_build import (
-    text_components,
-    tiny_stock_pipeline,
-)
+from lssgen_diffusers.testing_build import text_components, tiny_stock_pipeline
 
 __all__ = ["tiny_lumina2_pipeline"]
 

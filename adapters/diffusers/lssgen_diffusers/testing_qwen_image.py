@@ -12,11 +12,7 @@ from __future__ import annotations
 
 from functools import partial
 
-from diffusers import (
-    AutoencoderKLQwenImage,
-    Krea2Pipeline,
-    QwenImagePipeline,
-)
+from diffusers import AutoencoderKLQwenImage, Krea2Pipeline, QwenImagePipeline
 
 from lssgen_diffusers.testing_build import (
     stream_seed,

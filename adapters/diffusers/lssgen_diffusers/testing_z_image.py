@@ -9,10 +9,7 @@ from typing import Any
 
 from diffusers import FlowMatchEulerDiscreteScheduler, ZImagePipeline
 
-from lssgen_diffusers.testing_build import (
-    text_components,
-    tiny_stock_pipeline,
-)
+from lssgen_diffusers.testing_build import text_components, tiny_stock_pipeline
 from lssgen_diffusers.testing_text import tiny_qwen3_encoder, tiny_qwen3_tokenizer
 from lssgen_diffusers.tiny_configs import tiny_config
 
