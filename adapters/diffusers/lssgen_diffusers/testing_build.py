@@ -1,5 +1,7 @@
-"""The one builder of the tiny random test models: a component from its tiny config, under its
-own random stream.
+"""The builder of the tiny random test models: a component from its tiny config under its own
+random stream (:func:`tiny_module`), a pipeline's text slots (:func:`text_components`), and a
+stock pipeline of the parts a family's entry of ``pipelines.json`` names
+(:func:`tiny_stock_pipeline`).
 
 Every tiny pipeline seeds each of its components from ``seed * 16 + STREAMS[component]``, in a
 fork of torch's CPU random state, so that components are independent of one another and of the
