@@ -8,6 +8,7 @@ from contextlib import AbstractContextManager, contextmanager
 from typing import Any
 
 import attrs
+import pytest
 import torch
 
 import lssgen_diffusers as lss
@@ -138,6 +139,39 @@ def latent_call(size: int, steps: int, *, seed: int | None = 0, **overrides: Any
     if seed is not None:
         call["generator"] = torch.Generator().manual_seed(seed)
     return {**call, **overrides}  # a given generator replaces the seeded one
+
+
+#: The size and step count of a family test's calls.
+TARGET, STEPS = 128, 8
+
+
+def run(pipe: Any, **overrides: Any) -> Any:
+    """The images (latents by default) of ``pipe``'s :func:`latent_call` at ``TARGET`` and
+    ``STEPS`` with ``overrides``."""
+    return pipe(**latent_call(TARGET, STEPS, **overrides)).images
+
+
+def call_counts(pair: Pair, **overrides: Any) -> tuple[int, int]:
+    """How many denoiser calls and text-encoder calls the LSS pipeline's :func:`run` with
+    ``overrides`` makes."""
+    with recorded_inputs(pair.denoiser) as calls, recorded_inputs(pair.lss.text_encoder) as encoded:
+        run(pair.lss, **overrides)
+    return len(calls), len(encoded)
+
+
+def stage_call(stage: Any) -> dict[str, Any]:
+    """The size and step arguments of a stock call that makes plan stage ``stage`` alone."""
+    return {"height": stage.height, "width": stage.width, "num_inference_steps": stage.num_steps}
+
+
+def family_pair(kind: str) -> Any:
+    """A ``pair`` fixture for the tests of one family: ``lss_pair(kind)``."""
+
+    @pytest.fixture
+    def pair(lss_pair: Callable[[str], Pair]) -> Pair:
+        return lss_pair(kind)
+
+    return pair
 
 
 @contextmanager

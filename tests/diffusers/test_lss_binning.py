@@ -10,10 +10,7 @@ import attrs
 import PIL.Image
 import pytest
 import torch
-from lss_testkit import LSS_CLASSES, latent_call, recorded_inputs
-
-TARGET = 128  # binned up by each tiny model's smallest bins
-STEPS = 8
+from lss_testkit import LSS_CLASSES, TARGET, recorded_inputs, run
 
 
 @attrs.frozen
@@ -33,10 +30,6 @@ BINNED = {
     # 512-px bins (transformer sample_size 16), 32x DC-AE.
     "sana": Binned(512, 32, 32, min_size=256, stage_heights=(256, 512)),
 }
-
-
-def run(pipe: Any, **kwargs: Any) -> Any:
-    return pipe(**latent_call(TARGET, STEPS, **kwargs)).images
 
 
 @pytest.mark.parametrize("kind", list(BINNED))

@@ -41,6 +41,7 @@ from lss_testkit import (
     latent_call,
     random_upsampler,
     recorded_inputs,
+    stage_call,
 )
 
 from lssgen_diffusers import LSSFluxPipeline
@@ -185,9 +186,7 @@ def test_interrupting_an_early_stage_returns_what_stock_returns_at_that_stage(
     with family_sized(pair.stock, first.height, first.width):
         expected = pair.stock(
             **arguments(
-                height=first.height,
-                width=first.width,
-                num_inference_steps=first.num_steps,
+                **stage_call(first),
                 output_type=output_type,
                 return_dict=False,
                 callback_on_step_end=interrupt_at(1),

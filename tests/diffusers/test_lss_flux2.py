@@ -9,7 +9,7 @@ from typing import Any
 import PIL.Image
 import pytest
 import torch
-from lss_testkit import PROMPT, Pair, latent_call, recorded_inputs
+from lss_testkit import PROMPT, Pair, family_pair, recorded_inputs, run, stage_call
 
 from lssgen_core.errors import LSSArgumentError
 from lssgen_core.parameterization import FLOW
@@ -18,14 +18,7 @@ from lssgen_diffusers.scheduler_levels import scheduler_levels
 KIND = "flux2"
 
 
-def run(pipe: Any, **kwargs: Any) -> Any:
-    return pipe(**latent_call(128, 8, **kwargs)).images
-
-
-@pytest.fixture
-def pair(lss_pair: Any) -> Pair:
-    pair: Pair = lss_pair(KIND)
-    return pair
+pair = family_pair(KIND)
 
 
 def test_the_upsampler_gets_the_first_stages_tokens_unpatchified(pair: Pair) -> None:
@@ -38,9 +31,7 @@ def test_the_upsampler_gets_the_first_stages_tokens_unpatchified(pair: Pair) -> 
     finally:
         handle.remove()
     first = pair.lss.lss_plan.stages[0]
-    tokens = run(
-        pair.stock, height=first.height, width=first.width, num_inference_steps=first.num_steps
-    )
+    tokens = run(pair.stock, **stage_call(first))
     assert tuple(tokens.shape) == (1, 16, 128)  # the stock result: normalised tokens
     grid = tokens.transpose(1, 2).reshape(1, 128, 4, 4)
     assert len(seen) == 1
@@ -59,9 +50,7 @@ def test_guidance_and_schedule_of_every_stage(pair: Pair) -> None:
     for stage in plan.stages:
         run(
             pair.stock,
-            height=stage.height,
-            width=stage.width,
-            num_inference_steps=stage.num_steps,
+            **stage_call(stage),
             guidance_scale=2.5,
         )
         stock = scheduler_levels(pair.stock.scheduler, FLOW)

@@ -11,7 +11,7 @@ import pytest
 import torch
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from lss_testkit import PROMPT, Pair, latent_call, recorded_inputs
+from lss_testkit import PROMPT, Pair, family_pair, recorded_inputs, run, stage_call
 
 from lssgen_core.errors import LSSArgumentError
 from lssgen_core.parameterization import FLOW
@@ -21,14 +21,7 @@ from lssgen_diffusers.vae_space import to_model_latents, to_vae_latents
 KIND = "flux2-klein"
 
 
-def run(pipe: Any, **kwargs: Any) -> Any:
-    return pipe(**latent_call(128, 8, **kwargs)).images
-
-
-@pytest.fixture
-def pair(lss_pair: Any) -> Pair:
-    pair: Pair = lss_pair(KIND)
-    return pair
+pair = family_pair(KIND)
 
 
 def bn_stats(vae: Any) -> tuple[torch.Tensor, torch.Tensor]:
@@ -76,9 +69,7 @@ def test_the_upsampler_gets_the_first_stages_latent_normalised(pair: Pair) -> No
 
     raw = run(
         pair.stock,
-        height=first.height,
-        width=first.width,
-        num_inference_steps=first.num_steps,
+        **stage_call(first),
         callback_on_step_end=last_tokens,
     )
     assert tuple(raw.shape) == (1, 32, 8, 8)  # the stock result: the raw VAE latent
@@ -210,9 +201,7 @@ def test_an_interrupted_first_stage_decodes_its_own_latent(pair: Pair) -> None:
 
     expected = run(
         pair.stock,
-        height=first.height,
-        width=first.width,
-        num_inference_steps=first.num_steps,
+        **stage_call(first),
         callback_on_step_end=stock_interrupt,
         output_type="pt",
     )

@@ -13,17 +13,11 @@ import torch
 from diffusers import HiDreamImagePipeline, UniPCMultistepScheduler
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from lss_testkit import PROMPT, Pair, latent_call, lss_from_stock, recorded_inputs
+from lss_testkit import PROMPT, STEPS, Pair, lss_from_stock, recorded_inputs, run
 
 from lssgen_core.errors import LSSArgumentError
 from lssgen_diffusers.hidream import sample_size_keeping, stock_generated_size
 from lssgen_diffusers.testing_hidream import tiny_hidream_pipeline, tiny_hidream_scheduler
-
-STEPS = 8
-
-
-def run(pipe: Any, **kwargs: Any) -> Any:
-    return pipe(**latent_call(128, STEPS, **kwargs)).images
 
 
 def with_scheduler(scheduler: Any) -> Pair:
@@ -57,10 +51,11 @@ def stock_size(pipe: Any, embeds: dict[str, Any], height: int, width: int) -> tu
 @pytest.fixture(scope="module")
 def embeds(lss_pair: Any) -> dict[str, Any]:
     pair = lss_pair("hidream")
-    # What the stock encode_prompt returns, by the names the family gives its outputs.
+    # The stock encode_prompt's outputs, named as its __call__ takes them (the LSS pipeline's
+    # lss_encode_outputs).
     names = pair.lss.lss_encode_outputs
     with torch.no_grad():
-        return dict(zip(names, pair.stock.encode_prompt(PROMPT)))
+        return dict(zip(names, pair.stock.encode_prompt(PROMPT), strict=True))
 
 
 # --- sizes ---------------------------------------------------------------------------------------

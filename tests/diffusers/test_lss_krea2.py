@@ -1,40 +1,40 @@
 """Krea 2's own differences: its patch size and rounding up, its shift (dynamic, or fixed for the
-distilled checkpoint), guidance on for ``guidance_scale > 0`` with an empty negative prompt, and
-Qwen-Image's spatial view."""
+distilled checkpoint), and guidance on for ``guidance_scale > 0`` with an empty negative prompt
+(its spatial view, Qwen-Image's, is tested with Qwen-Image's in ``test_lss_qwen_image``)."""
 
 from __future__ import annotations
 
 from typing import Any
 
-import pytest
 import torch
 from diffusers import Krea2Pipeline
-from lss_testkit import Pair, latent_call, random_upsampler, recorded_inputs
+from lss_testkit import (
+    Pair,
+    call_counts,
+    family_pair,
+    random_upsampler,
+    recorded_inputs,
+    run,
+    stage_call,
+)
 
 from lssgen_diffusers import LSSKrea2Pipeline
 
-TARGET, MIN_SIZE, STEPS = 128, 64, 8
+MIN_SIZE = 64
 
 
-def run(pipe: Any, **kwargs: Any) -> Any:
-    return pipe(**latent_call(TARGET, STEPS, **kwargs)).images
-
-
-@pytest.fixture
-def pair(lss_pair: Any) -> Pair:
-    result: Pair = lss_pair("krea2")
-    return result
+pair = family_pair("krea2")
 
 
 def stage_timesteps_match_stock(pair: Pair, stock: Any, lss: Any, **kwargs: Any) -> None:
     """Every stage's denoiser timesteps are those of a stock call at the stage's size."""
     transformer = lss.transformer
     with recorded_inputs(transformer) as calls:
-        lss(**latent_call(TARGET, STEPS, min_size=MIN_SIZE, guidance_scale=0.0, **kwargs))
+        run(lss, min_size=MIN_SIZE, guidance_scale=0.0, **kwargs)
     seen = [float(call["timestep"][0]) for call in calls]
     for stage in lss.lss_plan.stages:
         with recorded_inputs(transformer) as stock_calls:
-            stock(**latent_call(stage.height, stage.num_steps, guidance_scale=0.0, **kwargs))
+            run(stock, **stage_call(stage), guidance_scale=0.0, **kwargs)
         expected = [float(call["timestep"][0]) for call in stock_calls][stage.start_index :]
         assert seen[: len(expected)] == expected, stage.index
         seen = seen[len(expected) :]
@@ -65,7 +65,7 @@ def test_sizes_are_rounded_up_as_stock_before_planning(pair: Pair) -> None:
     assert (plan.target.height, plan.target.width) == (128, 96)
     assert [(s.height, s.width) for s in plan.stages] == [(64, 48), (128, 96)]
     assert tuple(latents.shape) == (1, (128 // 16) * (96 // 16), 64)
-    stock = pair.stock(**latent_call(120, STEPS, width=90)).images
+    stock = run(pair.stock, height=120, width=90)
     assert stock.shape == latents.shape
 
 
@@ -73,13 +73,8 @@ def test_guidance_runs_both_branches_with_an_empty_negative_prompt_encoded_once(
     pair: Pair,
 ) -> None:
     for scale, branches, encodes in ((4.5, 2, 2), (0.0, 1, 1)):
-        with (
-            recorded_inputs(pair.denoiser) as calls,
-            recorded_inputs(pair.lss.text_encoder) as encoded,
-        ):
-            run(pair.lss, min_size=MIN_SIZE, guidance_scale=scale)
-        assert len(calls) == branches * pair.lss.lss_plan.num_denoising_steps, scale
-        assert len(encoded) == encodes, scale
+        counts = call_counts(pair, min_size=MIN_SIZE, guidance_scale=scale)
+        assert counts == (branches * pair.lss.lss_plan.num_denoising_steps, encodes), scale
     # The default negative prompt is "", as stock: the first stage is the stock call at its size.
     seen: list[torch.Tensor] = []
 
@@ -89,17 +84,5 @@ def test_guidance_runs_both_branches_with_an_empty_negative_prompt_encoded_once(
 
     run(pair.lss, min_size=MIN_SIZE, callback_on_step_end=keep)
     first = pair.lss.lss_plan.stages[0]
-    expected = pair.stock(**latent_call(first.height, first.num_steps, negative_prompt="")).images
+    expected = run(pair.stock, **stage_call(first), negative_prompt="")
     assert torch.equal(seen[first.num_denoising_steps - 1], expected)
-
-
-def test_the_spatial_view_is_qwen_images(pair: Pair) -> None:
-    packed = run(pair.lss, min_size=MIN_SIZE)
-    target = pair.lss.lss_plan.target
-    spatial = pair.lss.lss_unpack(packed, target)
-    assert tuple(spatial.shape) == (1, 16, TARGET // 8, TARGET // 8)
-    assert torch.equal(pair.lss.lss_pack(spatial, target), packed)
-    image = pair.lss(**latent_call(TARGET, STEPS, min_size=MIN_SIZE, output_type="pt")).images
-    with torch.no_grad():
-        decoded = pair.lss.lss_pixel_codec().decode(spatial)
-    torch.testing.assert_close((decoded / 2 + 0.5).clamp(0, 1), image, rtol=0, atol=1e-5)

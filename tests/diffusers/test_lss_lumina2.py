@@ -12,16 +12,9 @@ from typing import Any
 import torch
 from hypothesis import given
 from hypothesis import strategies as st
-from lss_testkit import PROMPT, Pair, latent_call, recorded_inputs
+from lss_testkit import PROMPT, STEPS, Pair, recorded_inputs, run
 
 from lssgen_diffusers.lumina2 import stage_cfg_trunc_ratio
-
-TARGET = 128
-STEPS = 8
-
-
-def run(pipe: Any, **kwargs: Any) -> Any:
-    return pipe(**latent_call(TARGET, STEPS, **kwargs)).images
 
 
 def stock_guided(ratio: float, steps: int) -> list[bool]:

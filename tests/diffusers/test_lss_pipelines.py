@@ -20,6 +20,7 @@ from lss_testkit import (
     family_sized,
     latent_call,
     recorded_inputs,
+    stage_call,
     step_callback,
 )
 
@@ -97,9 +98,7 @@ def test_first_stage_equals_stock_at_its_size(pair: Pair, negative: bool) -> Non
     with family_sized(pair.stock, first.height, first.width):
         run(
             pair.stock,
-            height=first.height,
-            width=first.width,
-            num_inference_steps=first.num_steps,
+            **stage_call(first),
             **step_callback(pair, keep),
             **extra,
         )

@@ -6,14 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 import torch
-from lss_testkit import Pair, latent_call, recorded_inputs
-
-TARGET = 128
-STEPS = 8
-
-
-def run(pipe: Any, **kwargs: Any) -> Any:
-    return pipe(**latent_call(TARGET, STEPS, **kwargs)).images
+from lss_testkit import Pair, recorded_inputs, run
 
 
 def test_attention_masks_reach_every_stage_one_row_per_image(lss_pair: Any) -> None:

@@ -10,7 +10,18 @@ from typing import Any
 import numpy as np
 import pytest
 import torch
-from lss_testkit import PROMPT, Pair, latent_call, lss_from_stock, recorded_inputs
+from lss_testkit import (
+    PROMPT,
+    STEPS,
+    TARGET,
+    Pair,
+    call_counts,
+    family_pair,
+    latent_call,
+    lss_from_stock,
+    recorded_inputs,
+    run,
+)
 from PIL import Image
 
 from lssgen.cli import main
@@ -20,22 +31,18 @@ from lssgen_diffusers.qwen_image import qwen_image_pixel_codec
 from lssgen_diffusers.vae import load_vae
 from lssgen_diffusers.video_vae import VideoFrameCodec
 
-TARGET, MIN_SIZE, STEPS = 128, 64, 8
+MIN_SIZE = 64
 
 
-def run(pipe: Any, **kwargs: Any) -> Any:
-    return pipe(**latent_call(TARGET, STEPS, **kwargs)).images
+pair = family_pair("qwen-image")
 
 
-@pytest.fixture
-def pair(lss_pair: Any) -> Pair:
-    result: Pair = lss_pair("qwen-image")
-    return result
-
-
+# Krea 2 ships Qwen-Image's VAE and packing, so it has the same spatial view.
+@pytest.mark.parametrize("kind", ["qwen-image", "krea2"])
 def test_the_spatial_view_is_the_vae_latent_normalised_as_the_transformer_sees_it(
-    pair: Pair,
+    lss_pair: Any, kind: str
 ) -> None:
+    pair: Pair = lss_pair(kind)
     packed = run(pair.lss, min_size=MIN_SIZE)
     target = pair.lss.lss_plan.target
     spatial = pair.lss.lss_unpack(packed, target)
@@ -103,14 +110,9 @@ def test_true_cfg_runs_both_branches_at_every_stage_and_encodes_the_negative_onc
     pair: Pair,
 ) -> None:
     for scale, branches, encodes in ((4.0, 2, 2), (1.0, 1, 1)):
-        with (
-            recorded_inputs(pair.denoiser) as calls,
-            recorded_inputs(pair.lss.text_encoder) as encoded,
-        ):
-            run(pair.lss, min_size=MIN_SIZE, negative_prompt="blurry", true_cfg_scale=scale)
-        plan = pair.lss.lss_plan
-        assert len(calls) == branches * plan.num_denoising_steps, scale
-        assert len(encoded) == encodes, scale
+        arguments = {"negative_prompt": "blurry", "true_cfg_scale": scale}
+        counts = call_counts(pair, min_size=MIN_SIZE, **arguments)
+        assert counts == (branches * pair.lss.lss_plan.num_denoising_steps, encodes), scale
 
 
 def test_prompt_masks_reach_every_stage_for_every_image(pair: Pair) -> None:

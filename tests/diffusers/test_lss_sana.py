@@ -7,15 +7,9 @@ from __future__ import annotations
 from typing import Any
 
 import torch
-from lss_testkit import Pair, latent_call, recorded_inputs
+from lss_testkit import Pair, recorded_inputs, run, stage_call
 
-TARGET = 128
-STEPS = 8
 UNBINNED = {"use_resolution_binning": False}
-
-
-def run(pipe: Any, **kwargs: Any) -> Any:
-    return pipe(**latent_call(TARGET, STEPS, **kwargs)).images
 
 
 def test_latents_are_the_dc_ae_space_at_32x(lss_pair: Any) -> None:
@@ -60,7 +54,7 @@ def test_later_stages_enter_the_stock_flow_schedule_part_way(lss_pair: Any) -> N
     first, last = pair.lss.lss_plan.stages
     assert last.start_index > 0
     with recorded_inputs(pair.denoiser) as stock_calls:
-        run(pair.stock, height=last.height, width=last.width, num_inference_steps=last.num_steps)
+        run(pair.stock, **stage_call(last))
     # The static flow_shift gives the same schedule at every size; the last stage runs the stock
     # call's timesteps from its entry step on, after the first stage's own steps.
     stock_timesteps = [call["timestep"] for call in stock_calls]

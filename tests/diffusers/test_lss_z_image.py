@@ -11,13 +11,19 @@ from typing import Any
 
 import pytest
 import torch
-from lss_testkit import PROMPT, Pair, latent_call, lss_from_stock, recorded_inputs
+from lss_testkit import (
+    PROMPT,
+    STEPS,
+    TARGET,
+    Pair,
+    lss_from_stock,
+    recorded_inputs,
+    run,
+)
 
 from lssgen_core.errors import LSSArgumentError
 from lssgen_diffusers.testing_z_image import tiny_z_image_pipeline
 
-TARGET = 128
-STEPS = 8
 # A dynamic-shift scheduler (FLUX.1's constants) for the resolution-dependent schedule.
 DYNAMIC = {
     "num_train_timesteps": 1000,
@@ -27,10 +33,6 @@ DYNAMIC = {
     "base_image_seq_len": 256,
     "max_image_seq_len": 4096,
 }
-
-
-def run(pipe: Any, **kwargs: Any) -> Any:
-    return pipe(**latent_call(TARGET, STEPS, **kwargs)).images
 
 
 @contextmanager

@@ -7,13 +7,13 @@ from collections import Counter
 from functools import partial
 from typing import Any
 
-import numpy as np
 import pytest
 import torch
 from video_testkit import (
+    assert_several_videos_per_prompt,
     lss_over,
-    random_upsampler,
     recorded_inputs,
+    two_stage_calls,
     video_call,
 )
 
@@ -39,25 +39,23 @@ def test_one_stage_of_wan_2_2_is_the_stock_call_bit_for_bit(wan22: Any) -> None:
 def test_two_stages_run_the_planned_denoiser_calls_and_make_the_asked_video(
     wan: Any, scaling_mode: str
 ) -> None:
-    stock, _ = wan
-    upsampler = random_upsampler(16)
-    lss = lss_with(stock, latent_upsampler=upsampler)
     steps: list[tuple[int, int]] = []
 
     def count(pipe: Any, step: int, timestep: Any, tensors: dict) -> dict:
         steps.append((pipe.lss_stage.index, step))
         return tensors
 
-    with recorded_inputs(lss.transformer) as calls, recorded_inputs(upsampler) as scaled:
-        frames = lss(
-            **video_call(SIZE, SIZE, FRAMES, STEPS),
-            min_size=32,
-            scaling_mode=scaling_mode,
-            callback_on_step_end=count,
-        ).frames
+    call = video_call(SIZE, SIZE, FRAMES, STEPS)
+    # The 2-D upsampler runs over the B * F frames of the first stage's latent.
+    lss, calls = two_stage_calls(
+        LSSWanPipeline,
+        wan[0],
+        scaling_mode,
+        call,
+        (LATENT_FRAMES, 16, 4, 4),
+        callback_on_step_end=count,
+    )
     plan = lss.lss_plan
-    assert [(s.height, s.width) for s in plan.stages] == [(32, 32), (64, 64)]
-    assert plan.target.start_index > 0  # entered part-way through its schedule
     # Guidance 5 (the stock default): a conditional and an unconditional call per step, on
     # [B, 16, F, h, w] latents with the call's frames in every stage.
     per_stage = Counter(call["shape"] for call in calls)
@@ -71,12 +69,6 @@ def test_two_stages_run_the_planned_denoiser_calls_and_make_the_asked_video(
     # 1000 * sigma cast to integers, the sigma itself is the planned one.
     first_target = calls[2 * plan.stages[0].num_denoising_steps]["timestep"]
     assert abs(float(first_target[0]) - 1000 * plan.target.entry_level) < 1
-    assert frames.shape == (1, FRAMES, SIZE, SIZE, 3)
-    assert np.isfinite(frames).all()
-    # The 2-D upsampler runs once, over the B * F frames of the first stage's latent.
-    assert [c["shape"] for c in scaled] == (
-        [(LATENT_FRAMES, 16, 4, 4)] if scaling_mode == "resnet" else []
-    )
 
 
 def test_the_plan_counts_tokens_over_frames(wan: Any) -> None:
@@ -151,14 +143,9 @@ def test_wan_2_2_switches_experts_at_the_same_noise_level_with_and_without_lss(
 def test_prompt_embeds_for_several_videos_per_prompt(wan: Any) -> None:
     stock, lss = wan
     embeds, _ = stock.encode_prompt(prompt="a dot", do_classifier_free_guidance=False)
-    frames = lss(
-        **video_call(SIZE, SIZE, FRAMES, STEPS, prompt=None, prompt_embeds=embeds),
-        num_videos_per_prompt=2,
-        guidance_scale=1.0,
-        min_size=32,
-        scaling_mode="latent",
-    ).frames
-    assert frames.shape == (2, FRAMES, SIZE, SIZE, 3)
+    assert_several_videos_per_prompt(
+        lss, video_call(SIZE, SIZE, FRAMES, STEPS), prompt_embeds=embeds
+    )
 
 
 def test_720p_cannot_halve_and_is_refused_naming_height_and_the_fix(wan: Any) -> None:

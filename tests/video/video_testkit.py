@@ -95,3 +95,43 @@ def assert_refused_before_any_work(lss: Any, call: dict, argument: str) -> None:
     assert caught.value.argument == argument
     assert argument in str(caught.value)
     assert not calls and not encoded
+
+
+def two_stage_calls(
+    lss_class: type,
+    stock: Any,
+    scaling_mode: str,
+    call: dict,
+    resnet_input: tuple[int, ...],
+    **arguments: Any,
+) -> tuple[Any, list[dict[str, Any]]]:
+    """Run ``call`` (square, of ``video_call``) in two stages (``min_size`` half its side) on a
+    ``lss_class`` over ``stock`` with a random upsampler, scaling by ``scaling_mode``; check what
+    every family's two stages do and return the pipeline and its transformer's recorded inputs.
+    The ``"resnet"`` mode runs the upsampler once, on ``resnet_input`` (frames, channels, h, w);
+    the others never."""
+    upsampler = random_upsampler(resnet_input[1])
+    lss = lss_over(lss_class, stock, latent_upsampler=upsampler)
+    side = call["height"]
+    with recorded_inputs(lss.transformer) as calls, recorded_inputs(upsampler) as scaled:
+        frames = lss(**call, min_size=side // 2, scaling_mode=scaling_mode, **arguments).frames
+    plan = lss.lss_plan
+    assert [(s.height, s.width) for s in plan.stages] == [(side // 2,) * 2, (side,) * 2]
+    assert plan.target.start_index > 0  # entered part-way through its schedule
+    assert frames.shape == (1, call["num_frames"], side, side, 3)
+    assert np.isfinite(frames).all()
+    assert [c["shape"] for c in scaled] == ([resnet_input] if scaling_mode == "resnet" else [])
+    return lss, calls
+
+
+def assert_several_videos_per_prompt(lss: Any, call: dict, **prompt_embeds: Any) -> None:
+    """Two videos of one prompt given as ``prompt_embeds`` (no guidance), in two stages, make
+    two videos of ``call``'s size."""
+    frames = lss(
+        **{**call, "prompt": None, **prompt_embeds},
+        num_videos_per_prompt=2,
+        guidance_scale=1.0,
+        min_size=call["height"] // 2,
+        scaling_mode="latent",
+    ).frames
+    assert frames.shape == (2, call["num_frames"], call["height"], call["width"], 3)

@@ -9,6 +9,9 @@ shape, scheduler, latent packing and VAE scale factor matches the real model fam
 
 Shared properties:
 
+* The config values are data: the JSON files of :mod:`lssgen_diffusers.tiny_configs` (shipped
+  with the package), which :mod:`lssgen_diffusers.testing_build` turns into components, each
+  seeded by its own random stream; the builders here add what one component reads from another.
 * The VAEs are ``AutoencoderKL`` with four blocks, so ``pipe.vae_scale_factor == 8``, and the
   real models' latent channel counts and ``scaling_factor`` / ``shift_factor``.
 * Schedulers use the real models' shipped configs (see each builder).
@@ -26,37 +29,29 @@ import os
 import string
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import AbstractContextManager, contextmanager, nullcontext
+from functools import partial
 from pathlib import Path
 from typing import Any, TypeVar
 
 import attrs
 import torch
 from diffusers import (
-    AutoencoderDC,
     AutoencoderKL,
     ChromaPipeline,
-    ChromaTransformer2DModel,
     CogView4Pipeline,
-    CogView4Transformer2DModel,
     DDIMScheduler,
-    DPMSolverMultistepScheduler,
     EulerDiscreteScheduler,
     FlowMatchEulerDiscreteScheduler,
     FluxPipeline,
-    FluxTransformer2DModel,
     PixArtSigmaPipeline,
-    PixArtTransformer2DModel,
     PNDMScheduler,
     SanaPipeline,
-    SanaTransformer2DModel,
-    SD3Transformer2DModel,
     StableDiffusion3Pipeline,
     StableDiffusionPipeline,
     StableDiffusionXLPipeline,
     UNet2DConditionModel,
 )
 from transformers import (
-    CLIPTextConfig,
     CLIPTextModel,
     CLIPTextModelWithProjection,
     CLIPTokenizer,
@@ -72,12 +67,25 @@ from transformers import (
 
 from lssgen_diffusers.aligned_save import align_safetensors
 from lssgen_diffusers.registry import FAMILIES
+from lssgen_diffusers.testing_build import (
+    TextEncoderBuilder,
+    configured,
+    ready,
+    seeded,
+    seeded_fork,
+    stream_seed,
+    text_components,
+    tiny_module,
+    tiny_stock_pipeline,
+    vocabulary,
+)
 from lssgen_diffusers.testing_flux2 import tiny_flux2_klein_pipeline, tiny_flux2_pipeline
 from lssgen_diffusers.testing_hidream import generating_as_asked, tiny_hidream_pipeline
 from lssgen_diffusers.testing_lumina2 import tiny_lumina2_pipeline
 from lssgen_diffusers.testing_qwen_image import tiny_krea2_pipeline, tiny_qwen_image_pipeline
-from lssgen_diffusers.testing_text import byte_alphabet, byte_level_tokenizer, numbered
+from lssgen_diffusers.testing_text import byte_alphabet, numbered, tiny_tokenizer
 from lssgen_diffusers.testing_z_image import tiny_z_image_pipeline
+from lssgen_diffusers.tiny_configs import tiny_config
 
 __all__ = [
     "PIPELINE_KINDS",
@@ -85,9 +93,12 @@ __all__ = [
     "TINY_FAMILIES",
     "TinyFamily",
     "align_safetensors",
+    "clip_with_projection",
     "flux_scheduler",
+    "gemma2_encoder",
     "save_tiny_pipeline",
     "seeded_fork",
+    "t5_encoder",
     "tiny_chroma_pipeline",
     "tiny_clip_tokenizer",
     "tiny_cogview4_pipeline",
@@ -116,37 +127,6 @@ PIPELINE_KINDS: tuple[str, ...] = tuple(FAMILIES)
 #: Schedulers accepted by :func:`tiny_sd_pipeline`.
 SD_SCHEDULERS: tuple[str, ...] = ("ddim", "euler", "pndm")
 
-# Real VAE latent normalisation constants (scaling_factor, shift_factor).
-_VAE_FACTORS: dict[str, tuple[float, float | None]] = {
-    "flux": (0.3611, 0.1159),
-    "sd3": (1.5305, 0.0609),
-    "cogview4": (1.0, 0.0),
-    "sdxl": (0.13025, None),
-    "sd": (0.18215, None),
-}
-
-# Tiny sizes shared by the builders.
-_CLIP_HIDDEN = 32
-_CLIP_PROJ = 32
-# Latent side of the UNet / SD3 / CogView4 ``sample_size``: default generation is 16 * 8 = 128 px.
-_SAMPLE_SIZE = 16
-# Offsets added to ``seed`` so that every component gets its own random stream.
-_OFFSETS = {
-    "vae": 1,
-    "denoiser": 2,
-    "text_encoder": 3,
-    "text_encoder_2": 4,
-    "text_encoder_3": 5,
-}
-
-# Beta schedule of SD 1.x / SDXL (the schedulers' shipped configs).
-_SD_BETAS: dict[str, Any] = {
-    "num_train_timesteps": 1000,
-    "beta_start": 0.00085,
-    "beta_end": 0.012,
-    "beta_schedule": "scaled_linear",
-}
-
 
 @contextmanager
 def single_thread() -> Iterator[None]:
@@ -158,25 +138,6 @@ def single_thread() -> Iterator[None]:
         yield
     finally:
         torch.set_num_threads(previous)
-
-
-@contextmanager
-def seeded_fork(seed: int, offset: int) -> Iterator[None]:
-    """Seed a fork of torch's CPU RNG with stream ``offset`` of ``seed`` for the body, so that
-    each component of a tiny pipeline has its own random stream and the caller's RNG state is
-    left as it was."""
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed((seed * 16 + offset) % 2**63)
-        yield
-
-
-def _seeded(seed: int, component: str) -> AbstractContextManager[None]:
-    return seeded_fork(seed, _OFFSETS[component])
-
-
-def _ready(module: torch.nn.Module) -> Any:
-    """Put a freshly built module into ``eval()`` mode, the state ``from_pretrained`` returns."""
-    return module.eval()
 
 
 # --------------------------------------------------------------------------------------------
@@ -217,16 +178,7 @@ def tiny_glm_tokenizer(model_max_length: int = 8192) -> PreTrainedTokenizerFast:
     string gives two tokens, which CogView4's empty negative prompt needs), pads on the left
     with ``<|endoftext|>`` (id 256), and is a plain ``PreTrainedTokenizerFast``.
     """
-    specials = ["<|endoftext|>", "[MASK]", "[gMASK]", "[sMASK]", "<sop>", "<eop>"]
-    return byte_level_tokenizer(
-        numbered(byte_alphabet() + specials),
-        specials,
-        ["[gMASK]", "<sop>"],
-        model_max_length=model_max_length,
-        pad_token="<|endoftext|>",
-        eos_token="<|endoftext|>",
-        padding_side="left",
-    )
+    return tiny_tokenizer("glm", model_max_length)
 
 
 # --------------------------------------------------------------------------------------------
@@ -234,33 +186,25 @@ def tiny_glm_tokenizer(model_max_length: int = 8192) -> PreTrainedTokenizerFast:
 # --------------------------------------------------------------------------------------------
 
 
-def _clip_config(tokenizer: CLIPTokenizer) -> CLIPTextConfig:
-    return CLIPTextConfig(
-        vocab_size=len(tokenizer),
-        hidden_size=_CLIP_HIDDEN,
-        intermediate_size=64,
-        num_hidden_layers=2,  # SDXL / SD3 read hidden_states[-2]
-        num_attention_heads=4,
-        max_position_embeddings=tokenizer.model_max_length,
-        projection_dim=_CLIP_PROJ,
-        hidden_act="quick_gelu",
-        bos_token_id=tokenizer.bos_token_id,
-        eos_token_id=tokenizer.eos_token_id,
-        pad_token_id=tokenizer.pad_token_id,
-    )
-
-
 _ClipModel = TypeVar("_ClipModel", CLIPTextModel, CLIPTextModelWithProjection)
 
 
 def _clip_text_model(
-    tokenizer: CLIPTokenizer,
-    seed: int,
-    component: str,
-    model_class: type[_ClipModel] = CLIPTextModel,
+    tokenizer: CLIPTokenizer, seed: int, model_class: type[_ClipModel] = CLIPTextModel
 ) -> _ClipModel:
-    with _seeded(seed, component):
-        return _ready(model_class(_clip_config(tokenizer)))
+    """A random two-layer, 32-wide CLIP text model over ``tokenizer``, drawn from ``seed``."""
+    return tiny_module(
+        model_class,
+        "text_encoders",
+        "clip",
+        seed,
+        max_position_embeddings=tokenizer.model_max_length,
+        **vocabulary(tokenizer, "bos", "eos", "pad"),
+    )
+
+
+#: The pooled CLIP text encoder of SDXL's second slot, SD3 and HiDream.
+clip_with_projection = partial(_clip_text_model, model_class=CLIPTextModelWithProjection)
 
 
 _T5LikeConfig = TypeVar("_T5LikeConfig", bound=PretrainedConfig)
@@ -271,22 +215,13 @@ def tiny_t5_config(
 ) -> _T5LikeConfig:
     """A 2-layer T5 v1.1 encoder's config over ``tokenizer``; ``config_class`` ``UMT5Config``
     gives Wan's UMT5 (the same fields)."""
-    return config_class(
-        vocab_size=len(tokenizer),
+    return configured(
+        config_class,
+        "text_encoders",
+        "t5",
         d_model=d_model,
-        d_kv=8,
-        d_ff=64,
-        num_layers=2,
-        num_heads=4,
-        relative_attention_num_buckets=8,
-        relative_attention_max_distance=32,
-        dropout_rate=0.0,
-        feed_forward_proj="gated-gelu",  # T5 v1.1 (T5-XXL as used by FLUX / SD3)
-        is_encoder_decoder=False,
-        use_cache=False,
-        pad_token_id=tokenizer.pad_token_id,
-        eos_token_id=tokenizer.eos_token_id,
         decoder_start_token_id=tokenizer.pad_token_id,
+        **vocabulary(tokenizer, "pad", "eos"),
     )
 
 
@@ -298,45 +233,23 @@ def tiny_t5_encoder(
 ) -> _T5LikeEncoder:
     """A random encoder of :func:`tiny_t5_config` (the caller seeds torch's RNG);
     ``model_class`` ``UMT5EncoderModel`` gives Wan's UMT5."""
-    return _ready(model_class(tiny_t5_config(tokenizer, d_model, model_class.config_class)))
+    return ready(model_class(tiny_t5_config(tokenizer, d_model, model_class.config_class)))
 
 
-def _t5_encoder(tokenizer: T5Tokenizer, d_model: int, seed: int, component: str) -> T5EncoderModel:
-    with _seeded(seed, component):
-        return tiny_t5_encoder(tokenizer, d_model)
+def t5_encoder(d_model: int) -> TextEncoderBuilder:
+    """The builder of a :func:`tiny_t5_encoder` ``d_model`` wide, drawn from its seed."""
+
+    def build(tokenizer: T5Tokenizer, seed: int) -> T5EncoderModel:
+        with seeded(seed):
+            return tiny_t5_encoder(tokenizer, d_model)
+
+    return build
 
 
-_DecoderModel = TypeVar("_DecoderModel", GlmModel, Gemma2Model)
-
-
-def _decoder_text_encoder(
-    model_class: type[_DecoderModel],
-    tokenizer: PreTrainedTokenizerFast,
-    seed: int,
-    *,
-    heads: int,
-    key_value_heads: int,
-    **config: Any,
-) -> _DecoderModel:
-    """A random two-layer, 32-wide decoder-only language model over ``tokenizer`` as a text
-    encoder (the pipelines read ``hidden_states[-2]``, so it needs two layers); ``config`` adds
-    the family's own fields."""
-    model_config = model_class.config_class(
-        vocab_size=len(tokenizer),
-        hidden_size=32,
-        intermediate_size=32,
-        num_hidden_layers=2,
-        num_attention_heads=heads,
-        num_key_value_heads=key_value_heads,
-        head_dim=32 // heads,
-        max_position_embeddings=8192,
-        pad_token_id=tokenizer.pad_token_id,
-        eos_token_id=tokenizer.eos_token_id,
-        use_cache=False,
-        **config,
+def _glm_encoder(tokenizer: PreTrainedTokenizerFast, seed: int) -> GlmModel:
+    return tiny_module(
+        GlmModel, "text_encoders", "glm", seed, **vocabulary(tokenizer, "pad", "eos")
     )
-    with _seeded(seed, "text_encoder"):
-        return _ready(model_class(model_config))
 
 
 # --------------------------------------------------------------------------------------------
@@ -372,38 +285,20 @@ def tiny_vae(
     """
     if latent_channels <= 0:
         raise ValueError(f"latent_channels must be positive, got {latent_channels}")
-    four = latent_channels == 4
-    if scaling_factor is None:
-        scaling_factor = _VAE_FACTORS["sd"][0] if four else _VAE_FACTORS["sd3"][0]
-    if shift_factor is None and not four:
-        shift_factor = _VAE_FACTORS["sd3"][1]
-    if use_quant_conv is None:
-        use_quant_conv = four
-    with _seeded(seed, "vae"):
-        vae = AutoencoderKL(
-            in_channels=3,
-            out_channels=3,
-            down_block_types=("DownEncoderBlock2D",) * 4,
-            up_block_types=("UpDecoderBlock2D",) * 4,
-            block_out_channels=(8, 8, 8, 8),
-            layers_per_block=1,
-            act_fn="silu",
-            latent_channels=latent_channels,
-            norm_num_groups=4,
-            sample_size=128,
-            scaling_factor=scaling_factor,
-            shift_factor=shift_factor,
-            force_upcast=True,
-            use_quant_conv=use_quant_conv,
-            use_post_quant_conv=use_quant_conv,
-            mid_block_add_attention=mid_block_add_attention,
-        )
-    return _ready(vae)
-
-
-def _family_vae(kind: str, latent_channels: int, seed: int, **kwargs: Any) -> AutoencoderKL:
-    scaling, shift = _VAE_FACTORS[kind]
-    return tiny_vae(latent_channels, seed, scaling_factor=scaling, shift_factor=shift, **kwargs)
+    # SD's normalisation and quant convs for 4 channels, SD3's for any other count.
+    config = "kl_sd" if latent_channels == 4 else "kl_sd3"
+    given = {"scaling_factor": scaling_factor, "shift_factor": shift_factor}
+    if use_quant_conv is not None:
+        given |= {"use_quant_conv": use_quant_conv, "use_post_quant_conv": use_quant_conv}
+    return tiny_module(
+        AutoencoderKL,
+        "autoencoders",
+        config,
+        stream_seed(seed, "vae"),
+        latent_channels=latent_channels,
+        mid_block_add_attention=mid_block_add_attention,
+        **{field: value for field, value in given.items() if value is not None},
+    )
 
 
 # --------------------------------------------------------------------------------------------
@@ -413,31 +308,7 @@ def _family_vae(kind: str, latent_channels: int, seed: int, **kwargs: Any) -> Au
 
 def flux_scheduler(**overrides: Any) -> FlowMatchEulerDiscreteScheduler:
     """FLUX.1-dev's shipped ``FlowMatchEulerDiscreteScheduler`` config, with ``overrides``."""
-    config: dict[str, Any] = {
-        "num_train_timesteps": 1000,
-        "shift": 3.0,
-        "use_dynamic_shifting": True,
-        "base_shift": 0.5,
-        "max_shift": 1.15,
-        "base_image_seq_len": 256,
-        "max_image_seq_len": 4096,
-    }
-    return FlowMatchEulerDiscreteScheduler(**{**config, **overrides})
-
-
-def _flux_layout(text_width: int) -> dict[str, Any]:
-    """FLUX.1's transformer layout, tiny, as Chroma keeps it: 16 latent channels packed 2x2
-    (``in_channels=64``), patch size 1, one single-stream block, 2 heads x 16 dims, RoPE axes
-    (4, 4, 8), attending to text ``text_width`` wide."""
-    return {
-        "patch_size": 1,
-        "in_channels": 4 * 16,
-        "num_single_layers": 1,
-        "attention_head_dim": 16,
-        "num_attention_heads": 2,
-        "joint_attention_dim": text_width,
-        "axes_dims_rope": (4, 4, 8),
-    }
+    return configured(FlowMatchEulerDiscreteScheduler, "schedulers", "flux", **overrides)
 
 
 def tiny_flux_pipeline(seed: int = 0) -> FluxPipeline:
@@ -459,25 +330,16 @@ def tiny_flux_pipeline(seed: int = 0) -> FluxPipeline:
     must be multiples of 16. Latents are packed: ``output_type="latent"`` gives
     ``(B, (H/16) * (W/16), 64)``.
     """
-    tokenizer = tiny_clip_tokenizer()
-    tokenizer_2 = tiny_t5_tokenizer(model_max_length=512)
-    text_encoder = _clip_text_model(tokenizer, seed, "text_encoder")
-    text_encoder_2 = _t5_encoder(tokenizer_2, 32, seed, "text_encoder_2")
-    with _seeded(seed, "denoiser"):
-        transformer = FluxTransformer2DModel(
-            **_flux_layout(text_encoder_2.config.d_model),
-            num_layers=2,
-            pooled_projection_dim=text_encoder.config.hidden_size,
-            guidance_embeds=True,
-        )
-    return FluxPipeline(
-        scheduler=flux_scheduler(),
-        vae=_family_vae("flux", 16, seed, use_quant_conv=False),
-        text_encoder=text_encoder,
-        tokenizer=tokenizer,
-        text_encoder_2=text_encoder_2,
-        tokenizer_2=tokenizer_2,
-        transformer=_ready(transformer),
+    text = text_components(
+        seed, (tiny_clip_tokenizer(), _clip_text_model), (tiny_t5_tokenizer(), t5_encoder(32))
+    )
+    return tiny_stock_pipeline(
+        FluxPipeline,
+        "flux",
+        seed,
+        text,
+        joint_attention_dim=text["text_encoder_2"].config.d_model,
+        pooled_projection_dim=text["text_encoder"].config.hidden_size,
     )
 
 
@@ -495,23 +357,9 @@ def tiny_chroma_pipeline(seed: int = 0) -> ChromaPipeline:
 
     Height and width must be multiples of 16; latents are packed as FLUX's.
     """
-    tokenizer = tiny_t5_tokenizer(model_max_length=512)
-    text_encoder = _t5_encoder(tokenizer, 32, seed, "text_encoder")
-    with _seeded(seed, "denoiser"):
-        transformer = ChromaTransformer2DModel(
-            **_flux_layout(text_encoder.config.d_model),
-            num_layers=1,
-            approximator_num_channels=8,
-            approximator_hidden_dim=32,
-            approximator_layers=1,
-        )
-    return ChromaPipeline(
-        scheduler=flux_scheduler(),
-        vae=_family_vae("flux", 16, seed, use_quant_conv=False),
-        text_encoder=text_encoder,
-        tokenizer=tokenizer,
-        transformer=_ready(transformer),
-    )
+    text = text_components(seed, (tiny_t5_tokenizer(), t5_encoder(32)))
+    width = text["text_encoder"].config.d_model
+    return tiny_stock_pipeline(ChromaPipeline, "chroma", seed, text, joint_attention_dim=width)
 
 
 def tiny_sd3_pipeline(seed: int = 0) -> StableDiffusion3Pipeline:
@@ -528,41 +376,18 @@ def tiny_sd3_pipeline(seed: int = 0) -> StableDiffusion3Pipeline:
 
     Height and width must be multiples of 16.
     """
-    tokenizer = tiny_clip_tokenizer()
-    tokenizer_2 = tiny_clip_tokenizer()
-    tokenizer_3 = tiny_t5_tokenizer(model_max_length=512)
-    text_encoder = _clip_text_model(tokenizer, seed, "text_encoder", CLIPTextModelWithProjection)
-    text_encoder_2 = _clip_text_model(
-        tokenizer_2, seed, "text_encoder_2", CLIPTextModelWithProjection
-    )
-    t5_width = text_encoder.config.hidden_size + text_encoder_2.config.hidden_size
-    text_encoder_3 = _t5_encoder(tokenizer_3, t5_width, seed, "text_encoder_3")
-    with _seeded(seed, "denoiser"):
-        transformer = SD3Transformer2DModel(
-            sample_size=_SAMPLE_SIZE,
-            patch_size=2,
-            in_channels=16,
-            num_layers=1,
-            attention_head_dim=8,
-            num_attention_heads=4,
-            joint_attention_dim=t5_width,
-            caption_projection_dim=32,
-            pooled_projection_dim=text_encoder.config.projection_dim
-            + text_encoder_2.config.projection_dim,
-            out_channels=16,
-            pos_embed_max_size=96,
-        )
-    scheduler = FlowMatchEulerDiscreteScheduler(num_train_timesteps=1000, shift=3.0)
-    return StableDiffusion3Pipeline(
-        transformer=_ready(transformer),
-        scheduler=scheduler,
-        vae=_family_vae("sd3", 16, seed, use_quant_conv=False),
-        text_encoder=text_encoder,
-        tokenizer=tokenizer,
-        text_encoder_2=text_encoder_2,
-        tokenizer_2=tokenizer_2,
-        text_encoder_3=text_encoder_3,
-        tokenizer_3=tokenizer_3,
+    clip = (tiny_clip_tokenizer(), clip_with_projection)
+    clip_2 = (tiny_clip_tokenizer(), clip_with_projection)
+    text = text_components(seed, clip, clip_2, (tiny_t5_tokenizer(), t5_encoder(64)))
+    pooled = [text[name].config for name in ("text_encoder", "text_encoder_2")]
+    return tiny_stock_pipeline(
+        StableDiffusion3Pipeline,
+        "sd3",
+        seed,
+        text,
+        # T5 width, = the two CLIP widths concatenated; the two CLIP projections concatenated.
+        joint_attention_dim=sum(config.hidden_size for config in pooled),
+        pooled_projection_dim=sum(config.projection_dim for config in pooled),
     )
 
 
@@ -570,31 +395,13 @@ def tiny_unet(cross_attention_dim: int, seed: int = 0, **extra: Any) -> UNet2DCo
     """The tiny SD / SDXL ``UNet2DConditionModel``: 4 channels in and out, blocks (16, 32)
     (``DownBlock2D``, ``CrossAttnDownBlock2D``), ``sample_size=16``, attending to text
     ``cross_attention_dim`` wide; ``extra`` adds config fields (SDXL's text-time embedding)."""
-    with _seeded(seed, "denoiser"):
-        unet = UNet2DConditionModel(
-            sample_size=_SAMPLE_SIZE,
-            in_channels=4,
-            out_channels=4,
-            down_block_types=("DownBlock2D", "CrossAttnDownBlock2D"),
-            up_block_types=("CrossAttnUpBlock2D", "UpBlock2D"),
-            block_out_channels=(16, 32),
-            layers_per_block=1,
-            norm_num_groups=8,
-            attention_head_dim=(2, 4),
-            cross_attention_dim=cross_attention_dim,
-            **extra,
-        )
-    return _ready(unet)
-
-
-def _sdxl_euler() -> EulerDiscreteScheduler:
-    return EulerDiscreteScheduler(
-        **_SD_BETAS,
-        prediction_type="epsilon",
-        interpolation_type="linear",
-        use_karras_sigmas=False,
-        timestep_spacing="leading",
-        steps_offset=1,
+    return tiny_module(
+        UNet2DConditionModel,
+        "denoisers",
+        "unet",
+        stream_seed(seed, "denoiser"),
+        cross_attention_dim=cross_attention_dim,
+        **extra,
     )
 
 
@@ -614,57 +421,36 @@ def tiny_sdxl_pipeline(seed: int = 0) -> StableDiffusionXLPipeline:
 
     Height and width must be multiples of 8 (16 keeps the UNet's skip connections aligned).
     """
-    tokenizer = tiny_clip_tokenizer()
-    tokenizer_2 = tiny_clip_tokenizer()
-    text_encoder = _clip_text_model(tokenizer, seed, "text_encoder")
-    text_encoder_2 = _clip_text_model(
-        tokenizer_2, seed, "text_encoder_2", CLIPTextModelWithProjection
-    )
-    time_embed_dim = 8
-    unet = tiny_unet(
-        text_encoder.config.hidden_size + text_encoder_2.config.hidden_size,
+    text = text_components(
         seed,
-        use_linear_projection=True,
-        addition_embed_type="text_time",
-        addition_time_embed_dim=time_embed_dim,
-        projection_class_embeddings_input_dim=6 * time_embed_dim
-        + text_encoder_2.config.projection_dim,
+        (tiny_clip_tokenizer(), _clip_text_model),
+        (tiny_clip_tokenizer(), clip_with_projection),
     )
-    return StableDiffusionXLPipeline(
-        vae=_family_vae("sdxl", 4, seed, use_quant_conv=True),
-        text_encoder=text_encoder,
-        text_encoder_2=text_encoder_2,
-        tokenizer=tokenizer,
-        tokenizer_2=tokenizer_2,
-        unet=unet,
-        scheduler=_sdxl_euler(),
-        force_zeros_for_empty_prompt=True,
-        add_watermarker=False,
+    widths = [text[name].config.hidden_size for name in ("text_encoder", "text_encoder_2")]
+    time_ids = 6 * tiny_config("denoisers", "sdxl_unet")["addition_time_embed_dim"]
+    return tiny_stock_pipeline(
+        StableDiffusionXLPipeline,
+        "sdxl",
+        seed,
+        text,
+        cross_attention_dim=sum(widths),
+        # Six time ids (original size, crop corner, target size), then the pooled text.
+        projection_class_embeddings_input_dim=time_ids
+        + text["text_encoder_2"].config.projection_dim,
     )
+
+
+_SD_SCHEDULER_CLASSES: dict[str, type[DDIMScheduler | EulerDiscreteScheduler | PNDMScheduler]] = {
+    "ddim": DDIMScheduler,
+    "euler": EulerDiscreteScheduler,
+    "pndm": PNDMScheduler,
+}
 
 
 def _sd_scheduler(name: str) -> DDIMScheduler | EulerDiscreteScheduler | PNDMScheduler:
-    if name == "ddim":
-        return DDIMScheduler(
-            **_SD_BETAS,
-            clip_sample=False,
-            set_alpha_to_one=False,
-            steps_offset=1,
-            prediction_type="epsilon",
-            timestep_spacing="leading",
-        )
-    if name == "euler":
-        return _sdxl_euler()
-    if name == "pndm":
-        return PNDMScheduler(
-            **_SD_BETAS,
-            skip_prk_steps=True,
-            set_alpha_to_one=False,
-            steps_offset=1,
-            prediction_type="epsilon",
-            timestep_spacing="leading",
-        )
-    raise ValueError(f"unknown SD scheduler {name!r}; expected one of {SD_SCHEDULERS}")
+    if name not in _SD_SCHEDULER_CLASSES:
+        raise ValueError(f"unknown SD scheduler {name!r}; expected one of {SD_SCHEDULERS}")
+    return configured(_SD_SCHEDULER_CLASSES[name], "schedulers", name)
 
 
 def tiny_sd_pipeline(seed: int = 0, scheduler: str = "ddim") -> StableDiffusionPipeline:
@@ -683,18 +469,13 @@ def tiny_sd_pipeline(seed: int = 0, scheduler: str = "ddim") -> StableDiffusionP
 
     Height and width must be multiples of 8 (16 keeps the UNet's skip connections aligned).
     """
-    sched = _sd_scheduler(scheduler)
-    tokenizer = tiny_clip_tokenizer()
-    text_encoder = _clip_text_model(tokenizer, seed, "text_encoder")
-    return StableDiffusionPipeline(
-        vae=_family_vae("sd", 4, seed, use_quant_conv=True),
-        text_encoder=text_encoder,
-        tokenizer=tokenizer,
-        unet=tiny_unet(text_encoder.config.hidden_size, seed),
-        scheduler=sched,
-        safety_checker=None,
-        feature_extractor=None,
-        requires_safety_checker=False,
+    components = {
+        "scheduler": _sd_scheduler(scheduler),
+        **text_components(seed, (tiny_clip_tokenizer(), _clip_text_model)),
+    }
+    width = components["text_encoder"].config.hidden_size
+    return tiny_stock_pipeline(
+        StableDiffusionPipeline, "sd", seed, components, cross_attention_dim=width
     )
 
 
@@ -714,53 +495,9 @@ def tiny_cogview4_pipeline(seed: int = 0) -> CogView4Pipeline:
 
     Height and width must be multiples of 16.
     """
-    tokenizer = tiny_glm_tokenizer()
-    text_encoder = _decoder_text_encoder(GlmModel, tokenizer, seed, heads=4, key_value_heads=2)
-    with _seeded(seed, "denoiser"):
-        transformer = CogView4Transformer2DModel(
-            patch_size=2,
-            in_channels=16,
-            out_channels=16,
-            num_layers=1,
-            attention_head_dim=16,
-            num_attention_heads=2,
-            text_embed_dim=text_encoder.config.hidden_size,
-            time_embed_dim=16,
-            condition_dim=8,
-            sample_size=_SAMPLE_SIZE,
-            rope_axes_dim=(256, 256),
-        )
-    scheduler = FlowMatchEulerDiscreteScheduler(
-        num_train_timesteps=1000,
-        shift=1.0,
-        use_dynamic_shifting=True,
-        base_shift=0.25,
-        max_shift=0.75,
-        base_image_seq_len=256,
-        max_image_seq_len=4096,
-        time_shift_type="linear",
-    )
-    return CogView4Pipeline(
-        tokenizer=tokenizer,
-        text_encoder=text_encoder,
-        vae=_family_vae("cogview4", 16, seed, use_quant_conv=False, mid_block_add_attention=False),
-        transformer=_ready(transformer),
-        scheduler=scheduler,
-    )
-
-
-def _dpm_solver_pp(**config: Any) -> DPMSolverMultistepScheduler:
-    """DPM-Solver++ of order 2 on linear betas 0.0001..0.02, the scheduler PixArt-Sigma and SANA
-    ship; ``config`` sets the prediction type (and SANA's flow sigmas)."""
-    return DPMSolverMultistepScheduler(
-        num_train_timesteps=1000,
-        beta_start=0.0001,
-        beta_end=0.02,
-        beta_schedule="linear",
-        algorithm_type="dpmsolver++",
-        solver_order=2,
-        **config,
-    )
+    text = text_components(seed, (tiny_glm_tokenizer(), _glm_encoder))
+    width = text["text_encoder"].config.hidden_size
+    return tiny_stock_pipeline(CogView4Pipeline, "cogview4", seed, text, text_embed_dim=width)
 
 
 def tiny_pixart_sigma_pipeline(seed: int = 0) -> PixArtSigmaPipeline:
@@ -778,36 +515,16 @@ def tiny_pixart_sigma_pipeline(seed: int = 0) -> PixArtSigmaPipeline:
 
     Height and width must be multiples of 16.
     """
-    tokenizer = tiny_t5_tokenizer(model_max_length=512)
-    text_encoder = _t5_encoder(tokenizer, 32, seed, "text_encoder")
-    with _seeded(seed, "denoiser"):
-        transformer = PixArtTransformer2DModel(
-            num_attention_heads=2,
-            attention_head_dim=16,
-            in_channels=4,
-            out_channels=8,
-            num_layers=1,
-            cross_attention_dim=32,
-            sample_size=2 * _SAMPLE_SIZE,
-            patch_size=2,
-            caption_channels=text_encoder.config.d_model,
-        )
-    scheduler = _dpm_solver_pp(prediction_type="epsilon")
-    return PixArtSigmaPipeline(
-        tokenizer=tokenizer,
-        text_encoder=text_encoder,
-        vae=_family_vae("sdxl", 4, seed, use_quant_conv=True),
-        transformer=_ready(transformer),
-        scheduler=scheduler,
+    text = text_components(seed, (tiny_t5_tokenizer(model_max_length=512), t5_encoder(32)))
+    width = text["text_encoder"].config.d_model
+    return tiny_stock_pipeline(
+        PixArtSigmaPipeline, "pixart-sigma", seed, text, caption_channels=width
     )
 
 
 # --------------------------------------------------------------------------------------------
 # SANA (self-contained: Gemma-2 text encoder, 32x DC-AE, flow DPM-Solver)
 # --------------------------------------------------------------------------------------------
-
-#: SANA's DC-AE (``dc-ae-f32c32-sana-1.0``): 32 latent channels, scaling factor 0.41407.
-_SANA_VAE_SCALING = 0.41407
 
 
 def tiny_gemma_tokenizer(model_max_length: int = 8192) -> PreTrainedTokenizerFast:
@@ -816,57 +533,20 @@ def tiny_gemma_tokenizer(model_max_length: int = 8192) -> PreTrainedTokenizerFas
     Gemma's special ids (``<pad>`` 0, ``<eos>`` 1, ``<bos>`` 2, ``<unk>`` 3) then the 256
     byte-level symbols; like Gemma's tokenizer it prefixes every sequence with ``<bos>``.
     """
-    specials = ["<pad>", "<eos>", "<bos>", "<unk>"]
-    return byte_level_tokenizer(
-        numbered(specials + byte_alphabet()),
-        specials,
-        ["<bos>"],
-        model_max_length=model_max_length,
-        unk_token="<unk>",
-        pad_token="<pad>",
-        eos_token="<eos>",
-        bos_token="<bos>",
-        padding_side="right",
-    )
+    return tiny_tokenizer("gemma", model_max_length)
+
+
+def gemma2_encoder(tokenizer: PreTrainedTokenizerFast, seed: int) -> Gemma2Model:
+    """A random two-layer, 32-wide ``Gemma2Model`` (2 heads, one key/value head) over
+    ``tokenizer``, drawn from ``seed``."""
+    vocab = vocabulary(tokenizer, "pad", "eos", "bos")
+    return tiny_module(Gemma2Model, "text_encoders", "gemma2", seed, **vocab)
 
 
 def tiny_gemma2_encoder(tokenizer: PreTrainedTokenizerFast, seed: int) -> Gemma2Model:
     """SANA's and Lumina 2's tiny text encoder: a random two-layer, 32-wide ``Gemma2Model`` (2
     heads, one key/value head) over :func:`tiny_gemma_tokenizer`'s vocabulary."""
-    return _decoder_text_encoder(
-        Gemma2Model,
-        tokenizer,
-        seed,
-        heads=2,
-        key_value_heads=1,
-        bos_token_id=tokenizer.bos_token_id,
-    )
-
-
-def _sana_dc_ae(seed: int) -> AutoencoderDC:
-    """SANA's DC-AE layout, narrow: six stages (so 32x compression), three residual then three
-    EfficientViT stages, 32 latent channels, convolution down / interpolation up, batch norm and
-    ReLU in the first three decoder stages, RMS norm and SiLU in the last three."""
-    with _seeded(seed, "vae"):
-        vae = AutoencoderDC(
-            in_channels=3,
-            latent_channels=32,
-            attention_head_dim=8,
-            encoder_block_types=("ResBlock",) * 3 + ("EfficientViTBlock",) * 3,
-            decoder_block_types=("ResBlock",) * 3 + ("EfficientViTBlock",) * 3,
-            encoder_block_out_channels=(8, 8, 16, 16, 32, 32),
-            decoder_block_out_channels=(8, 8, 16, 16, 32, 32),
-            encoder_layers_per_block=(1, 1, 1, 1, 1, 1),
-            decoder_layers_per_block=(1, 1, 1, 1, 1, 1),
-            encoder_qkv_multiscales=((), (), (), (5,), (5,), (5,)),
-            decoder_qkv_multiscales=((), (), (), (5,), (5,), (5,)),
-            upsample_block_type="interpolate",
-            downsample_block_type="Conv",
-            decoder_norm_types=("batch_norm",) * 3 + ("rms_norm",) * 3,
-            decoder_act_fns=("relu",) * 3 + ("silu",) * 3,
-            scaling_factor=_SANA_VAE_SCALING,
-        )
-    return _ready(vae)
+    return gemma2_encoder(tokenizer, stream_seed(seed, "text_encoder"))
 
 
 def tiny_sana_pipeline(seed: int = 0) -> SanaPipeline:
@@ -887,32 +567,9 @@ def tiny_sana_pipeline(seed: int = 0) -> SanaPipeline:
 
     Height and width must be multiples of 32.
     """
-    tokenizer = tiny_gemma_tokenizer()
-    text_encoder = tiny_gemma2_encoder(tokenizer, seed)
-    with _seeded(seed, "denoiser"):
-        transformer = SanaTransformer2DModel(
-            in_channels=32,
-            out_channels=32,
-            num_attention_heads=2,
-            attention_head_dim=8,
-            num_layers=1,
-            num_cross_attention_heads=2,
-            cross_attention_head_dim=8,
-            cross_attention_dim=16,
-            caption_channels=text_encoder.config.hidden_size,
-            sample_size=_SAMPLE_SIZE,
-            patch_size=1,
-        )
-    scheduler = _dpm_solver_pp(
-        prediction_type="flow_prediction", use_flow_sigmas=True, flow_shift=3.0
-    )
-    return SanaPipeline(
-        tokenizer=tokenizer,
-        text_encoder=text_encoder,
-        vae=_sana_dc_ae(seed),
-        transformer=_ready(transformer),
-        scheduler=scheduler,
-    )
+    text = text_components(seed, (tiny_gemma_tokenizer(), gemma2_encoder))
+    width = text["text_encoder"].config.hidden_size
+    return tiny_stock_pipeline(SanaPipeline, "sana", seed, text, caption_channels=width)
 
 
 @attrs.frozen

@@ -7,19 +7,19 @@ deterministic given ``seed``, modules in ``eval()`` mode in float32 on the CPU.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from contextlib import contextmanager
-from typing import Any
+from functools import partial
+from typing import Any, TypeVar
 
 import torch
-from diffusers import (
-    AutoencoderKLFlux2,
-    FlowMatchEulerDiscreteScheduler,
-    Flux2KleinPipeline,
-    Flux2Pipeline,
-    Flux2Transformer2DModel,
-)
+from diffusers import AutoencoderKLFlux2, Flux2KleinPipeline, Flux2Pipeline
 
+from lssgen_diffusers.testing_build import (
+    seeded,
+    stream_seed,
+    text_components,
+    tiny_module,
+    tiny_stock_pipeline,
+)
 from lssgen_diffusers.testing_text import (
     tiny_mistral3_encoder,
     tiny_mistral3_tokenizer,
@@ -27,19 +27,10 @@ from lssgen_diffusers.testing_text import (
     tiny_qwen3_tokenizer,
 )
 
-# Offsets added to ``seed`` so that every component gets its own random stream.
-_OFFSETS = {"vae": 1, "denoiser": 2, "text_encoder": 3, "bn": 4}
 #: The Qwen3 hidden-state layers Flux2KleinPipeline reads by default (text_encoder_out_layers).
 KLEIN_TEXT_LAYERS = (9, 18, 27)
 #: The Mistral Small 3 hidden-state layers Flux2Pipeline reads by default.
 FLUX2_TEXT_LAYERS = (10, 20, 30)
-
-
-@contextmanager
-def _seeded(seed: int, component: str) -> Iterator[None]:
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed((seed * 16 + _OFFSETS[component]) % 2**63)
-        yield
 
 
 def tiny_flux2_vae(seed: int = 0) -> AutoencoderKLFlux2:
@@ -47,50 +38,36 @@ def tiny_flux2_vae(seed: int = 0) -> AutoencoderKLFlux2:
     32 latent channels, 2x2 patches, and batch-norm running statistics over the 128 patch
     channels that are not the identity (means about 0.3, variances 0.5 to 2: a real VAE's are
     not, so a conversion that forgot them would show)."""
-    with _seeded(seed, "vae"):
-        vae = AutoencoderKLFlux2(
-            block_out_channels=(8, 8, 8, 8),
-            layers_per_block=1,
-            latent_channels=32,
-            norm_num_groups=4,
-            sample_size=128,
-        )
-    with _seeded(seed, "bn"), torch.no_grad():
+    vae = tiny_module(AutoencoderKLFlux2, "autoencoders", "flux2", stream_seed(seed, "vae"))
+    with seeded(stream_seed(seed, "vae_statistics")), torch.no_grad():
         channels = vae.bn.running_mean.shape[0]
         vae.bn.running_mean.copy_(0.3 * torch.randn(channels))
         vae.bn.running_var.copy_(0.5 + 1.5 * torch.rand(channels))
     return vae.eval()
 
 
-def _flux2_scheduler() -> FlowMatchEulerDiscreteScheduler:
-    # FLUX.2's scheduler config: dynamic shifting, the pipeline passes mu itself.
-    return FlowMatchEulerDiscreteScheduler(
-        num_train_timesteps=1000,
-        shift=3.0,
-        use_dynamic_shifting=True,
-        base_shift=0.5,
-        max_shift=1.15,
-        base_image_seq_len=256,
-        max_image_seq_len=4096,
-        time_shift_type="exponential",
+_Flux2 = TypeVar("_Flux2", Flux2KleinPipeline, Flux2Pipeline)
+
+
+def _flux2_pipeline(
+    pipeline_class: type[_Flux2],
+    family: str,
+    seed: int,
+    text: dict[str, Any],
+    text_width: int,
+    guidance: bool,
+) -> _Flux2:
+    """A FLUX.2 pipeline of ``text``, :func:`tiny_flux2_vae` and a transformer reading the stacked
+    text layers (``text_width`` wide), with the guidance embedding where ``guidance``."""
+    components = {"vae": tiny_flux2_vae(seed), **text}
+    return tiny_stock_pipeline(
+        pipeline_class,
+        family,
+        seed,
+        components,
+        joint_attention_dim=text_width,
+        guidance_embeds=guidance,
     )
-
-
-def _flux2_transformer(seed: int, text_width: int, guidance_embeds: bool) -> Any:
-    with _seeded(seed, "denoiser"):
-        transformer = Flux2Transformer2DModel(
-            patch_size=1,
-            in_channels=128,
-            num_layers=1,
-            num_single_layers=1,
-            attention_head_dim=16,
-            num_attention_heads=2,
-            joint_attention_dim=text_width,
-            timestep_guidance_channels=32,
-            axes_dims_rope=(4, 4, 4, 4),
-            guidance_embeds=guidance_embeds,
-        )
-    return transformer.eval()
 
 
 def tiny_flux2_klein_pipeline(seed: int = 0) -> Flux2KleinPipeline:
@@ -110,19 +87,10 @@ def tiny_flux2_klein_pipeline(seed: int = 0) -> Flux2KleinPipeline:
     ``latents`` argument is ``(B, 128, H/16, W/16)``; ``output_type="latent"`` gives the raw
     VAE latent ``(B, 32, H/8, W/8)``.
     """
-    tokenizer = tiny_qwen3_tokenizer()
-    text_encoder = tiny_qwen3_causal_lm(
-        tokenizer, seed * 16 + _OFFSETS["text_encoder"], num_hidden_layers=max(KLEIN_TEXT_LAYERS)
-    )
-    width = len(KLEIN_TEXT_LAYERS) * text_encoder.config.hidden_size
-    return Flux2KleinPipeline(
-        scheduler=_flux2_scheduler(),
-        vae=tiny_flux2_vae(seed),
-        text_encoder=text_encoder,
-        tokenizer=tokenizer,
-        transformer=_flux2_transformer(seed, width, guidance_embeds=False),
-        is_distilled=False,
-    )
+    encoder = partial(tiny_qwen3_causal_lm, num_hidden_layers=max(KLEIN_TEXT_LAYERS))
+    text = text_components(seed, (tiny_qwen3_tokenizer(), encoder))
+    width = len(KLEIN_TEXT_LAYERS) * text["text_encoder"].config.hidden_size
+    return _flux2_pipeline(Flux2KleinPipeline, "flux2-klein", seed, text, width, guidance=False)
 
 
 def tiny_flux2_pipeline(seed: int = 0) -> Flux2Pipeline:
@@ -138,15 +106,7 @@ def tiny_flux2_pipeline(seed: int = 0) -> Flux2Pipeline:
 
     ``output_type="latent"`` gives the denoiser's normalised tokens ``(B, (H/16) * (W/16), 128)``.
     """
-    tokenizer = tiny_mistral3_tokenizer()
-    text_encoder = tiny_mistral3_encoder(
-        tokenizer, seed * 16 + _OFFSETS["text_encoder"], num_hidden_layers=max(FLUX2_TEXT_LAYERS)
-    )
-    width = len(FLUX2_TEXT_LAYERS) * text_encoder.config.text_config.hidden_size
-    return Flux2Pipeline(
-        scheduler=_flux2_scheduler(),
-        vae=tiny_flux2_vae(seed),
-        text_encoder=text_encoder,
-        tokenizer=tokenizer,
-        transformer=_flux2_transformer(seed, width, guidance_embeds=True),
-    )
+    encoder = partial(tiny_mistral3_encoder, num_hidden_layers=max(FLUX2_TEXT_LAYERS))
+    text = text_components(seed, (tiny_mistral3_tokenizer(), encoder))
+    width = len(FLUX2_TEXT_LAYERS) * text["text_encoder"].config.text_config.hidden_size
+    return _flux2_pipeline(Flux2Pipeline, "flux2", seed, text, width, guidance=True)

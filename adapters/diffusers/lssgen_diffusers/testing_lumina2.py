@@ -3,8 +3,9 @@
 
 from __future__ import annotations
 
-import torch
-from diffusers import FlowMatchEulerDiscreteScheduler, Lumina2Pipeline, Lumina2Transformer2DModel
+from diffusers import Lumina2Pipeline
+
+from lssgen_diffusers.testing_build import text_components, tiny_stock_pipeline
 
 __all__ = ["tiny_lumina2_pipeline"]
 
@@ -26,31 +27,8 @@ def tiny_lumina2_pipeline(seed: int = 0) -> Lumina2Pipeline:
     Height and width must be multiples of 16.
     """
     # Imported here: lssgen_diffusers.testing imports this module for its TINY_FAMILIES.
-    from lssgen_diffusers.testing import tiny_gemma2_encoder, tiny_gemma_tokenizer, tiny_vae
+    from lssgen_diffusers.testing import gemma2_encoder, tiny_gemma_tokenizer
 
-    tokenizer = tiny_gemma_tokenizer()
-    text_encoder = tiny_gemma2_encoder(tokenizer, seed)
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(seed * 16 + 2)
-        transformer = Lumina2Transformer2DModel(
-            sample_size=16,
-            patch_size=2,
-            in_channels=16,
-            hidden_size=32,
-            num_layers=1,
-            num_refiner_layers=1,
-            num_attention_heads=2,
-            num_kv_heads=1,
-            multiple_of=16,
-            axes_dim_rope=(4, 6, 6),
-            axes_lens=(300, 512, 512),
-            cap_feat_dim=text_encoder.config.hidden_size,
-        ).eval()
-    scaling, shift = _FLUX_VAE_FACTORS
-    return Lumina2Pipeline(
-        transformer=transformer,
-        scheduler=FlowMatchEulerDiscreteScheduler(num_train_timesteps=1000, shift=6.0),
-        vae=tiny_vae(16, seed, scaling_factor=scaling, shift_factor=shift, use_quant_conv=False),
-        text_encoder=text_encoder,
-        tokenizer=tokenizer,
-    )
+    text = text_components(seed, (tiny_gemma_tokenizer(), gemma2_encoder))
+    width = text["text_encoder"].config.hidden_size
+    return tiny_stock_pipeline(Lumina2Pipeline, "lumina2", seed, text, cap_feat_dim=width)

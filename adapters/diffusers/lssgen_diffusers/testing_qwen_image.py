@@ -10,20 +10,16 @@ global random state is left alone; modules in ``eval()`` mode, float32, on the C
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
-from typing import Any, TypeVar
+from functools import partial
 
-import torch
-from diffusers import (
-    AutoencoderKLQwenImage,
-    FlowMatchEulerDiscreteScheduler,
-    Krea2Pipeline,
-    Krea2Transformer2DModel,
-    QwenImagePipeline,
-    QwenImageTransformer2DModel,
+from diffusers import AutoencoderKLQwenImage, Krea2Pipeline, QwenImagePipeline
+
+from lssgen_diffusers.testing_build import (
+    stream_seed,
+    text_components,
+    tiny_module,
+    tiny_stock_pipeline,
 )
-
 from lssgen_diffusers.testing_text import (
     tiny_qwen2_5_vl_encoder,
     tiny_qwen3_tokenizer,
@@ -32,51 +28,15 @@ from lssgen_diffusers.testing_text import (
 
 __all__ = ["tiny_krea2_pipeline", "tiny_qwen_image_pipeline", "tiny_qwen_image_vae"]
 
-_OFFSETS = {"vae": 1, "denoiser": 2, "text_encoder": 3}
 _TEXT_WIDTH = 32
-
-T = TypeVar("T")
-
-
-@contextmanager
-def _seeded(seed: int, component: str) -> Iterator[None]:
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed((seed * 16 + _OFFSETS[component]) % 2**63)
-        yield
-
-
-def _built(seed: int, component: str, build: Callable[[], T]) -> T:
-    with _seeded(seed, component):
-        module = build()
-    assert isinstance(module, torch.nn.Module)
-    module.eval()
-    return module
 
 
 def tiny_qwen_image_vae(seed: int = 0) -> AutoencoderKLQwenImage:
     """Qwen-Image's VAE layout, narrow: four levels (``dim_mult`` 1, 2, 4, 4: 8x in space),
     temporal downsampling as the real one's (a one-frame image stays one latent frame), 16
     latent channels with the real ``latents_mean`` / ``latents_std`` (the config defaults)."""
-    return _built(
-        seed,
-        "vae",
-        lambda: AutoencoderKLQwenImage(
-            base_dim=8, z_dim=16, dim_mult=[1, 2, 4, 4], num_res_blocks=1
-        ),
-    )
-
-
-def _exponential_shift_scheduler(max_image_seq_len: int, max_shift: float, **extra: Any) -> Any:
-    return FlowMatchEulerDiscreteScheduler(
-        num_train_timesteps=1000,
-        shift=1.0,
-        use_dynamic_shifting=True,
-        base_shift=0.5,
-        max_shift=max_shift,
-        base_image_seq_len=256,
-        max_image_seq_len=max_image_seq_len,
-        time_shift_type="exponential",
-        **extra,
+    return tiny_module(
+        AutoencoderKLQwenImage, "autoencoders", "qwen_image", stream_seed(seed, "vae")
     )
 
 
@@ -96,28 +56,10 @@ def tiny_qwen_image_pipeline(seed: int = 0) -> QwenImagePipeline:
 
     Height and width should be multiples of 16 (the stock call rounds others down, warning).
     """
-    tokenizer = tiny_qwen3_tokenizer()
-    text_encoder = tiny_qwen2_5_vl_encoder(tokenizer, seed * 16 + 3, _TEXT_WIDTH)
-    transformer = _built(
-        seed,
-        "denoiser",
-        lambda: QwenImageTransformer2DModel(
-            patch_size=2,
-            in_channels=64,
-            out_channels=16,
-            num_layers=1,
-            attention_head_dim=16,
-            num_attention_heads=2,
-            joint_attention_dim=_TEXT_WIDTH,
-            axes_dims_rope=(4, 6, 6),
-        ),
-    )
-    return QwenImagePipeline(
-        scheduler=_exponential_shift_scheduler(8192, 0.9, shift_terminal=0.02),
-        vae=tiny_qwen_image_vae(seed),
-        text_encoder=text_encoder,
-        tokenizer=tokenizer,
-        transformer=transformer,
+    encoder = partial(tiny_qwen2_5_vl_encoder, hidden_size=_TEXT_WIDTH)
+    text = text_components(seed, (tiny_qwen3_tokenizer(), encoder))
+    return tiny_stock_pipeline(
+        QwenImagePipeline, "qwen-image", seed, text, joint_attention_dim=_TEXT_WIDTH
     )
 
 
@@ -137,35 +79,6 @@ def tiny_krea2_pipeline(seed: int = 0) -> Krea2Pipeline:
 
     Height and width should be multiples of 16 (the stock call rounds others up, warning).
     """
-    tokenizer = tiny_qwen3_tokenizer()
-    text_encoder = tiny_qwen3_vl_encoder(tokenizer, seed * 16 + 3, _TEXT_WIDTH, num_layers=36)
-    transformer = _built(
-        seed,
-        "denoiser",
-        lambda: Krea2Transformer2DModel(
-            in_channels=64,
-            num_layers=1,
-            attention_head_dim=16,
-            num_attention_heads=2,
-            num_key_value_heads=1,
-            # 128 also puts every weight of a plain save_pretrained at a 16-byte offset (header
-            # length), so the saved pipeline reloads bit for bit.
-            intermediate_size=128,
-            timestep_embed_dim=32,
-            text_hidden_dim=_TEXT_WIDTH,
-            num_text_layers=12,
-            text_num_attention_heads=2,
-            text_num_key_value_heads=1,
-            text_intermediate_size=32,
-            num_layerwise_text_blocks=1,
-            num_refiner_text_blocks=1,
-            axes_dims_rope=(4, 6, 6),
-        ),
-    )
-    return Krea2Pipeline(
-        scheduler=_exponential_shift_scheduler(6400, 1.15),
-        vae=tiny_qwen_image_vae(seed),
-        text_encoder=text_encoder,
-        tokenizer=tokenizer,
-        transformer=transformer,
-    )
+    encoder = partial(tiny_qwen3_vl_encoder, hidden_size=_TEXT_WIDTH, num_layers=36)
+    text = text_components(seed, (tiny_qwen3_tokenizer(), encoder))
+    return tiny_stock_pipeline(Krea2Pipeline, "krea2", seed, text, text_hidden_dim=_TEXT_WIDTH)

@@ -25,24 +25,21 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-import torch
 from tokenizers import Tokenizer, decoders, models, pre_tokenizers, processors
 from transformers import (
-    LlamaConfig,
     LlamaForCausalLM,
-    Mistral3Config,
     Mistral3ForConditionalGeneration,
     MistralConfig,
     PixtralVisionConfig,
     PreTrainedTokenizerFast,
-    Qwen2_5_VLConfig,
     Qwen2_5_VLForConditionalGeneration,
-    Qwen3Config,
     Qwen3ForCausalLM,
     Qwen3Model,
-    Qwen3VLConfig,
     Qwen3VLModel,
 )
+
+from lssgen_diffusers.testing_build import configured, tiny_module, vocabulary
+from lssgen_diffusers.tiny_configs import tiny_config
 
 __all__ = [
     "QWEN3_CHAT_TEMPLATE",
@@ -58,6 +55,7 @@ __all__ = [
     "tiny_qwen3_encoder",
     "tiny_qwen3_tokenizer",
     "tiny_qwen3_vl_encoder",
+    "tiny_tokenizer",
 ]
 
 #: Qwen3's chat template, cut to what text-to-image pipelines use (user turns, the generation
@@ -70,8 +68,6 @@ QWEN3_CHAT_TEMPLATE = (
     "{%- if enable_thinking is defined and enable_thinking is false %}"
     "{{- '<think>\\n\\n</think>\\n\\n' }}{%- endif %}{%- endif %}"
 )
-
-_QWEN3_SPECIALS = ("<|endoftext|>", "<|im_start|>", "<|im_end|>", "<think>", "</think>")
 
 
 def byte_alphabet() -> list[str]:
@@ -115,6 +111,28 @@ def byte_level_tokenizer(
     )
 
 
+def tiny_tokenizer(
+    name: str, model_max_length: int, chat_template: str | None = None
+) -> PreTrainedTokenizerFast:
+    """The byte-level tokenizer ``name`` of ``tokenizers.json`` (its special tokens before or
+    after :func:`byte_alphabet`, its prefix and special-token roles), with ``chat_template``."""
+    spec = tiny_config("tokenizers", name)
+    specials: list[str] = spec["specials"]
+    ordered = (
+        [*specials, *byte_alphabet()] if spec["specials_first"] else [*byte_alphabet(), *specials]
+    )
+    tokenizer = byte_level_tokenizer(
+        numbered(ordered),
+        specials,
+        spec.get("prefix", ()),
+        model_max_length=model_max_length,
+        **spec["roles"],
+    )
+    if chat_template is not None:
+        tokenizer.chat_template = chat_template
+    return tokenizer
+
+
 def tiny_qwen3_tokenizer(model_max_length: int = 32768) -> PreTrainedTokenizerFast:
     """A byte-level Qwen2/3-style tokenizer built in memory (261 tokens).
 
@@ -122,16 +140,7 @@ def tiny_qwen3_tokenizer(model_max_length: int = 32768) -> PreTrainedTokenizerFa
     ``<|im_start|>``, ``<|im_end|>`` (the end-of-turn token), ``<think>`` and ``</think>``; no
     BOS (Qwen adds none), padding on the right, and :data:`QWEN3_CHAT_TEMPLATE`.
     """
-    tokenizer = byte_level_tokenizer(
-        numbered(byte_alphabet() + list(_QWEN3_SPECIALS)),
-        list(_QWEN3_SPECIALS),
-        model_max_length=model_max_length,
-        pad_token="<|endoftext|>",
-        eos_token="<|im_end|>",
-        padding_side="right",
-    )
-    tokenizer.chat_template = QWEN3_CHAT_TEMPLATE
-    return tokenizer
+    return tiny_tokenizer("qwen3", model_max_length, QWEN3_CHAT_TEMPLATE)
 
 
 def _qwen_text_config(
@@ -143,31 +152,17 @@ def _qwen_text_config(
     head_dim = hidden_size // 2
     half = head_dim // 2  # rotary pairs, split over (time, height, width) as Qwen's 16/24/24
     spatial = half * 3 // 8
-    return {
-        "vocab_size": len(tokenizer),
-        "hidden_size": hidden_size,
-        "intermediate_size": hidden_size,
-        "num_hidden_layers": num_layers,
-        "num_attention_heads": 2,
-        "num_key_value_heads": 1,
-        "head_dim": head_dim,
-        "max_position_embeddings": 8192,
-        "rope_parameters": {
-            "rope_type": "default",
-            "rope_theta": 1000000.0,
-            "mrope_section": [half - 2 * spatial, spatial, spatial],
-        },
-        "pad_token_id": tokenizer.pad_token_id,
-        "bos_token_id": None,
-        "eos_token_id": tokenizer.eos_token_id,
-        "use_cache": False,
-    }
-
-
-def _seeded_model(seed: int, build: Any) -> Any:
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(seed)
-        return build().eval()
+    config = tiny_config(
+        "text_encoders",
+        "qwen_vl_text",
+        hidden_size=hidden_size,
+        intermediate_size=hidden_size,
+        num_hidden_layers=num_layers,
+        head_dim=head_dim,
+        **vocabulary(tokenizer, "pad", "eos"),
+    )
+    config["rope_parameters"]["mrope_section"] = [half - 2 * spatial, spatial, spatial]
+    return config
 
 
 def tiny_qwen3_encoder(
@@ -175,20 +170,29 @@ def tiny_qwen3_encoder(
 ) -> Qwen3Model:
     """A random two-layer ``Qwen3Model`` over ``tokenizer``'s vocabulary, ``hidden_size`` wide
     (2 heads x ``hidden_size // 2``, one key/value head), its weights seeded by ``seed``."""
-    config = Qwen3Config(
-        vocab_size=len(tokenizer),
+    return tiny_module(
+        Qwen3Model,
+        "text_encoders",
+        "qwen3",
+        seed,
         hidden_size=hidden_size,
         intermediate_size=hidden_size,
-        num_hidden_layers=2,
-        num_attention_heads=2,
-        num_key_value_heads=1,
         head_dim=hidden_size // 2,
-        max_position_embeddings=8192,
-        pad_token_id=tokenizer.pad_token_id,
-        eos_token_id=tokenizer.eos_token_id,
-        use_cache=False,
+        **vocabulary(tokenizer, "pad", "eos"),
     )
-    return _seeded_model(seed, lambda: Qwen3Model(config))
+
+
+def _flux2_text_fields(
+    tokenizer: PreTrainedTokenizerFast, hidden_size: int, num_hidden_layers: int, *special: str
+) -> dict[str, Any]:
+    """The layout FLUX.2's tiny text encoders share: ``hidden_size`` wide with an MLP twice as
+    wide, ``num_hidden_layers`` deep, over ``tokenizer`` (its ``special`` token ids)."""
+    return {
+        "hidden_size": hidden_size,
+        "intermediate_size": 2 * hidden_size,
+        "num_hidden_layers": num_hidden_layers,
+        **vocabulary(tokenizer, *special),
+    }
 
 
 def tiny_qwen3_causal_lm(
@@ -201,21 +205,13 @@ def tiny_qwen3_causal_lm(
     """FLUX.2 [klein]'s text encoder: a random ``Qwen3ForCausalLM`` over ``tokenizer``,
     ``hidden_size`` wide (2 heads of 8, one key/value head), ``num_hidden_layers`` layers
     (pipelines that read given hidden-state layers need at least the deepest of them)."""
-    config = Qwen3Config(
-        vocab_size=len(tokenizer),
-        hidden_size=hidden_size,
-        intermediate_size=2 * hidden_size,
-        num_hidden_layers=num_hidden_layers,
-        num_attention_heads=2,
-        num_key_value_heads=1,
-        head_dim=8,
-        max_position_embeddings=32768,
-        pad_token_id=tokenizer.pad_token_id,
-        eos_token_id=tokenizer.eos_token_id,
-        tie_word_embeddings=True,
-        use_cache=False,
+    return tiny_module(
+        Qwen3ForCausalLM,
+        "text_encoders",
+        "qwen3_causal_lm",
+        seed,
+        **_flux2_text_fields(tokenizer, hidden_size, num_hidden_layers, "pad", "eos"),
     )
-    return _seeded_model(seed, lambda: Qwen3ForCausalLM(config))
 
 
 def tiny_qwen2_5_vl_encoder(
@@ -224,18 +220,16 @@ def tiny_qwen2_5_vl_encoder(
     """A random ``Qwen2_5_VLForConditionalGeneration`` over ``tokenizer``'s vocabulary: the text
     decoder of :func:`_qwen_text_config` and a one-block vision tower (unused by text prompts),
     its weights seeded by ``seed``."""
-    vision = {
-        "depth": 1,
-        "hidden_size": 16,
-        "intermediate_size": 16,
-        "num_heads": 2,
-        "out_hidden_size": hidden_size,
-        "fullatt_block_indexes": [0],
-    }
-    config = Qwen2_5_VLConfig(
-        text_config=_qwen_text_config(tokenizer, hidden_size), vision_config=vision
+    return tiny_module(
+        Qwen2_5_VLForConditionalGeneration,
+        "text_encoders",
+        "qwen2_5_vl",
+        seed,
+        text_config=_qwen_text_config(tokenizer, hidden_size),
+        vision_config=tiny_config(
+            "text_encoders", "qwen2_5_vl_vision", out_hidden_size=hidden_size
+        ),
     )
-    return _seeded_model(seed, lambda: Qwen2_5_VLForConditionalGeneration(config))
 
 
 def tiny_qwen3_vl_encoder(
@@ -245,22 +239,15 @@ def tiny_qwen3_vl_encoder(
     :func:`_qwen_text_config` (interleaved multimodal rotary sections, as Qwen3-VL's) with
     ``num_layers`` layers and a one-block vision tower, its weights seeded by ``seed``."""
     text = _qwen_text_config(tokenizer, hidden_size, num_layers)
-    text["rope_parameters"] = {**text["rope_parameters"], "mrope_interleaved": True}
-    vision = {
-        "depth": 1,
-        "hidden_size": 16,
-        "intermediate_size": 16,
-        "num_heads": 2,
-        "out_hidden_size": hidden_size,
-        "deepstack_visual_indexes": [0],
-        "num_position_embeddings": 64,
-    }
-    config = Qwen3VLConfig(text_config=text, vision_config=vision)
-    return _seeded_model(seed, lambda: Qwen3VLModel(config))
-
-
-# Llama 3's special tokens that a text-to-image prompt meets (begin and end of text).
-_LLAMA_SPECIALS = ("<|begin_of_text|>", "<|end_of_text|>")
+    text["rope_parameters"]["mrope_interleaved"] = True
+    return tiny_module(
+        Qwen3VLModel,
+        "text_encoders",
+        "qwen3_vl",
+        seed,
+        text_config=text,
+        vision_config=tiny_config("text_encoders", "qwen3_vl_vision", out_hidden_size=hidden_size),
+    )
 
 
 def tiny_llama_tokenizer(model_max_length: int = 131072) -> PreTrainedTokenizerFast:
@@ -271,15 +258,7 @@ def tiny_llama_tokenizer(model_max_length: int = 131072) -> PreTrainedTokenizerF
     ``<|begin_of_text|>`` (so the empty string gives one token) and has no pad token of its own
     (HiDream's pipeline pads with the eos token); any text tokenizes (one token per byte).
     """
-    return byte_level_tokenizer(
-        numbered(byte_alphabet() + list(_LLAMA_SPECIALS)),
-        list(_LLAMA_SPECIALS),
-        [_LLAMA_SPECIALS[0]],
-        model_max_length=model_max_length,
-        bos_token=_LLAMA_SPECIALS[0],
-        eos_token=_LLAMA_SPECIALS[1],
-        padding_side="right",
-    )
+    return tiny_tokenizer("llama", model_max_length)
 
 
 def tiny_llama_encoder(
@@ -291,35 +270,19 @@ def tiny_llama_encoder(
     A causal LM, not the bare model: HiDream loads Llama 3.1 Instruct as ``LlamaForCausalLM`` and
     reads the hidden states of every layer (``output_hidden_states=True``).
     """
-    config = LlamaConfig(
-        vocab_size=len(tokenizer),
-        hidden_size=32,
-        intermediate_size=32,
+    return tiny_module(
+        LlamaForCausalLM,
+        "text_encoders",
+        "llama",
+        seed,
         num_hidden_layers=num_layers,
-        num_attention_heads=4,
-        num_key_value_heads=2,
-        head_dim=8,
-        max_position_embeddings=512,
-        bos_token_id=tokenizer.bos_token_id,
-        eos_token_id=tokenizer.eos_token_id,
         pad_token_id=tokenizer.eos_token_id,
-        use_cache=False,
+        **vocabulary(tokenizer, "bos", "eos"),
     )
-    return _seeded_model(seed, lambda: LlamaForCausalLM(config))
 
 
 #: Mistral's control tokens (Mistral Small 3's tekken vocabulary puts them first as well).
-MISTRAL_SPECIAL_TOKENS = (
-    "<unk>",
-    "<s>",
-    "</s>",
-    "[INST]",
-    "[/INST]",
-    "[SYSTEM_PROMPT]",
-    "[/SYSTEM_PROMPT]",
-    "[IMG]",
-    "<pad>",
-)
+MISTRAL_SPECIAL_TOKENS = tuple(tiny_config("tokenizers", "mistral3")["specials"])
 
 #: Mistral Small 3's chat template cut to text: a system prompt, then user / assistant turns, each
 #: message's content a string or a list of ``{"type": "text", "text": ...}`` parts.
@@ -344,18 +307,7 @@ def tiny_mistral3_tokenizer(model_max_length: int = 131072) -> PreTrainedTokeniz
     :data:`MISTRAL3_CHAT_TEMPLATE`. A plain tokenizer stands in for the stock ``AutoProcessor``
     (Pixtral's), which text-only prompts use only through ``apply_chat_template``.
     """
-    tokenizer = byte_level_tokenizer(
-        numbered(list(MISTRAL_SPECIAL_TOKENS) + byte_alphabet()),
-        list(MISTRAL_SPECIAL_TOKENS),
-        model_max_length=model_max_length,
-        unk_token="<unk>",
-        bos_token="<s>",
-        eos_token="</s>",
-        pad_token="<pad>",
-        padding_side="left",
-    )
-    tokenizer.chat_template = MISTRAL3_CHAT_TEMPLATE
-    return tokenizer
+    return tiny_tokenizer("mistral3", model_max_length, MISTRAL3_CHAT_TEMPLATE)
 
 
 def tiny_mistral3_encoder(
@@ -368,31 +320,14 @@ def tiny_mistral3_encoder(
     """A random ``Mistral3ForConditionalGeneration`` over ``tokenizer``: a Mistral text model
     ``hidden_size`` wide (2 heads of 8, one key/value head) of ``num_hidden_layers`` layers, and
     a one-layer Pixtral vision tower (16 wide, 16-px patches) that text-only prompts never run."""
-    config = Mistral3Config(
-        text_config=MistralConfig(
-            vocab_size=len(tokenizer),
-            hidden_size=hidden_size,
-            intermediate_size=2 * hidden_size,
-            num_hidden_layers=num_hidden_layers,
-            num_attention_heads=2,
-            num_key_value_heads=1,
-            head_dim=8,
-            max_position_embeddings=131072,
-            pad_token_id=tokenizer.pad_token_id,
-            bos_token_id=tokenizer.bos_token_id,
-            eos_token_id=tokenizer.eos_token_id,
-            use_cache=False,
-        ),
-        vision_config=PixtralVisionConfig(
-            hidden_size=16,
-            intermediate_size=32,
-            num_hidden_layers=1,
-            num_attention_heads=2,
-            head_dim=8,
-            image_size=64,
-            patch_size=16,
-        ),
+    fields = _flux2_text_fields(tokenizer, hidden_size, num_hidden_layers, "pad", "bos", "eos")
+    text = tiny_config("text_encoders", "mistral_text", **fields)
+    return tiny_module(
+        Mistral3ForConditionalGeneration,
+        "text_encoders",
+        "mistral3",
+        seed,
+        text_config=MistralConfig(**text),
+        vision_config=configured(PixtralVisionConfig, "text_encoders", "pixtral_vision"),
         image_token_index=tokenizer.convert_tokens_to_ids("[IMG]"),
-        spatial_merge_size=2,
     )
-    return _seeded_model(seed, lambda: Mistral3ForConditionalGeneration(config))

@@ -18,16 +18,13 @@ in ``eval()`` mode, float32, on the CPU.
 
 from __future__ import annotations
 
-from contextlib import AbstractContextManager
-from typing import TypeVar
+from typing import Any, TypeVar
 
 import torch
 from diffusers import (
     AutoencoderKLLTXVideo,
     AutoencoderKLWan,
-    FlowMatchEulerDiscreteScheduler,
     LTXPipeline,
-    LTXVideoTransformer3DModel,
     UniPCMultistepScheduler,
     WanPipeline,
     WanTransformer3DModel,
@@ -35,7 +32,14 @@ from diffusers import (
 from diffusers.pipelines.ltx.modeling_latent_upsampler import LTXLatentUpsamplerModel
 from transformers import T5EncoderModel, T5Tokenizer, UMT5EncoderModel
 
-from lssgen_diffusers.testing import seeded_fork, tiny_t5_encoder, tiny_t5_tokenizer
+from lssgen_diffusers.testing import tiny_t5_encoder, tiny_t5_tokenizer
+from lssgen_diffusers.testing_build import (
+    configured,
+    seeded,
+    stream_seed,
+    tiny_module,
+    tiny_stock_pipeline,
+)
 
 __all__ = [
     "WAN_FLOW_SHIFT",
@@ -50,20 +54,10 @@ __all__ = [
 # Wan-AI/Wan2.1-T2V-1.3B-Diffusers scheduler config; 720p uses 5.0).
 WAN_FLOW_SHIFT = 3.0
 _TEXT_WIDTH = 32
-_OFFSETS = {"vae": 1, "transformer": 2, "transformer_2": 3, "text_encoder": 4, "upsampler": 5}
-
-
-def _seeded(seed: int, component: str) -> AbstractContextManager[None]:
-    return seeded_fork(seed, _OFFSETS[component])
 
 
 def wan_scheduler(flow_shift: float = WAN_FLOW_SHIFT) -> UniPCMultistepScheduler:
-    return UniPCMultistepScheduler(
-        prediction_type="flow_prediction",
-        use_flow_sigmas=True,
-        num_train_timesteps=1000,
-        flow_shift=flow_shift,
-    )
+    return configured(UniPCMultistepScheduler, "schedulers", "wan", flow_shift=flow_shift)
 
 
 def tiny_wan_transformer(
@@ -76,43 +70,32 @@ def tiny_wan_transformer(
     ffn_dim: int = 32,
 ) -> WanTransformer3DModel:
     """A Wan transformer of Wan's architecture at a tiny width (the benchmark widens it)."""
-    with _seeded(seed, component):
-        model = WanTransformer3DModel(
-            patch_size=(1, 2, 2),
-            num_attention_heads=heads,
-            attention_head_dim=head_dim,
-            in_channels=16,
-            out_channels=16,
-            text_dim=_TEXT_WIDTH,
-            freq_dim=32,
-            ffn_dim=ffn_dim,
-            num_layers=layers,
-            cross_attn_norm=True,
-            qk_norm="rms_norm_across_heads",
-            rope_max_seq_len=64,
-        )
-    return model.eval()
+    return tiny_module(
+        WanTransformer3DModel,
+        "denoisers",
+        "wan",
+        stream_seed(seed, component),
+        num_attention_heads=heads,
+        attention_head_dim=head_dim,
+        text_dim=_TEXT_WIDTH,
+        ffn_dim=ffn_dim,
+        num_layers=layers,
+    )
 
 
 _Encoder = TypeVar("_Encoder", T5EncoderModel, UMT5EncoderModel)
 
 
-def _text_encoder(tokenizer: T5Tokenizer, seed: int, model_class: type[_Encoder]) -> _Encoder:
-    with _seeded(seed, "text_encoder"):
-        return tiny_t5_encoder(tokenizer, _TEXT_WIDTH, model_class)
+def _text(tokenizer: T5Tokenizer, seed: int, model_class: type[_Encoder]) -> dict[str, Any]:
+    """The ``tokenizer`` and a random ``text_encoder`` over it, of the video text stream."""
+    with seeded(stream_seed(seed, "video_text_encoder")):
+        encoder = tiny_t5_encoder(tokenizer, _TEXT_WIDTH, model_class)
+    return {"tokenizer": tokenizer, "text_encoder": encoder}
 
 
 def tiny_wan_vae(seed: int = 0) -> AutoencoderKLWan:
     """Wan's VAE layout (8x space, 4x time, 16 channels) at base width 4."""
-    with _seeded(seed, "vae"):
-        vae = AutoencoderKLWan(
-            base_dim=4,
-            z_dim=16,
-            dim_mult=[1, 1, 1, 1],
-            num_res_blocks=1,
-            temperal_downsample=[False, True, True],
-        )
-    return vae.eval()
+    return tiny_module(AutoencoderKLWan, "autoencoders", "wan", stream_seed(seed, "vae"))
 
 
 def tiny_wan_pipeline(
@@ -124,40 +107,21 @@ def tiny_wan_pipeline(
     transformer: WanTransformer3DModel | None = None,
 ) -> WanPipeline:
     """A tiny Wan 2.1 pipeline; ``two_experts``: Wan 2.2's ``transformer`` (high noise) and
-    ``transformer_2`` (low noise), switching at ``boundary_ratio``."""
-    tokenizer = tiny_t5_tokenizer(model_max_length=512)
-    encoder = _text_encoder(tokenizer, seed, UMT5EncoderModel)
-    return WanPipeline(
-        tokenizer=tokenizer,
-        text_encoder=encoder,
-        vae=tiny_wan_vae(seed),
-        scheduler=wan_scheduler(flow_shift),
-        transformer=transformer if transformer is not None else tiny_wan_transformer(seed),
-        transformer_2=tiny_wan_transformer(seed, "transformer_2") if two_experts else None,
-        boundary_ratio=boundary_ratio if two_experts else None,
-    )
+    ``transformer_2`` (low noise), switching at ``boundary_ratio``; ``transformer``: a given one
+    in place of :func:`tiny_wan_transformer`."""
+    components = {
+        **_text(tiny_t5_tokenizer(model_max_length=512), seed, UMT5EncoderModel),
+        "scheduler": wan_scheduler(flow_shift),
+        "transformer": transformer if transformer is not None else tiny_wan_transformer(seed),
+        "transformer_2": tiny_wan_transformer(seed, "transformer_2") if two_experts else None,
+        "boundary_ratio": boundary_ratio if two_experts else None,
+    }
+    return tiny_stock_pipeline(WanPipeline, "wan", seed, components)
 
 
 def tiny_ltx_vae(seed: int = 0) -> AutoencoderKLLTXVideo:
     """LTX-Video's VAE geometry (128 channels, patch 4, 3 scaling blocks: 32x space, 8x time)."""
-    with _seeded(seed, "vae"):
-        vae = AutoencoderKLLTXVideo(
-            latent_channels=128,
-            block_out_channels=(8, 8, 8, 8),
-            decoder_block_out_channels=(8, 8, 8, 8),
-            layers_per_block=(1, 1, 1, 1, 1),
-            decoder_layers_per_block=(1, 1, 1, 1, 1),
-            spatio_temporal_scaling=(True, True, True, False),
-            decoder_spatio_temporal_scaling=(True, True, True, False),
-            decoder_inject_noise=(False, False, False, False, False),
-            upsample_residual=(False, False, False, False),
-            upsample_factor=(1, 1, 1, 1),
-            timestep_conditioning=False,
-            patch_size=4,
-            patch_size_t=1,
-            encoder_causal=True,
-            decoder_causal=False,
-        )
+    vae = tiny_module(AutoencoderKLLTXVideo, "autoencoders", "ltx", stream_seed(seed, "vae"))
     # The released VAE normalises by per-channel statistics; zeros and ones (the class's
     # initial buffers) would hide a missing (de)normalisation.
     with torch.no_grad():
@@ -168,42 +132,19 @@ def tiny_ltx_vae(seed: int = 0) -> AutoencoderKLLTXVideo:
 
 def tiny_ltx_pipeline(seed: int = 0) -> LTXPipeline:
     """A tiny LTX-Video pipeline on the shipped scheduler's dynamic shifting."""
-    tokenizer = tiny_t5_tokenizer(model_max_length=128)
-    encoder = _text_encoder(tokenizer, seed, T5EncoderModel)
-    with _seeded(seed, "transformer"):
-        transformer = LTXVideoTransformer3DModel(
-            in_channels=128,
-            out_channels=128,
-            patch_size=1,
-            patch_size_t=1,
-            num_attention_heads=2,
-            attention_head_dim=8,
-            cross_attention_dim=16,
-            num_layers=1,
-            caption_channels=_TEXT_WIDTH,
-        ).eval()
-    # LTX-Video's shipped scheduler config (Lightricks/LTX-Video scheduler_config.json).
-    scheduler = FlowMatchEulerDiscreteScheduler(
-        use_dynamic_shifting=True,
-        base_image_seq_len=1024,
-        max_image_seq_len=4096,
-        base_shift=0.95,
-        max_shift=2.05,
-        shift_terminal=0.1,
-    )
-    return LTXPipeline(
-        scheduler=scheduler,
-        vae=tiny_ltx_vae(seed),
-        text_encoder=encoder,
-        tokenizer=tokenizer,
-        transformer=transformer,
-    )
+    components = {
+        **_text(tiny_t5_tokenizer(model_max_length=128), seed, T5EncoderModel),
+        "vae": tiny_ltx_vae(seed),
+    }
+    return tiny_stock_pipeline(LTXPipeline, "ltx", seed, components, caption_channels=_TEXT_WIDTH)
 
 
 def tiny_ltx_upsampler(seed: int = 0, *, dims: int = 3) -> LTXLatentUpsamplerModel:
     """LTX's own latent upsampler class (2x in space), tiny: 128 channels in, 32 wide."""
-    with _seeded(seed, "upsampler"):
-        model = LTXLatentUpsamplerModel(
-            in_channels=128, mid_channels=32, num_blocks_per_stage=1, dims=dims
-        )
-    return model.eval()
+    return tiny_module(
+        LTXLatentUpsamplerModel,
+        "denoisers",
+        "ltx_upsampler",
+        stream_seed(seed, "upsampler"),
+        dims=dims,
+    )
