@@ -1,7 +1,9 @@
 """What every `lssgen` command shares: usage errors that name their flag, argparse types,
 the help formatter, exit statuses, Ctrl-C handling, the progress bar, and what the two resumable
 trainers (`lssgen train-upsampler`, `lssgen mini vae|transformer`) share: their loop flags, the
-checkpoint-folder check, the accelerator, and one run of the loop with its messages."""
+checkpoint-folder check, the accelerator, and one run of the loop with its messages; and what the
+two upsampler commands (`lssgen train-upsampler`, `lssgen eval-upsampler`) share: the VAE flags,
+image folders and the scaler comparison on held-out crops."""
 
 from __future__ import annotations
 
@@ -12,7 +14,8 @@ import signal
 import sys
 import tempfile
 import threading
-from collections.abc import Callable, Iterator
+import warnings
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from types import FrameType
 from typing import TYPE_CHECKING, Any, TypeVar
@@ -22,11 +25,15 @@ import torch
 from tqdm.auto import tqdm
 
 from lssgen.dtypes import TRAINING_DTYPES
+from lssgen.images import ImageFolder
 from lssgen.training.checkpoint import has_training_state, read_training_info
 from lssgen.training.loop import NonFiniteLossError, RunOptions, TrainResult
+from lssgen.training.pairs import SCALE_FACTOR, held_out_crops
 from lssgen.training.resume import ResumeError
+from lssgen.training.scaler_comparison import ScalerComparison, compare_with_standard_scalers
 from lssgen_core.errors import LSSArgumentError
 from lssgen_core.parameterization import check_start_sigma
+from lssgen_core.upsample.network import LatentUpsampler
 from lssgen_core.validation import check_positive_int
 
 if TYPE_CHECKING:
@@ -202,6 +209,21 @@ class HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
         return super()._get_help_string(action)
 
 
+def add_config_flags(
+    parser: argparse.ArgumentParser,
+    config: type[AttrsInstance],
+    flags: Mapping[str, tuple[Any, str]],
+) -> None:
+    """One flag per field of the attrs `config` that `flags` names, `--field-name` for
+    `field_name`, defaulting to the field's default: a default is stated once, in the config.
+    `flags` maps each field to (its argparse type, or the tuple of its choices; its help)."""
+    fields = attrs.fields_dict(config)
+    for name, (kind, help_text) in flags.items():
+        typed = {"choices": kind} if isinstance(kind, tuple) else {"type": kind}
+        flag = "--" + name.replace("_", "-")
+        parser.add_argument(flag, **typed, default=fields[name].default, help=help_text)
+
+
 def required_flags(parser: argparse.ArgumentParser, epilog: str | None = None) -> Any:
     """Give a command's parser the help every command has (`HelpFormatter`, `epilog` below the
     flags); the group its required flags go in, listed under "required"."""
@@ -223,6 +245,38 @@ def add_vae_arguments(parser: argparse.ArgumentParser, required: Any) -> None:
         type=positive_int,
         default=256,
         help="low-resolution crop side in pixels; high-res crops are twice this",
+    )
+
+
+def image_folder(path: str, argument: str, min_size: int) -> tuple[ImageFolder, list[str]]:
+    """The images of the folder `argument` names, and the warnings reading it gave (skipped
+    files), for the caller to print: only the main process of several speaks."""
+    with blame(argument), warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        images = ImageFolder(path, min_size=min_size)
+    return images, [f"warning: {warning.message}" for warning in caught]
+
+
+def held_out_comparison(
+    upsampler: LatentUpsampler,
+    images: ImageFolder,
+    codec: Any,
+    args: argparse.Namespace,
+    *,
+    count: int,
+    preview_count: int = 0,
+) -> ScalerComparison:
+    """Every scaling mode scored on `count` crops of held-out `images` in `codec`'s VAE, with
+    the --size, --seed, --downsample and --batch-size of the upsampler commands."""
+    crops = held_out_crops(images, crop_size=SCALE_FACTOR * args.size, count=count, seed=args.seed)
+    return compare_with_standard_scalers(
+        upsampler,
+        crops,
+        codec.encode,
+        codec.decode,
+        downsample_mode=args.downsample,
+        batch_size=args.batch_size,
+        preview_count=preview_count,
     )
 
 

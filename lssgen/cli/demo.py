@@ -16,7 +16,8 @@ from lssgen.cli.common import UsageError, check_output_file, fail
 from lssgen.cli.mini_flags import add_model_arguments, model_settings
 from lssgen.mini.demo import DEMO_PROMPTS, demo, demo_grid
 from lssgen.mini.grid import save_png
-from lssgen.mini.threads import timing_threads, torch_threads
+from lssgen.mini.threads import timing_threads
+from lssgen.torch_settings import torch_threads
 
 PROG = "lssgen demo"
 

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import argparse
 import sys
-import warnings
 from pathlib import Path
 from typing import Any
 
@@ -24,15 +23,17 @@ from lssgen.cli.common import (
     blame,
     check_size,
     fail,
+    held_out_comparison,
+    image_folder,
     non_negative_int,
     positive_int,
     required_flags,
 )
 from lssgen.dtypes import TORCH_DTYPES, TRAINING_DTYPES
-from lssgen.images import ImageFolder, comparison_grid, png_bytes
+from lssgen.images import comparison_grid, png_bytes
 from lssgen.training.calibrate import auto_levels, calibrations_from_comparison, format_levels
-from lssgen.training.pairs import DOWNSAMPLE_MODES, SCALE_FACTOR, held_out_crops
-from lssgen.training.scaler_comparison import compare_with_standard_scalers, format_table
+from lssgen.training.pairs import DOWNSAMPLE_MODES, SCALE_FACTOR
+from lssgen.training.scaler_comparison import format_table
 from lssgen_core.atomic import write_bytes_atomic, write_json_atomic
 from lssgen_core.upsample.io import write_calibrations
 from lssgen_core.upsample.network import LatentUpsampler
@@ -94,21 +95,11 @@ def _run(args: argparse.Namespace) -> int:
         upsampler.check_latent_channels(
             codec.latent_channels, argument=f"--upsampler {args.upsampler}"
         )
-    crop_size = SCALE_FACTOR * args.size
-    with blame("--images"), warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always")
-        images = ImageFolder(args.images, min_size=crop_size)
-    for warning in caught:
-        print(f"warning: {warning.message}", file=sys.stderr)
-    crops = held_out_crops(images, crop_size=crop_size, count=args.num_crops, seed=args.seed)
-    result = compare_with_standard_scalers(
-        upsampler,
-        crops,
-        codec.encode,
-        codec.decode,
-        downsample_mode=args.downsample,
-        batch_size=args.batch_size,
-        preview_count=args.preview,
+    images, warned = image_folder(args.images, "--images", SCALE_FACTOR * args.size)
+    for line in warned:
+        print(line, file=sys.stderr)
+    result = held_out_comparison(
+        upsampler, images, codec, args, count=args.num_crops, preview_count=args.preview
     )
     print(format_table(result))
     calibrations = calibrations_from_comparison(result, Path(args.images).name)

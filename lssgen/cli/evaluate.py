@@ -15,8 +15,9 @@ from pathlib import Path
 from lssgen.cli.common import positive_int, start_sigma_value
 from lssgen.cli.mini_flags import add_model_arguments, model_settings
 from lssgen.mini.quality import SWEEP, default_configs, markdown, measure_quality
-from lssgen.mini.threads import timing_threads, torch_threads
+from lssgen.mini.threads import timing_threads
 from lssgen.mini.timing import TIMING_BATCH
+from lssgen.torch_settings import torch_threads
 
 PROG = "lssgen evaluate"
 

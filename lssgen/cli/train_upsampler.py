@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import argparse
 import sys
-import warnings
 from pathlib import Path
 
 import torch
@@ -25,6 +24,7 @@ from lssgen.cli.common import (
     EXIT_INTERRUPTED,
     LoopFlags,
     UsageError,
+    add_config_flags,
     add_loop_arguments,
     add_vae_arguments,
     blame,
@@ -32,6 +32,8 @@ from lssgen.cli.common import (
     check_size,
     config_from_args,
     finite_float,
+    held_out_comparison,
+    image_folder,
     non_negative_int,
     positive_int,
     required_flags,
@@ -40,14 +42,13 @@ from lssgen.cli.common import (
     training_accelerator,
 )
 from lssgen.dtypes import TORCH_DTYPES
-from lssgen.images import ImageFolder
 from lssgen.training.calibrate import (
     DEFAULT_CALIBRATION_CROPS,
+    calibrations_from_comparison,
     format_levels,
-    measure_calibrations,
 )
 from lssgen.training.lpips import load_lpips
-from lssgen.training.pairs import DOWNSAMPLE_MODES, held_out_crops
+from lssgen.training.pairs import DOWNSAMPLE_MODES
 from lssgen.training.train import (
     CHECKPOINT_DIRNAME,
     TrainConfig,
@@ -61,13 +62,14 @@ from lssgen_core.upsample.network import LatentUpsampler
 from lssgen_diffusers.vae import load_vae
 
 SUMMARY_NAME = "lssgen_training.json"
+_DEFAULTS = TrainConfig()
 UPSAMPLER_FLAGS = LoopFlags(
-    steps=10_000,
-    batch_size=16,
+    steps=_DEFAULTS.steps,
+    batch_size=_DEFAULTS.batch_size,
     batch_help="crops per step (per process)",
-    lr=1e-4,
+    lr=_DEFAULTS.lr,
     lr_help="OneCycle peak learning rate (AdamW)",
-    weight_decay=1e-4,
+    weight_decay=_DEFAULTS.weight_decay,
     seed_help="initial weights and crop draws",
     dtype_help="bf16: VAE in bf16 and bf16 autocast; weights stay fp32",
     checkpoint_every=1000,
@@ -85,17 +87,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     req.add_argument("--images", required=True, help="training images (searched recursively)")
     req.add_argument("--output", required=True, help="folder for the trained upsampler")
     add_loop_arguments(parser, UPSAMPLER_FLAGS)
-    parser.add_argument(
-        "--downsample",
-        choices=DOWNSAMPLE_MODES,
-        default="nearest",
-        help="how the low-resolution input is made from the high-resolution crop",
-    )
-    parser.add_argument(
-        "--pixel-loss-weight",
-        type=finite_float,
-        default=0.0,
-        help="weight of L1 between decoded prediction and image (decoder in the graph)",
+    downsample_help = "how the low-resolution input is made from the high-resolution crop"
+    pixel_help = "weight of L1 between decoded prediction and image (decoder in the graph)"
+    add_config_flags(
+        parser,
+        TrainConfig,
+        {
+            "downsample": (DOWNSAMPLE_MODES, downsample_help),
+            "pixel_loss_weight": (finite_float, pixel_help),
+        },
     )
     parser.add_argument(
         "--lpips-weights",
@@ -118,12 +118,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         action="store_true",
         help="encode pools of crops once and reuse them (see --pool-size/--pool-reuse)",
     )
-    parser.add_argument("--pool-size", type=positive_int, default=512, help="crops per cached pool")
-    parser.add_argument(
-        "--pool-reuse",
-        type=positive_int,
-        default=4,
-        help="passes over each cached pool before drawing a new one",
+    reuse_help = "passes over each cached pool before drawing a new one"
+    add_config_flags(
+        parser,
+        TrainConfig,
+        {
+            "pool_size": (positive_int, "crops per cached pool"),
+            "pool_reuse": (positive_int, reuse_help),
+        },
     )
     parser.add_argument(
         "--held-out-images",
@@ -179,16 +181,12 @@ def _run(args: argparse.Namespace) -> int:
     with blame("--vae"):
         codec = load_vae(args.vae, torch_dtype=TORCH_DTYPES[args.dtype], device=device)
     check_size(args.size, codec.spatial_factor)
-    with blame("--images"), warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always")
-        images = ImageFolder(args.images, min_size=config.crop_size)
+    images, warned = image_folder(args.images, "--images", config.crop_size)
     held_out = None
     if args.held_out_images is not None:
         # Checked before training: a wrong folder must not cost a whole run.
-        with blame("--held-out-images"), warnings.catch_warnings(record=True) as more:
-            warnings.simplefilter("always")
-            held_out = ImageFolder(args.held_out_images, min_size=config.crop_size)
-        caught.extend(more)
+        held_out, more = image_folder(args.held_out_images, "--held-out-images", config.crop_size)
+        warned += more
     model = _model(args, codec.latent_channels)
     lpips = None
     if args.lpips_weights:
@@ -196,8 +194,8 @@ def _run(args: argparse.Namespace) -> int:
             lpips = load_lpips(args.lpips_weights, device=device)
     main = bool(accelerator.is_main_process)
     if main:
-        for warning in caught:
-            print(f"warning: {warning.message}", file=sys.stderr)
+        for line in warned:
+            print(line, file=sys.stderr)
         print(
             f"VAE {codec.vae.__class__.__name__}: {codec.latent_channels} latent channels, "
             f"{codec.spatial_factor}x; {len(images)} images; crops {config.crop_size}px -> "
@@ -225,18 +223,12 @@ def _run(args: argparse.Namespace) -> int:
         return EXIT_INTERRUPTED
     if main:
         if held_out is not None:
-            crops = held_out_crops(
-                held_out, crop_size=config.crop_size, count=args.calibration_crops, seed=args.seed
+            comparison = held_out_comparison(
+                result.model.eval(), held_out, codec, args, count=args.calibration_crops
             )
-            result.model.calibration = measure_calibrations(
-                result.model.eval(),
-                crops,
-                codec.encode,
-                codec.decode,
-                images=args.held_out_images,
-                downsample_mode=config.downsample,
-                batch_size=args.batch_size,
-            )
+            # The folder's name only: config.json files are shared and name no machine's paths.
+            source = Path(args.held_out_images).name
+            result.model.calibration = calibrations_from_comparison(comparison, source)
             print(format_levels(result.model.calibration), file=sys.stderr)
         result.model.to("cpu").save_pretrained(output)
         write_json_atomic(
