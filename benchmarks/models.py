@@ -334,7 +334,7 @@ _KINDS: dict[str, _Kind] = {
         _PROFILES["flux"],
         "transformer",
         _flux_transformer,
-        (16, 0.3611, 0.1159),
+        (16, 0.3611, 0.1159),  # FLUX.1's VAE config
         _flux_setting,
         _flux_scheduler,
     ),
@@ -345,7 +345,7 @@ _KINDS: dict[str, _Kind] = {
         _PROFILES["sdxl"],
         "unet",
         _sdxl_unet,
-        (4, 0.13025, None),
+        (4, 0.13025, None),  # SDXL's VAE config
         _sdxl_setting,
     ),
 }

@@ -211,17 +211,17 @@ class HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
 
 def add_config_flags(
     parser: argparse.ArgumentParser,
-    config: type[AttrsInstance],
+    defaults: AttrsInstance,
     flags: Mapping[str, tuple[Any, str]],
 ) -> None:
-    """One flag per field of the attrs `config` that `flags` names, `--field-name` for
-    `field_name`, defaulting to the field's default: a default is stated once, in the config.
-    `flags` maps each field to (its argparse type, or the tuple of its choices; its help)."""
-    fields = attrs.fields_dict(config)
+    """One flag per field of the attrs config `defaults` that `flags` names, `--field-name` for
+    `field_name`, defaulting to the field's value in `defaults`: a default is stated once, in the
+    config. `flags` maps each field to (its argparse type, or the tuple of its choices; its help).
+    """
     for name, (kind, help_text) in flags.items():
         typed = {"choices": kind} if isinstance(kind, tuple) else {"type": kind}
         flag = "--" + name.replace("_", "-")
-        parser.add_argument(flag, **typed, default=fields[name].default, help=help_text)
+        parser.add_argument(flag, **typed, default=getattr(defaults, name), help=help_text)
 
 
 def required_flags(parser: argparse.ArgumentParser, epilog: str | None = None) -> Any:
@@ -368,43 +368,46 @@ def check_checkpoints(checkpoints: Path, resume: bool, *, folder_argument: str) 
         )
 
 
-@attrs.frozen
-class LoopFlags:
-    """The defaults and wording of the flags every trainer has (`add_loop_arguments`)."""
+# The fields every trainer's config has, as flags: their types, in --help order.
+_LOOP_TYPES: dict[str, Any] = {
+    "steps": positive_int,
+    "batch_size": positive_int,
+    "lr": finite_float,
+    "weight_decay": finite_float,
+    "max_grad_norm": finite_float,
+    "seed": non_negative_int,
+    "dtype": TRAINING_DTYPES,
+}
+# Their help where it is the same for every trainer; each trainer words the rest.
+_LOOP_HELP = {
+    "steps": "optimizer steps",
+    "weight_decay": "AdamW weight decay",
+    "max_grad_norm": "gradient clipping",
+}
 
-    steps: int
-    batch_size: int
-    batch_help: str  # what one step's batch holds
-    lr: float
-    lr_help: str  # which schedule the rate follows
-    weight_decay: float
-    seed_help: str  # what the seed draws
-    dtype_help: str
-    checkpoint_every: int
-    checkpoints: str  # where the checkpoint lives, as the help names it
 
-
-def add_loop_arguments(parser: argparse.ArgumentParser, flags: LoopFlags) -> None:
-    """--steps, --batch-size, --lr, --weight-decay, --max-grad-norm, --seed, --dtype,
-    --checkpoint-every and --resume, the same for every trainer."""
-    parser.add_argument("--steps", type=positive_int, default=flags.steps, help="optimizer steps")
-    parser.add_argument(
-        "--batch-size", type=positive_int, default=flags.batch_size, help=flags.batch_help
+def add_loop_arguments(
+    parser: argparse.ArgumentParser,
+    defaults: AttrsInstance,
+    wording: Mapping[str, str],
+    *,
+    checkpoint_every: int,
+    checkpoints: str,
+) -> None:
+    """--steps, --batch-size, --lr, --weight-decay, --max-grad-norm, --seed, --dtype (defaults:
+    the trainer's config `defaults`; help: `wording` for batch_size, lr, seed and dtype),
+    --checkpoint-every and --resume (`checkpoints` names where the checkpoint lives)."""
+    help_texts = {**_LOOP_HELP, **wording}
+    add_config_flags(
+        parser, defaults, {name: (kind, help_texts[name]) for name, kind in _LOOP_TYPES.items()}
     )
-    parser.add_argument("--lr", type=finite_float, default=flags.lr, help=flags.lr_help)
-    parser.add_argument(
-        "--weight-decay", type=finite_float, default=flags.weight_decay, help="AdamW weight decay"
-    )
-    parser.add_argument("--max-grad-norm", type=finite_float, default=1.0, help="gradient clipping")
-    parser.add_argument("--seed", type=non_negative_int, default=0, help=flags.seed_help)
-    parser.add_argument("--dtype", choices=TRAINING_DTYPES, default="fp32", help=flags.dtype_help)
     parser.add_argument(
         "--checkpoint-every",
         type=non_negative_int,
-        default=flags.checkpoint_every,
+        default=checkpoint_every,
         help="steps between checkpoints (0: only at the end and on Ctrl-C)",
     )
-    parser.add_argument("--resume", action="store_true", help=f"continue from {flags.checkpoints}")
+    parser.add_argument("--resume", action="store_true", help=f"continue from {checkpoints}")
 
 
 def training_accelerator(device: str | None = None) -> Any:

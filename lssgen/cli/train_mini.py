@@ -29,7 +29,6 @@ from tqdm.auto import tqdm
 from lssgen.cli.common import (
     EXIT_INTERRUPTED,
     HelpFormatter,
-    LoopFlags,
     UsageError,
     add_config_flags,
     add_loop_arguments,
@@ -83,30 +82,29 @@ def _common(parser: argparse.ArgumentParser, *, work: bool = True) -> None:
     )
 
 
+# The wording of the loop flags for lssgen-mini's stages (`add_loop_arguments`).
+MINI_LOOP_WORDING = {
+    "batch_size": "samples per step",
+    "lr": "AdamW learning rate, constant after the warm-up",
+    "seed": "initial weights and data draws",
+    "dtype": "bf16: bf16 autocast; weights stay fp32",
+}
+
+
 def _loop_arguments(parser: argparse.ArgumentParser, defaults: LoopConfig) -> None:
     parser.add_argument("--device", default="cpu", help="cpu, or cuda (accelerate's GPU)")
-    flags = LoopFlags(
-        steps=defaults.steps,
-        batch_size=defaults.batch_size,
-        batch_help="samples per step",
-        lr=defaults.lr,
-        lr_help="AdamW learning rate, constant after the warm-up",
-        weight_decay=defaults.weight_decay,
-        seed_help="initial weights and data draws",
-        dtype_help="bf16: bf16 autocast; weights stay fp32",
+    add_loop_arguments(
+        parser,
+        defaults,
+        MINI_LOOP_WORDING,
         checkpoint_every=100,
         checkpoints="WORK/checkpoints/<stage>",
     )
-    add_loop_arguments(parser, flags)
-    parser.add_argument(
-        "--warmup-steps", type=non_negative_int, default=defaults.warmup_steps, help="linear LR"
-    )
-    parser.add_argument(
-        "--ema-decay",
-        type=finite_float,
-        default=defaults.ema_decay,
-        help="EMA of the exported weights",
-    )
+    schedule = {
+        "warmup_steps": (non_negative_int, "linear LR"),
+        "ema_decay": (finite_float, "EMA of the exported weights"),
+    }
+    add_config_flags(parser, defaults, schedule)
 
 
 def _channels(text: str) -> tuple[int, ...]:
@@ -137,7 +135,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     vae = stages.add_parser("vae", help="train the AutoencoderKL on renders")
     _common(vae)
     _loop_arguments(vae, VAE_LOOP)
-    add_config_flags(vae, VaeTrainConfig, {"crop": (positive_int, "training crop, pixels")})
+    vae_defaults = VaeTrainConfig()
+    add_config_flags(vae, vae_defaults, {"crop": (positive_int, "training crop, pixels")})
     vae.add_argument(
         "--size",
         type=positive_int,
@@ -147,12 +146,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     vae.add_argument(
         "--channels",
         type=_channels,
-        default=VaeArch().block_out_channels,
+        default=vae_defaults.arch.block_out_channels,
         help="block widths, e.g. 16,32",
     )
-    add_config_flags(
-        vae, VaeTrainConfig, {"kl_weight": (finite_float, "KL term (summed per image)")}
-    )
+    add_config_flags(vae, vae_defaults, {"kl_weight": (finite_float, "KL term (summed per image)")})
     vae.add_argument(
         "--stats-count", type=positive_int, default=128, help="renders for the latent statistics"
     )
@@ -184,14 +181,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
             'captions behind a GenEval-style prefix ("a photo of ...")',
         ),
     }
-    add_config_flags(flow, FlowTrainConfig, flags)
+    flow_defaults = FlowTrainConfig()
+    add_config_flags(flow, flow_defaults, flags)
     flow.add_argument(
         "--init-from",
         default=None,
         help="start from this saved transformer folder (a warm start, e.g. the shipped model's)",
     )
     stock_t5 = "steps with the pipeline's default 256 T5 tokens instead of 1"
-    add_config_flags(flow, FlowTrainConfig, {"stock_t5_fraction": (finite_float, stock_t5)})
+    add_config_flags(flow, flow_defaults, {"stock_t5_fraction": (finite_float, stock_t5)})
 
     images = stages.add_parser("images", help="write PNG renders for lssgen train-upsampler")
     _common(images)

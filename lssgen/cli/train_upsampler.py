@@ -22,7 +22,6 @@ import torch
 
 from lssgen.cli.common import (
     EXIT_INTERRUPTED,
-    LoopFlags,
     UsageError,
     add_config_flags,
     add_loop_arguments,
@@ -62,19 +61,13 @@ from lssgen_core.upsample.network import LatentUpsampler
 from lssgen_diffusers.vae import load_vae
 
 SUMMARY_NAME = "lssgen_training.json"
-_DEFAULTS = TrainConfig()
-UPSAMPLER_FLAGS = LoopFlags(
-    steps=_DEFAULTS.steps,
-    batch_size=_DEFAULTS.batch_size,
-    batch_help="crops per step (per process)",
-    lr=_DEFAULTS.lr,
-    lr_help="OneCycle peak learning rate (AdamW)",
-    weight_decay=_DEFAULTS.weight_decay,
-    seed_help="initial weights and crop draws",
-    dtype_help="bf16: VAE in bf16 and bf16 autocast; weights stay fp32",
-    checkpoint_every=1000,
-    checkpoints="OUTPUT/checkpoints",
-)
+# The wording of the loop flags for the upsampler (`add_loop_arguments`).
+UPSAMPLER_LOOP_WORDING = {
+    "batch_size": "crops per step (per process)",
+    "lr": "OneCycle peak learning rate (AdamW)",
+    "seed": "initial weights and crop draws",
+    "dtype": "bf16: VAE in bf16 and bf16 autocast; weights stay fp32",
+}
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -86,12 +79,19 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_vae_arguments(parser, req)
     req.add_argument("--images", required=True, help="training images (searched recursively)")
     req.add_argument("--output", required=True, help="folder for the trained upsampler")
-    add_loop_arguments(parser, UPSAMPLER_FLAGS)
+    defaults = TrainConfig()
+    add_loop_arguments(
+        parser,
+        defaults,
+        UPSAMPLER_LOOP_WORDING,
+        checkpoint_every=1000,
+        checkpoints="OUTPUT/checkpoints",
+    )
     downsample_help = "how the low-resolution input is made from the high-resolution crop"
     pixel_help = "weight of L1 between decoded prediction and image (decoder in the graph)"
     add_config_flags(
         parser,
-        TrainConfig,
+        defaults,
         {
             "downsample": (DOWNSAMPLE_MODES, downsample_help),
             "pixel_loss_weight": (finite_float, pixel_help),
@@ -121,7 +121,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     reuse_help = "passes over each cached pool before drawing a new one"
     add_config_flags(
         parser,
-        TrainConfig,
+        defaults,
         {
             "pool_size": (positive_int, "crops per cached pool"),
             "pool_reuse": (positive_int, reuse_help),
