@@ -22,12 +22,12 @@ from lssgen.cli.common import (
     add_vae_arguments,
     blame,
     check_size,
-    fail,
     held_out_comparison,
     image_folder,
     non_negative_int,
     positive_int,
     required_flags,
+    run_command,
 )
 from lssgen.dtypes import TORCH_DTYPES, TRAINING_DTYPES
 from lssgen.images import comparison_grid, png_bytes
@@ -72,10 +72,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    try:
-        return _run(args)
-    except UsageError as error:
-        return fail("lssgen eval-upsampler", error)
+    return run_command("lssgen eval-upsampler", lambda: _run(args))
 
 
 def _run(args: argparse.Namespace) -> int:

@@ -50,12 +50,12 @@ from lssgen.cli.batch_invariance import make_batch_invariant
 from lssgen.cli.common import (
     UsageError,
     blame,
-    fail,
     finite_float,
     non_negative_int,
     positive_int,
     probe_write,
     required_flags,
+    run_command,
 )
 from lssgen.cli.geneval_layout import (
     RESULT_NAME,
@@ -842,10 +842,7 @@ EXIT_FAILED = 1
 
 
 def run(args: argparse.Namespace) -> int:
-    try:
-        return _run(args)
-    except UsageError as error:
-        return fail(PROG, error)
+    return run_command(PROG, lambda: _run(args))
 
 
 def _run(args: argparse.Namespace) -> int:
