@@ -24,7 +24,7 @@ import attrs
 import torch
 from tqdm.auto import tqdm
 
-from lssgen.dtypes import TRAINING_DTYPES
+from lssgen.dtypes import TORCH_DTYPES, TRAINING_DTYPES
 from lssgen.images import ImageFolder
 from lssgen.training.checkpoint import has_training_state, read_training_info
 from lssgen.training.loop import NonFiniteLossError, RunOptions, TrainResult
@@ -35,6 +35,7 @@ from lssgen_core.errors import LSSArgumentError
 from lssgen_core.parameterization import check_start_sigma
 from lssgen_core.upsample.network import LatentUpsampler
 from lssgen_core.validation import check_positive_int
+from lssgen_diffusers.vae import PixelCodec, load_vae
 
 if TYPE_CHECKING:
     from attrs import AttrsInstance
@@ -231,6 +232,14 @@ def required_flags(parser: argparse.ArgumentParser, epilog: str | None = None) -
     if epilog is not None:
         parser.epilog = epilog
     return parser.add_argument_group("required")
+
+
+def load_codec(args: argparse.Namespace, device: torch.device) -> PixelCodec:
+    """The VAE of --vae in --dtype on `device`, with --size checked against its downscaling."""
+    with blame("--vae"):
+        codec = load_vae(args.vae, torch_dtype=TORCH_DTYPES[args.dtype], device=device)
+    check_size(args.size, codec.spatial_factor)
+    return codec
 
 
 def add_vae_arguments(parser: argparse.ArgumentParser, required: Any) -> None:

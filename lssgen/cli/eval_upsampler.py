@@ -21,15 +21,15 @@ from lssgen.cli.common import (
     UsageError,
     add_vae_arguments,
     blame,
-    check_size,
     held_out_comparison,
     image_folder,
+    load_codec,
     non_negative_int,
     positive_int,
     required_flags,
     run_command,
 )
-from lssgen.dtypes import TORCH_DTYPES, TRAINING_DTYPES
+from lssgen.dtypes import TRAINING_DTYPES
 from lssgen.images import comparison_grid, png_bytes
 from lssgen.training.calibrate import auto_levels, calibrations_from_comparison, format_levels
 from lssgen.training.pairs import DOWNSAMPLE_MODES, SCALE_FACTOR
@@ -37,7 +37,6 @@ from lssgen.training.scaler_comparison import format_table
 from lssgen_core.atomic import write_bytes_atomic, write_json_atomic
 from lssgen_core.upsample.io import write_calibrations
 from lssgen_core.upsample.network import LatentUpsampler
-from lssgen_diffusers.vae import load_vae
 
 JSON_NAME = "eval.json"
 GRID_NAME = "grid.png"
@@ -84,9 +83,7 @@ def _run(args: argparse.Namespace) -> int:
         device = torch.device(args.device or ("cuda" if torch.cuda.is_available() else "cpu"))
     except RuntimeError as exc:
         raise UsageError("--device", str(exc)) from exc
-    with blame("--vae"):
-        codec = load_vae(args.vae, torch_dtype=TORCH_DTYPES[args.dtype], device=device)
-    check_size(args.size, codec.spatial_factor)
+    codec = load_codec(args, device)
     with blame("--upsampler"):
         upsampler = LatentUpsampler.from_pretrained(args.upsampler, device=device)
         upsampler.check_latent_channels(

@@ -28,11 +28,11 @@ from lssgen.cli.common import (
     add_vae_arguments,
     blame,
     check_checkpoints,
-    check_size,
     config_from_args,
     finite_float,
     held_out_comparison,
     image_folder,
+    load_codec,
     non_negative_int,
     positive_int,
     required_flags,
@@ -40,7 +40,6 @@ from lssgen.cli.common import (
     train_with_progress,
     training_accelerator,
 )
-from lssgen.dtypes import TORCH_DTYPES
 from lssgen.training.calibrate import (
     DEFAULT_CALIBRATION_CROPS,
     calibrations_from_comparison,
@@ -58,7 +57,6 @@ from lssgen.training.train import (
 from lssgen_core.atomic import write_json_atomic
 from lssgen_core.upsample.io import CONFIG_NAME
 from lssgen_core.upsample.network import LatentUpsampler
-from lssgen_diffusers.vae import load_vae
 
 SUMMARY_NAME = "lssgen_training.json"
 # The wording of the loop flags for the upsampler (`add_loop_arguments`).
@@ -178,9 +176,7 @@ def _run(args: argparse.Namespace) -> int:
     config = config_from_args(TrainConfig, args, lpips_loss_weight=lpips_weight)
     accelerator = training_accelerator()
     device = accelerator.device
-    with blame("--vae"):
-        codec = load_vae(args.vae, torch_dtype=TORCH_DTYPES[args.dtype], device=device)
-    check_size(args.size, codec.spatial_factor)
+    codec = load_codec(args, device)
     images, warned = image_folder(args.images, "--images", config.crop_size)
     held_out = None
     if args.held_out_images is not None:
