@@ -30,18 +30,22 @@ from models import bench_model, flop_report
 
 RESULTS = Path(__file__).parent / "results"
 COMMAND = "pytest benchmarks/ --benchmark-only --benchmark-enable"
+# The round counts of the cases: option -> (results key, default, help).
+ROUND_OPTIONS: dict[str, tuple[str, int, str]] = {
+    "--lss-rounds": ("rounds", 3, "timed rounds per case"),
+    "--lss-warmup": ("warmup_rounds", 1, "untimed warm-up rounds per case"),
+    "--lss-paired-rounds": (
+        "paired_rounds",
+        5,
+        "rounds of the paired case (each runs all four modes); its ratios are the headline",
+    ),
+}
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
     group = parser.getgroup("lss benchmarks")
-    group.addoption("--lss-rounds", type=int, default=3, help="timed rounds per case")
-    group.addoption("--lss-warmup", type=int, default=1, help="untimed warm-up rounds per case")
-    group.addoption(
-        "--lss-paired-rounds",
-        type=int,
-        default=5,
-        help="rounds of the paired case (each runs all four modes); its ratios are the headline",
-    )
+    for option, (_key, default, help_text) in ROUND_OPTIONS.items():
+        group.addoption(option, type=int, default=default, help=help_text)
     group.addoption(
         "--lss-results",
         default=str(RESULTS),
@@ -165,11 +169,8 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     for device, data in results.items():
         data["command"] = _command(session.config)
         data["suite_seconds"] = elapsed
-        data["rounds"], data["warmup_rounds"], data["paired_rounds"] = (
-            session.config.getoption("--lss-rounds"),
-            session.config.getoption("--lss-warmup"),
-            session.config.getoption("--lss-paired-rounds"),
-        )
+        for option, (key, _default, _help) in ROUND_OPTIONS.items():
+            data[key] = session.config.getoption(option)
         path = report.write_results(data, folder, profile_of(device))
         report.render(path, update_readme_file=folder.resolve() == RESULTS.resolve())
 

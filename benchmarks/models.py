@@ -41,8 +41,10 @@ convolution cost is fitted from exact FLOP counts (see :func:`fit_unet_cost`).
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Mapping
-from contextlib import contextmanager
+import functools
+import json
+from collections.abc import Callable, Mapping
+from pathlib import Path
 from typing import Any
 
 import attrs
@@ -57,6 +59,7 @@ from diffusers import (
 )
 from torch.utils.flop_counter import FlopCounterMode
 
+from lssgen.torch_settings import default_dtype
 from lssgen_core.cost import AttentionLevel, StepCost, TransformerCost, UNetCost
 from lssgen_core.upsample import LatentUpsampler, UpsamplerConfig
 from lssgen_diffusers.flux import LSSFluxPipeline
@@ -135,23 +138,13 @@ class BenchModel:
 # --------------------------------------------------------------------------------------------
 
 
-@contextmanager
-def _default_dtype(dtype: torch.dtype) -> Iterator[None]:
-    previous = torch.get_default_dtype()
-    torch.set_default_dtype(dtype)
-    try:
-        yield
-    finally:
-        torch.set_default_dtype(previous)
-
-
 def _build(factory: Callable[[], Any], seed: int, offset: int, dtype: torch.dtype) -> Any:
     """Build one random module in ``dtype`` without touching the caller's global RNG state.
 
     Built in ``dtype`` directly (not cast afterwards) so that FLUX.1's 12B parameters never
     exist in float32 on the GPU.
     """
-    with seeded_fork(seed, offset), _default_dtype(dtype):
+    with seeded_fork(seed, offset), default_dtype(dtype):
         return factory().eval()
 
 
@@ -216,52 +209,29 @@ def _call(size: int, guidance_scale: float, **extra: Any) -> dict[str, Any]:
     }
 
 
-_FLUX_PROFILES: dict[str, dict[str, Any]] = {
-    # 2 double + 4 single blocks at width 384: every block costs 12 w^2 per token, as in FLUX.
-    "cpu": {
-        "layers": 2,
-        "single_layers": 4,
-        "heads": 3,
-        "size": 512,
-        "min_size": 256,
-        "text_tokens": 128,
-        "seq_len_anchors": (64, 1024),
-        "vae_widths": (8, 16, 32, 32),
-    },
-    "cuda": {
-        "layers": 19,
-        "single_layers": 38,
-        "heads": 24,
-        "size": 1024,
-        "min_size": 512,
-        "text_tokens": 512,
-        "seq_len_anchors": (256, 4096),
-        "vae_widths": (128, 256, 512, 512),
-    },
-}
+def _profiles() -> dict[str, dict[str, dict[str, Any]]]:
+    """Per kind and profile, the sizes of the models (``profiles.json``; lists read as tuples).
 
-_SDXL_PROFILES: dict[str, dict[str, Any]] = {
-    "cpu": {
-        "widths": (64, 128, 256),
-        "transformer_layers": (1, 1, 2),
-        "size": 512,
-        "min_size": 256,
-        "vae_widths": (16, 32, 64, 64),
-    },
-    "cuda": {
-        "widths": (320, 640, 1280),
-        "transformer_layers": (1, 2, 10),
-        "size": 2048,
-        "min_size": 1024,
-        "vae_widths": (128, 256, 512, 512),
-    },
-}
+    The flux profiles keep FLUX.1's proportions: every block costs 12 w^2 per token, so 2 double
+    + 4 single blocks at width 384 on the CPU and FLUX.1-dev's 19 + 38 at 3072 on a GPU.
+    """
+    data = json.loads((Path(__file__).parent / "profiles.json").read_text())
+    return {
+        kind: {
+            profile: {key: tuple(v) if isinstance(v, list) else v for key, v in spec.items()}
+            for profile, spec in profiles.items()
+        }
+        for kind, profiles in data.items()
+    }
+
+
+_PROFILES = _profiles()
 
 #: Steps of every benchmark run (the original uses 50; the plans' ratios barely depend on it).
 NUM_STEPS = 20
 
 
-def _flux_transformer(spec: Mapping[str, Any], text_width: int, pooled_width: int) -> Any:
+def _flux_transformer(spec: Mapping[str, Any], parts: Mapping[str, Any]) -> Any:
     return FluxTransformer2DModel(
         patch_size=1,
         in_channels=4 * 16,
@@ -269,64 +239,39 @@ def _flux_transformer(spec: Mapping[str, Any], text_width: int, pooled_width: in
         num_single_layers=spec["single_layers"],
         attention_head_dim=128,
         num_attention_heads=spec["heads"],
-        joint_attention_dim=text_width,
-        pooled_projection_dim=pooled_width,
+        joint_attention_dim=parts["text_encoder_2"].config.d_model,
+        pooled_projection_dim=parts["text_encoder"].config.hidden_size,
         guidance_embeds=True,
         axes_dims_rope=(16, 56, 56),
     )
 
 
-def bench_flux(
-    profile: str = "cpu",
-    *,
-    device: torch.device | str = "cpu",
-    dtype: torch.dtype = torch.float32,
-    seed: int = 0,
-) -> BenchModel:
-    """The FLUX-architecture benchmark model (see the module docstring)."""
-    spec = _FLUX_PROFILES[profile]
-    parts = dict(tiny_flux_pipeline(seed).components)  # tiny text encoders and tokenizers
-    text_width = parts["text_encoder_2"].config.d_model
-    pooled_width = parts["text_encoder"].config.hidden_size
-    with torch.device(device):
-        parts["transformer"] = _build(
-            lambda: _flux_transformer(spec, text_width, pooled_width), seed, 2, dtype
-        )
-        parts["vae"] = _build(
-            lambda: _sd_vae(spec["vae_widths"], 16, 0.3611, 0.1159), seed, 1, dtype
-        )
-        upsampler = _random_upsampler(16, seed, dtype)
-    # FLUX.1-dev's scheduler, with its sequence-length anchors (256, 4096) replaced.
+def _flux_scheduler(spec: Mapping[str, Any]) -> Any:
+    """FLUX.1-dev's scheduler, with its sequence-length anchors (256, 4096) replaced."""
     base_len, max_len = spec["seq_len_anchors"]
-    parts["scheduler"] = flux_scheduler(base_image_seq_len=base_len, max_image_seq_len=max_len)
-    pipe, stock = _pipelines(FluxPipeline, LSSFluxPipeline, parts, upsampler, device, dtype)
+    return flux_scheduler(base_image_seq_len=base_len, max_image_seq_len=max_len)
+
+
+def _flux_setting(spec: Mapping[str, Any], _pipe: Any) -> dict[str, Any]:
     width = spec["heads"] * 128
-    cost = TransformerCost(
-        width=width,
-        depth=spec["layers"] + spec["single_layers"],
-        text_tokens=spec["text_tokens"],
-    )
-    size = spec["size"]
-    return BenchModel(
-        kind="flux",
-        profile=profile,
-        pipeline=pipe,
-        stock=stock,
-        cost=cost,
-        call=_call(size, 3.5, max_sequence_length=spec["text_tokens"]),
-        lss={"start_sigma": 0.75, "min_size": spec["min_size"], "shorten_intermediate_steps": True},
-        notes={
+    depth = spec["layers"] + spec["single_layers"]
+    return {
+        "cost": TransformerCost(width=width, depth=depth, text_tokens=spec["text_tokens"]),
+        "call": _call(spec["size"], 3.5, max_sequence_length=spec["text_tokens"]),
+        "lss": _lss(spec, shorten=True),
+        "notes": {
             "denoiser": f"FluxTransformer2DModel width {width}, {spec['layers']} double + "
             f"{spec['single_layers']} single blocks",
             "vae_widths": spec["vae_widths"],
             "scheduler_seq_len_anchors": spec["seq_len_anchors"],
         },
-    )
+    }
 
 
-def _sdxl_unet(spec: Mapping[str, Any], cross_width: int, pooled_width: int) -> Any:
+def _sdxl_unet(spec: Mapping[str, Any], parts: Mapping[str, Any]) -> Any:
     widths = spec["widths"]
     time_embed = 8 if widths[0] < 320 else 256
+    encoders = (parts["text_encoder"], parts["text_encoder_2"])
     return UNet2DConditionModel(
         sample_size=spec["size"] // 8,
         in_channels=4,
@@ -337,54 +282,73 @@ def _sdxl_unet(spec: Mapping[str, Any], cross_width: int, pooled_width: int) -> 
         layers_per_block=2,
         transformer_layers_per_block=spec["transformer_layers"],
         attention_head_dim=tuple(max(1, w // 64) for w in widths),  # Diffusers: head *count*
-        cross_attention_dim=cross_width,
+        cross_attention_dim=sum(encoder.config.hidden_size for encoder in encoders),
         use_linear_projection=True,
         addition_embed_type="text_time",
         addition_time_embed_dim=time_embed,
-        projection_class_embeddings_input_dim=6 * time_embed + pooled_width,
+        projection_class_embeddings_input_dim=6 * time_embed + encoders[1].config.projection_dim,
     )
 
 
-def bench_sdxl(
-    profile: str = "cpu",
-    *,
-    device: torch.device | str = "cpu",
-    dtype: torch.dtype = torch.float32,
-    seed: int = 0,
-) -> BenchModel:
-    """The SDXL-architecture benchmark model (see the module docstring)."""
-    spec = _SDXL_PROFILES[profile]
-    parts = dict(tiny_sdxl_pipeline(seed).components)
-    cross_width = (
-        parts["text_encoder"].config.hidden_size + parts["text_encoder_2"].config.hidden_size
+def _sdxl_setting(spec: Mapping[str, Any], pipe: Any) -> dict[str, Any]:
+    notes = (
+        f"UNet2DConditionModel widths {spec['widths']}, transformer blocks "
+        f"{spec['transformer_layers']}, classifier-free guidance (batch 2)"
     )
-    pooled_width = parts["text_encoder_2"].config.projection_dim
-    with torch.device(device):
-        parts["unet"] = _build(lambda: _sdxl_unet(spec, cross_width, pooled_width), seed, 2, dtype)
-        parts["vae"] = _build(lambda: _sd_vae(spec["vae_widths"], 4, 0.13025, None), seed, 1, dtype)
-        upsampler = _random_upsampler(4, seed, dtype)
-    pipe, stock = _pipelines(
-        StableDiffusionXLPipeline, LSSStableDiffusionXLPipeline, parts, upsampler, device, dtype
-    )
-    size = spec["size"]
-    return BenchModel(
-        kind="sdxl",
-        profile=profile,
-        pipeline=pipe,
-        stock=stock,
-        cost=fit_unet_cost(pipe.unet, text_tokens=77),
-        call=_call(size, 5.0),
-        lss={
-            "start_sigma": 0.75,
-            "min_size": spec["min_size"],
-            "shorten_intermediate_steps": False,
-        },
-        notes={
-            "denoiser": f"UNet2DConditionModel widths {spec['widths']}, transformer blocks "
-            f"{spec['transformer_layers']}, classifier-free guidance (batch 2)",
-            "vae_widths": spec["vae_widths"],
-        },
-    )
+    return {
+        "cost": fit_unet_cost(pipe.unet, text_tokens=77),
+        "call": _call(spec["size"], 5.0),
+        "lss": _lss(spec, shorten=False),
+        "notes": {"denoiser": notes, "vae_widths": spec["vae_widths"]},
+    }
+
+
+def _lss(spec: Mapping[str, Any], *, shorten: bool) -> dict[str, Any]:
+    return {
+        "start_sigma": 0.75,
+        "min_size": spec["min_size"],
+        "shorten_intermediate_steps": shorten,
+    }
+
+
+@attrs.frozen
+class _Kind:
+    """What one benchmark model kind builds: its pipelines, denoiser, VAE and setting."""
+
+    stock_class: type
+    lss_class: type
+    tiny_pipeline: Callable[[int], Any]  # gives the tiny text encoders and tokenizers
+    profiles: Mapping[str, Mapping[str, Any]]
+    denoiser: str  # the pipeline's component name
+    build_denoiser: Callable[[Mapping[str, Any], Mapping[str, Any]], Any]  # (spec, parts)
+    vae: tuple[int, float, float | None]  # latent channels, scaling and shift factors
+    setting: Callable[[Mapping[str, Any], Any], dict[str, Any]]  # BenchModel's cost ... notes
+    scheduler: Callable[[Mapping[str, Any]], Any] | None = None  # None: the tiny pipeline's
+
+
+_KINDS: dict[str, _Kind] = {
+    "flux": _Kind(
+        FluxPipeline,
+        LSSFluxPipeline,
+        tiny_flux_pipeline,
+        _PROFILES["flux"],
+        "transformer",
+        _flux_transformer,
+        (16, 0.3611, 0.1159),  # FLUX.1's VAE config
+        _flux_setting,
+        _flux_scheduler,
+    ),
+    "sdxl": _Kind(
+        StableDiffusionXLPipeline,
+        LSSStableDiffusionXLPipeline,
+        tiny_sdxl_pipeline,
+        _PROFILES["sdxl"],
+        "unet",
+        _sdxl_unet,
+        (4, 0.13025, None),  # SDXL's VAE config
+        _sdxl_setting,
+    ),
+}
 
 
 def bench_model(
@@ -395,13 +359,31 @@ def bench_model(
     dtype: torch.dtype = torch.float32,
     seed: int = 0,
 ) -> BenchModel:
-    """:func:`bench_flux` or :func:`bench_sdxl` by ``kind`` (one of :data:`BENCH_KINDS`)."""
-    builders = {"flux": bench_flux, "sdxl": bench_sdxl}
-    if kind not in builders:
+    """The benchmark model ``kind`` (one of :data:`BENCH_KINDS`) of ``profile`` (one of
+    :data:`PROFILES`); see the module docstring."""
+    if kind not in _KINDS:
         raise ValueError(f"unknown benchmark model {kind!r}; expected one of {BENCH_KINDS}")
     if profile not in PROFILES:
         raise ValueError(f"unknown profile {profile!r}; expected one of {PROFILES}")
-    return builders[kind](profile, device=device, dtype=dtype, seed=seed)
+    what = _KINDS[kind]
+    spec = what.profiles[profile]
+    parts = dict(what.tiny_pipeline(seed).components)
+    channels, scaling, shift = what.vae
+    with torch.device(device):
+        parts[what.denoiser] = _build(lambda: what.build_denoiser(spec, parts), seed, 2, dtype)
+        parts["vae"] = _build(
+            lambda: _sd_vae(spec["vae_widths"], channels, scaling, shift), seed, 1, dtype
+        )
+        upsampler = _random_upsampler(channels, seed, dtype)
+    if what.scheduler is not None:
+        parts["scheduler"] = what.scheduler(spec)
+    pipe, stock = _pipelines(what.stock_class, what.lss_class, parts, upsampler, device, dtype)
+    return BenchModel(kind, profile, pipe, stock, **what.setting(spec, pipe))
+
+
+#: The FLUX-architecture and the SDXL-architecture benchmark model (see the module docstring).
+bench_flux = functools.partial(bench_model, "flux")
+bench_sdxl = functools.partial(bench_model, "sdxl")
 
 
 # --------------------------------------------------------------------------------------------

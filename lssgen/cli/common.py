@@ -1,7 +1,9 @@
 """What every `lssgen` command shares: usage errors that name their flag, argparse types,
 the help formatter, exit statuses, Ctrl-C handling, the progress bar, and what the two resumable
 trainers (`lssgen train-upsampler`, `lssgen mini vae|transformer`) share: their loop flags, the
-checkpoint-folder check, the accelerator, and one run of the loop with its messages."""
+checkpoint-folder check, the accelerator, and one run of the loop with its messages; and what the
+two upsampler commands (`lssgen train-upsampler`, `lssgen eval-upsampler`) share: the VAE flags,
+image folders and the scaler comparison on held-out crops."""
 
 from __future__ import annotations
 
@@ -12,7 +14,8 @@ import signal
 import sys
 import tempfile
 import threading
-from collections.abc import Callable, Iterator
+import warnings
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from types import FrameType
 from typing import TYPE_CHECKING, Any, TypeVar
@@ -21,13 +24,18 @@ import attrs
 import torch
 from tqdm.auto import tqdm
 
-from lssgen.dtypes import TRAINING_DTYPES
+from lssgen.dtypes import TORCH_DTYPES, TRAINING_DTYPES
+from lssgen.images import ImageFolder
 from lssgen.training.checkpoint import has_training_state, read_training_info
 from lssgen.training.loop import NonFiniteLossError, RunOptions, TrainResult
+from lssgen.training.pairs import SCALE_FACTOR, held_out_crops
 from lssgen.training.resume import ResumeError
+from lssgen.training.scaler_comparison import ScalerComparison, compare_with_standard_scalers
 from lssgen_core.errors import LSSArgumentError
 from lssgen_core.parameterization import check_start_sigma
+from lssgen_core.upsample.network import LatentUpsampler
 from lssgen_core.validation import check_positive_int
+from lssgen_diffusers.vae import PixelCodec, load_vae
 
 if TYPE_CHECKING:
     from attrs import AttrsInstance
@@ -202,6 +210,21 @@ class HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
         return super()._get_help_string(action)
 
 
+def add_config_flags(
+    parser: argparse.ArgumentParser,
+    defaults: AttrsInstance,
+    flags: Mapping[str, tuple[Any, str]],
+) -> None:
+    """One flag per field of the attrs config `defaults` that `flags` names, `--field-name` for
+    `field_name`, defaulting to the field's value in `defaults`: a default is stated once, in the
+    config. `flags` maps each field to (its argparse type, or the tuple of its choices; its help).
+    """
+    for name, (kind, help_text) in flags.items():
+        typed = {"choices": kind} if isinstance(kind, tuple) else {"type": kind}
+        flag = "--" + name.replace("_", "-")
+        parser.add_argument(flag, **typed, default=getattr(defaults, name), help=help_text)
+
+
 def required_flags(parser: argparse.ArgumentParser, epilog: str | None = None) -> Any:
     """Give a command's parser the help every command has (`HelpFormatter`, `epilog` below the
     flags); the group its required flags go in, listed under "required"."""
@@ -209,6 +232,14 @@ def required_flags(parser: argparse.ArgumentParser, epilog: str | None = None) -
     if epilog is not None:
         parser.epilog = epilog
     return parser.add_argument_group("required")
+
+
+def load_codec(args: argparse.Namespace, device: torch.device) -> PixelCodec:
+    """The VAE of --vae in --dtype on `device`, with --size checked against its downscaling."""
+    with blame("--vae"):
+        codec = load_vae(args.vae, torch_dtype=TORCH_DTYPES[args.dtype], device=device)
+    check_size(args.size, codec.spatial_factor)
+    return codec
 
 
 def add_vae_arguments(parser: argparse.ArgumentParser, required: Any) -> None:
@@ -223,6 +254,38 @@ def add_vae_arguments(parser: argparse.ArgumentParser, required: Any) -> None:
         type=positive_int,
         default=256,
         help="low-resolution crop side in pixels; high-res crops are twice this",
+    )
+
+
+def image_folder(path: str, argument: str, min_size: int) -> tuple[ImageFolder, list[str]]:
+    """The images of the folder `argument` names, and the warnings reading it gave (skipped
+    files), for the caller to print: only the main process of several speaks."""
+    with blame(argument), warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        images = ImageFolder(path, min_size=min_size)
+    return images, [f"warning: {warning.message}" for warning in caught]
+
+
+def held_out_comparison(
+    upsampler: LatentUpsampler,
+    images: ImageFolder,
+    codec: Any,
+    args: argparse.Namespace,
+    *,
+    count: int,
+    preview_count: int = 0,
+) -> ScalerComparison:
+    """Every scaling mode scored on `count` crops of held-out `images` in `codec`'s VAE, with
+    the --size, --seed, --downsample and --batch-size of the upsampler commands."""
+    crops = held_out_crops(images, crop_size=SCALE_FACTOR * args.size, count=count, seed=args.seed)
+    return compare_with_standard_scalers(
+        upsampler,
+        crops,
+        codec.encode,
+        codec.decode,
+        downsample_mode=args.downsample,
+        batch_size=args.batch_size,
+        preview_count=preview_count,
     )
 
 
@@ -314,43 +377,46 @@ def check_checkpoints(checkpoints: Path, resume: bool, *, folder_argument: str) 
         )
 
 
-@attrs.frozen
-class LoopFlags:
-    """The defaults and wording of the flags every trainer has (`add_loop_arguments`)."""
+# The fields every trainer's config has, as flags: their types, in --help order.
+_LOOP_TYPES: dict[str, Any] = {
+    "steps": positive_int,
+    "batch_size": positive_int,
+    "lr": finite_float,
+    "weight_decay": finite_float,
+    "max_grad_norm": finite_float,
+    "seed": non_negative_int,
+    "dtype": TRAINING_DTYPES,
+}
+# Their help where it is the same for every trainer; each trainer words the rest.
+_LOOP_HELP = {
+    "steps": "optimizer steps",
+    "weight_decay": "AdamW weight decay",
+    "max_grad_norm": "gradient clipping",
+}
 
-    steps: int
-    batch_size: int
-    batch_help: str  # what one step's batch holds
-    lr: float
-    lr_help: str  # which schedule the rate follows
-    weight_decay: float
-    seed_help: str  # what the seed draws
-    dtype_help: str
-    checkpoint_every: int
-    checkpoints: str  # where the checkpoint lives, as the help names it
 
-
-def add_loop_arguments(parser: argparse.ArgumentParser, flags: LoopFlags) -> None:
-    """--steps, --batch-size, --lr, --weight-decay, --max-grad-norm, --seed, --dtype,
-    --checkpoint-every and --resume, the same for every trainer."""
-    parser.add_argument("--steps", type=positive_int, default=flags.steps, help="optimizer steps")
-    parser.add_argument(
-        "--batch-size", type=positive_int, default=flags.batch_size, help=flags.batch_help
+def add_loop_arguments(
+    parser: argparse.ArgumentParser,
+    defaults: AttrsInstance,
+    wording: Mapping[str, str],
+    *,
+    checkpoint_every: int,
+    checkpoints: str,
+) -> None:
+    """--steps, --batch-size, --lr, --weight-decay, --max-grad-norm, --seed, --dtype (defaults:
+    the trainer's config `defaults`; help: `wording` for batch_size, lr, seed and dtype),
+    --checkpoint-every and --resume (`checkpoints` names where the checkpoint lives)."""
+    help_texts = {**_LOOP_HELP, **wording}
+    add_config_flags(
+        parser, defaults, {name: (kind, help_texts[name]) for name, kind in _LOOP_TYPES.items()}
     )
-    parser.add_argument("--lr", type=finite_float, default=flags.lr, help=flags.lr_help)
-    parser.add_argument(
-        "--weight-decay", type=finite_float, default=flags.weight_decay, help="AdamW weight decay"
-    )
-    parser.add_argument("--max-grad-norm", type=finite_float, default=1.0, help="gradient clipping")
-    parser.add_argument("--seed", type=non_negative_int, default=0, help=flags.seed_help)
-    parser.add_argument("--dtype", choices=TRAINING_DTYPES, default="fp32", help=flags.dtype_help)
     parser.add_argument(
         "--checkpoint-every",
         type=non_negative_int,
-        default=flags.checkpoint_every,
+        default=checkpoint_every,
         help="steps between checkpoints (0: only at the end and on Ctrl-C)",
     )
-    parser.add_argument("--resume", action="store_true", help=f"continue from {flags.checkpoints}")
+    parser.add_argument("--resume", action="store_true", help=f"continue from {checkpoints}")
 
 
 def training_accelerator(device: str | None = None) -> Any:

@@ -12,11 +12,12 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from lssgen.cli.common import UsageError, check_output_file, fail
+from lssgen.cli.common import check_output_file, run_command
 from lssgen.cli.mini_flags import add_model_arguments, model_settings
 from lssgen.mini.demo import DEMO_PROMPTS, demo, demo_grid
 from lssgen.mini.grid import save_png
-from lssgen.mini.threads import timing_threads, torch_threads
+from lssgen.mini.threads import timing_threads
+from lssgen.torch_settings import torch_threads
 
 PROG = "lssgen demo"
 
@@ -30,13 +31,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    settings = model_settings(args, PROG)
-    if isinstance(settings, int):
-        return settings
-    try:
-        output = check_output_file(args.output)
-    except UsageError as error:
-        return fail(PROG, error)
+    return run_command(PROG, lambda: _run(args))
+
+
+def _run(args: argparse.Namespace) -> int:
+    settings = model_settings(args)
+    output = check_output_file(args.output)
     prompts = tuple(args.prompt or DEMO_PROMPTS)
     with torch_threads(timing_threads(args.threads)):
         runs = demo(Path(args.model), prompts, settings, seed=args.seed, report=print)

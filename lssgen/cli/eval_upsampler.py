@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import argparse
 import sys
-import warnings
 from pathlib import Path
 from typing import Any
 
@@ -22,21 +21,22 @@ from lssgen.cli.common import (
     UsageError,
     add_vae_arguments,
     blame,
-    check_size,
-    fail,
+    held_out_comparison,
+    image_folder,
+    load_codec,
     non_negative_int,
     positive_int,
     required_flags,
+    run_command,
 )
-from lssgen.dtypes import TORCH_DTYPES, TRAINING_DTYPES
-from lssgen.images import ImageFolder, comparison_grid, png_bytes
+from lssgen.dtypes import TRAINING_DTYPES
+from lssgen.images import comparison_grid, png_bytes
 from lssgen.training.calibrate import auto_levels, calibrations_from_comparison, format_levels
-from lssgen.training.pairs import DOWNSAMPLE_MODES, SCALE_FACTOR, held_out_crops
-from lssgen.training.scaler_comparison import compare_with_standard_scalers, format_table
+from lssgen.training.pairs import DOWNSAMPLE_MODES, SCALE_FACTOR
+from lssgen.training.scaler_comparison import format_table
 from lssgen_core.atomic import write_bytes_atomic, write_json_atomic
 from lssgen_core.upsample.io import write_calibrations
 from lssgen_core.upsample.network import LatentUpsampler
-from lssgen_diffusers.vae import load_vae
 
 JSON_NAME = "eval.json"
 GRID_NAME = "grid.png"
@@ -71,10 +71,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    try:
-        return _run(args)
-    except UsageError as error:
-        return fail("lssgen eval-upsampler", error)
+    return run_command("lssgen eval-upsampler", lambda: _run(args))
 
 
 def _run(args: argparse.Namespace) -> int:
@@ -86,29 +83,17 @@ def _run(args: argparse.Namespace) -> int:
         device = torch.device(args.device or ("cuda" if torch.cuda.is_available() else "cpu"))
     except RuntimeError as exc:
         raise UsageError("--device", str(exc)) from exc
-    with blame("--vae"):
-        codec = load_vae(args.vae, torch_dtype=TORCH_DTYPES[args.dtype], device=device)
-    check_size(args.size, codec.spatial_factor)
+    codec = load_codec(args, device)
     with blame("--upsampler"):
         upsampler = LatentUpsampler.from_pretrained(args.upsampler, device=device)
         upsampler.check_latent_channels(
             codec.latent_channels, argument=f"--upsampler {args.upsampler}"
         )
-    crop_size = SCALE_FACTOR * args.size
-    with blame("--images"), warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always")
-        images = ImageFolder(args.images, min_size=crop_size)
-    for warning in caught:
-        print(f"warning: {warning.message}", file=sys.stderr)
-    crops = held_out_crops(images, crop_size=crop_size, count=args.num_crops, seed=args.seed)
-    result = compare_with_standard_scalers(
-        upsampler,
-        crops,
-        codec.encode,
-        codec.decode,
-        downsample_mode=args.downsample,
-        batch_size=args.batch_size,
-        preview_count=args.preview,
+    images, warned = image_folder(args.images, "--images", SCALE_FACTOR * args.size)
+    for line in warned:
+        print(line, file=sys.stderr)
+    result = held_out_comparison(
+        upsampler, images, codec, args, count=args.num_crops, preview_count=args.preview
     )
     print(format_table(result))
     calibrations = calibrations_from_comparison(result, Path(args.images).name)

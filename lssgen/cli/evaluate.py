@@ -12,11 +12,12 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from lssgen.cli.common import positive_int, start_sigma_value
+from lssgen.cli.common import positive_int, run_command, start_sigma_value
 from lssgen.cli.mini_flags import add_model_arguments, model_settings
 from lssgen.mini.quality import SWEEP, default_configs, markdown, measure_quality
-from lssgen.mini.threads import timing_threads, torch_threads
+from lssgen.mini.threads import timing_threads
 from lssgen.mini.timing import TIMING_BATCH
+from lssgen.torch_settings import torch_threads
 
 PROG = "lssgen evaluate"
 
@@ -43,9 +44,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    settings = model_settings(args, PROG)
-    if isinstance(settings, int):
-        return settings
+    return run_command(PROG, lambda: _run(args))
+
+
+def _run(args: argparse.Namespace) -> int:
+    settings = model_settings(args)
     with torch_threads(timing_threads(args.threads)):
         results = measure_quality(
             Path(args.model),

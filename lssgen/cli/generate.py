@@ -50,12 +50,12 @@ from lssgen.cli.batch_invariance import make_batch_invariant
 from lssgen.cli.common import (
     UsageError,
     blame,
-    fail,
     finite_float,
     non_negative_int,
     positive_int,
     probe_write,
     required_flags,
+    run_command,
 )
 from lssgen.cli.geneval_layout import (
     RESULT_NAME,
@@ -84,7 +84,7 @@ from lssgen_core.upsample.io import CONFIG_NAME
 from lssgen_core.upsample.scalers import check_upsampler_given
 from lssgen_diffusers.call_defaults import CALL_DEFAULTS_NAME, LSS_KEYS, read_call_defaults
 from lssgen_diffusers.options import LSSDefaults, resolve_options
-from lssgen_diffusers.registry import FAMILIES
+from lssgen_diffusers.registry import FAMILIES, Family
 
 PROG = "lssgen generate"
 SEEDING = (
@@ -115,29 +115,9 @@ CALL_DEFAULT_FLAGS = {
 }
 
 
-@dataclass(frozen=True)
-class PipelineKind:
-    """A model family: its pipeline classes and its defaults (`lssgen_diffusers.options`; the
-    native size comes from the loaded pipeline)."""
-
-    lss_class: str
-    stock_class: str
-    defaults: LSSDefaults
-
-    @property
-    def steps(self) -> int:
-        return self.defaults.num_inference_steps
-
-    @property
-    def guidance(self) -> float:
-        return self.defaults.guidance_scale
-
-
-# One per family of lssgen_diffusers' registry.
-KINDS: dict[str, PipelineKind] = {
-    family.kind: PipelineKind(family.lss_class, family.stock_class, family.defaults)
-    for family in FAMILIES.values()
-}
+# The --pipeline names: each family of lssgen_diffusers' registry, with its pipeline classes and
+# defaults (the native size comes from the loaded pipeline).
+KINDS: dict[str, Family] = dict(FAMILIES)
 
 
 def image_seed(seed: int, prompt_index: int, sample_index: int) -> int:
@@ -594,8 +574,8 @@ def _settings(
         "start_sigma": None,
         "min_size": None,
         "shorten": None,
-        "steps": args.steps or spec.steps,
-        "guidance": spec.guidance if args.guidance is None else args.guidance,
+        "steps": args.steps or spec.defaults.num_inference_steps,
+        "guidance": spec.defaults.guidance_scale if args.guidance is None else args.guidance,
         "height": args.height or native_height,
         "width": args.width or native_width,
         "negative_prompt": args.negative_prompt,
@@ -862,10 +842,7 @@ EXIT_FAILED = 1
 
 
 def run(args: argparse.Namespace) -> int:
-    try:
-        return _run(args)
-    except UsageError as error:
-        return fail(PROG, error)
+    return run_command(PROG, lambda: _run(args))
 
 
 def _run(args: argparse.Namespace) -> int:

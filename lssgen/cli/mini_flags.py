@@ -8,9 +8,7 @@ import argparse
 import attrs
 
 from lssgen.cli.common import (
-    UsageError,
     blame,
-    fail,
     non_negative_int,
     positive_int,
     start_sigma_value,
@@ -35,12 +33,9 @@ def add_model_arguments(parser: argparse.ArgumentParser, *, seed_help: str) -> N
     )
 
 
-def model_settings(args: argparse.Namespace, prog: str) -> MiniSettings | int:
-    """The call settings the arguments ask for, or the usage error's exit status when `--model`
-    is not a pipeline folder (checked before anything loads). Threads: see `timing_threads`."""
-    try:
-        with blame("--model"):
-            check_model_folder(args.model)
-    except UsageError as error:
-        return fail(prog, error)
+def model_settings(args: argparse.Namespace) -> MiniSettings:
+    """The call settings the arguments ask for; a usage error of `--model` when it is not a
+    pipeline folder (checked before anything loads). Threads: see `timing_threads`."""
+    with blame("--model"):
+        check_model_folder(args.model)
     return attrs.evolve(MINI_SETTINGS, num_inference_steps=args.steps, start_sigma=args.start_sigma)

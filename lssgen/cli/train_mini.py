@@ -29,8 +29,8 @@ from tqdm.auto import tqdm
 from lssgen.cli.common import (
     EXIT_INTERRUPTED,
     HelpFormatter,
-    LoopFlags,
     UsageError,
+    add_config_flags,
     add_loop_arguments,
     blame,
     blame_field,
@@ -51,13 +51,21 @@ from lssgen.mini.train_latents import CacheConfig, build_cache, load_cache
 from lssgen.mini.train_recipe import LoopConfig, exported, run_loop
 from lssgen.mini.train_text import TextConfig, build_text, load_text
 from lssgen.mini.train_transformer import (
+    TIMESTEP_SAMPLING,
     FlowTask,
     FlowTrainConfig,
     TransformerArch,
     build_transformer,
     load_initial_weights,
 )
-from lssgen.mini.train_vae import VaeArch, VaeTask, VaeTrainConfig, build_vae, finish_vae
+from lssgen.mini.train_vae import (
+    NATIVE_SIZE,
+    VaeArch,
+    VaeTask,
+    VaeTrainConfig,
+    build_vae,
+    finish_vae,
+)
 from lssgen.mini.train_work import SUMMARY_NAME, Workdir, fingerprint, publish_folder
 from lssgen.training.loop import TrainResult
 from lssgen_core.atomic import write_json_atomic
@@ -74,30 +82,29 @@ def _common(parser: argparse.ArgumentParser, *, work: bool = True) -> None:
     )
 
 
+# The wording of the loop flags for lssgen-mini's stages (`add_loop_arguments`).
+MINI_LOOP_WORDING = {
+    "batch_size": "samples per step",
+    "lr": "AdamW learning rate, constant after the warm-up",
+    "seed": "initial weights and data draws",
+    "dtype": "bf16: bf16 autocast; weights stay fp32",
+}
+
+
 def _loop_arguments(parser: argparse.ArgumentParser, defaults: LoopConfig) -> None:
     parser.add_argument("--device", default="cpu", help="cpu, or cuda (accelerate's GPU)")
-    flags = LoopFlags(
-        steps=defaults.steps,
-        batch_size=defaults.batch_size,
-        batch_help="samples per step",
-        lr=defaults.lr,
-        lr_help="AdamW learning rate, constant after the warm-up",
-        weight_decay=defaults.weight_decay,
-        seed_help="initial weights and data draws",
-        dtype_help="bf16: bf16 autocast; weights stay fp32",
+    add_loop_arguments(
+        parser,
+        defaults,
+        MINI_LOOP_WORDING,
         checkpoint_every=100,
         checkpoints="WORK/checkpoints/<stage>",
     )
-    add_loop_arguments(parser, flags)
-    parser.add_argument(
-        "--warmup-steps", type=non_negative_int, default=defaults.warmup_steps, help="linear LR"
-    )
-    parser.add_argument(
-        "--ema-decay",
-        type=finite_float,
-        default=defaults.ema_decay,
-        help="EMA of the exported weights",
-    )
+    schedule = {
+        "warmup_steps": (non_negative_int, "linear LR"),
+        "ema_decay": (finite_float, "EMA of the exported weights"),
+    }
+    add_config_flags(parser, defaults, schedule)
 
 
 def _channels(text: str) -> tuple[int, ...]:
@@ -128,19 +135,21 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     vae = stages.add_parser("vae", help="train the AutoencoderKL on renders")
     _common(vae)
     _loop_arguments(vae, VAE_LOOP)
-    vae.add_argument("--crop", type=positive_int, default=128, help="training crop, pixels")
+    vae_defaults = VaeTrainConfig()
+    add_config_flags(vae, vae_defaults, {"crop": (positive_int, "training crop, pixels")})
     vae.add_argument(
         "--size",
         type=positive_int,
-        default=256,
+        default=NATIVE_SIZE,
         help="native size: scenes render at it and half of it; latent statistics at it",
     )
     vae.add_argument(
-        "--channels", type=_channels, default=(16, 32, 64, 128), help="block widths, e.g. 16,32"
+        "--channels",
+        type=_channels,
+        default=vae_defaults.arch.block_out_channels,
+        help="block widths, e.g. 16,32",
     )
-    vae.add_argument(
-        "--kl-weight", type=finite_float, default=1e-6, help="KL term (summed per image)"
-    )
+    add_config_flags(vae, vae_defaults, {"kl_weight": (finite_float, "KL term (summed per image)")})
     vae.add_argument(
         "--stats-count", type=positive_int, default=128, help="renders for the latent statistics"
     )
@@ -158,52 +167,29 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     flow.add_argument("--layers", type=positive_int, default=6, help="joint blocks")
     flow.add_argument("--heads", type=positive_int, default=3, help="attention heads")
     flow.add_argument("--head-dim", type=positive_int, default=64, help="width per head")
-    flow.add_argument(
-        "--low-res-fraction",
-        type=finite_float,
-        default=0.25,
-        help="steps at the LSS first-stage size",
-    )
-    flow.add_argument(
-        "--caption-dropout", type=finite_float, default=0.1, help="empty captions (for guidance)"
-    )
-    flow.add_argument(
-        "--timesteps",
-        choices=("logit_normal", "uniform"),
-        default="logit_normal",
-        help="distribution of t",
-    )
     # SD3's paper (Esser et al. 2024) weights training toward noisier t with a positive logit
-    # mean; lssgen-mini v2 pilots use it to make the model read its text at high noise.
-    flow.add_argument(
-        "--logit-mean",
-        type=finite_float,
-        default=0.0,
-        help="logit_normal: mean of logit(t) (> 0 draws noisier t)",
-    )
-    flow.add_argument(
-        "--logit-std",
-        type=finite_float,
-        default=1.0,
-        help="logit_normal: spread of logit(t) (> 0)",
-    )
-    flow.add_argument(
-        "--prefix-fraction",
-        type=finite_float,
-        default=0.0,
-        help='captions behind a GenEval-style prefix ("a photo of ...")',
-    )
+    # mean (--logit-mean); lssgen-mini v2 pilots use it to make the model read its text at high
+    # noise.
+    flags = {
+        "low_res_fraction": (finite_float, "steps at the LSS first-stage size"),
+        "caption_dropout": (finite_float, "empty captions (for guidance)"),
+        "timesteps": (TIMESTEP_SAMPLING, "distribution of t"),
+        "logit_mean": (finite_float, "logit_normal: mean of logit(t) (> 0 draws noisier t)"),
+        "logit_std": (finite_float, "logit_normal: spread of logit(t) (> 0)"),
+        "prefix_fraction": (
+            finite_float,
+            'captions behind a GenEval-style prefix ("a photo of ...")',
+        ),
+    }
+    flow_defaults = FlowTrainConfig()
+    add_config_flags(flow, flow_defaults, flags)
     flow.add_argument(
         "--init-from",
         default=None,
         help="start from this saved transformer folder (a warm start, e.g. the shipped model's)",
     )
-    flow.add_argument(
-        "--stock-t5-fraction",
-        type=finite_float,
-        default=0.05,
-        help="steps with the pipeline's default 256 T5 tokens instead of 1",
-    )
+    stock_t5 = "steps with the pipeline's default 256 T5 tokens instead of 1"
+    add_config_flags(flow, flow_defaults, {"stock_t5_fraction": (finite_float, stock_t5)})
 
     images = stages.add_parser("images", help="write PNG renders for lssgen train-upsampler")
     _common(images)
@@ -370,24 +356,15 @@ def flow_config(
     args: argparse.Namespace, sample_size: int
 ) -> tuple[TransformerArch, FlowTrainConfig]:
     """The transformer's architecture and training recipe from ``mini transformer``'s flags."""
-    with blame_field():
-        arch = TransformerArch(
-            num_layers=args.layers,
-            num_attention_heads=args.heads,
-            attention_head_dim=args.head_dim,
-            sample_size=sample_size,
-        )
-        config = FlowTrainConfig(
-            arch=arch,
-            low_res_fraction=args.low_res_fraction,
-            caption_dropout=args.caption_dropout,
-            timesteps=args.timesteps,
-            logit_mean=args.logit_mean,
-            logit_std=args.logit_std,
-            stock_t5_fraction=args.stock_t5_fraction,
-            prefix_fraction=args.prefix_fraction,
-        )
-    return arch, config
+    arch = config_from_args(
+        TransformerArch,
+        args,
+        num_layers=args.layers,
+        num_attention_heads=args.heads,
+        attention_head_dim=args.head_dim,
+        sample_size=sample_size,
+    )
+    return arch, config_from_args(FlowTrainConfig, args, arch=arch)
 
 
 def _run_transformer(args: argparse.Namespace) -> int:

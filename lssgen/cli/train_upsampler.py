@@ -16,22 +16,23 @@ from __future__ import annotations
 
 import argparse
 import sys
-import warnings
 from pathlib import Path
 
 import torch
 
 from lssgen.cli.common import (
     EXIT_INTERRUPTED,
-    LoopFlags,
     UsageError,
+    add_config_flags,
     add_loop_arguments,
     add_vae_arguments,
     blame,
     check_checkpoints,
-    check_size,
     config_from_args,
     finite_float,
+    held_out_comparison,
+    image_folder,
+    load_codec,
     non_negative_int,
     positive_int,
     required_flags,
@@ -39,15 +40,13 @@ from lssgen.cli.common import (
     train_with_progress,
     training_accelerator,
 )
-from lssgen.dtypes import TORCH_DTYPES
-from lssgen.images import ImageFolder
 from lssgen.training.calibrate import (
     DEFAULT_CALIBRATION_CROPS,
+    calibrations_from_comparison,
     format_levels,
-    measure_calibrations,
 )
 from lssgen.training.lpips import load_lpips
-from lssgen.training.pairs import DOWNSAMPLE_MODES, held_out_crops
+from lssgen.training.pairs import DOWNSAMPLE_MODES
 from lssgen.training.train import (
     CHECKPOINT_DIRNAME,
     TrainConfig,
@@ -58,21 +57,15 @@ from lssgen.training.train import (
 from lssgen_core.atomic import write_json_atomic
 from lssgen_core.upsample.io import CONFIG_NAME
 from lssgen_core.upsample.network import LatentUpsampler
-from lssgen_diffusers.vae import load_vae
 
 SUMMARY_NAME = "lssgen_training.json"
-UPSAMPLER_FLAGS = LoopFlags(
-    steps=10_000,
-    batch_size=16,
-    batch_help="crops per step (per process)",
-    lr=1e-4,
-    lr_help="OneCycle peak learning rate (AdamW)",
-    weight_decay=1e-4,
-    seed_help="initial weights and crop draws",
-    dtype_help="bf16: VAE in bf16 and bf16 autocast; weights stay fp32",
-    checkpoint_every=1000,
-    checkpoints="OUTPUT/checkpoints",
-)
+# The wording of the loop flags for the upsampler (`add_loop_arguments`).
+UPSAMPLER_LOOP_WORDING = {
+    "batch_size": "crops per step (per process)",
+    "lr": "OneCycle peak learning rate (AdamW)",
+    "seed": "initial weights and crop draws",
+    "dtype": "bf16: VAE in bf16 and bf16 autocast; weights stay fp32",
+}
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -84,18 +77,23 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_vae_arguments(parser, req)
     req.add_argument("--images", required=True, help="training images (searched recursively)")
     req.add_argument("--output", required=True, help="folder for the trained upsampler")
-    add_loop_arguments(parser, UPSAMPLER_FLAGS)
-    parser.add_argument(
-        "--downsample",
-        choices=DOWNSAMPLE_MODES,
-        default="nearest",
-        help="how the low-resolution input is made from the high-resolution crop",
+    defaults = TrainConfig()
+    add_loop_arguments(
+        parser,
+        defaults,
+        UPSAMPLER_LOOP_WORDING,
+        checkpoint_every=1000,
+        checkpoints="OUTPUT/checkpoints",
     )
-    parser.add_argument(
-        "--pixel-loss-weight",
-        type=finite_float,
-        default=0.0,
-        help="weight of L1 between decoded prediction and image (decoder in the graph)",
+    downsample_help = "how the low-resolution input is made from the high-resolution crop"
+    pixel_help = "weight of L1 between decoded prediction and image (decoder in the graph)"
+    add_config_flags(
+        parser,
+        defaults,
+        {
+            "downsample": (DOWNSAMPLE_MODES, downsample_help),
+            "pixel_loss_weight": (finite_float, pixel_help),
+        },
     )
     parser.add_argument(
         "--lpips-weights",
@@ -118,12 +116,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         action="store_true",
         help="encode pools of crops once and reuse them (see --pool-size/--pool-reuse)",
     )
-    parser.add_argument("--pool-size", type=positive_int, default=512, help="crops per cached pool")
-    parser.add_argument(
-        "--pool-reuse",
-        type=positive_int,
-        default=4,
-        help="passes over each cached pool before drawing a new one",
+    reuse_help = "passes over each cached pool before drawing a new one"
+    add_config_flags(
+        parser,
+        defaults,
+        {
+            "pool_size": (positive_int, "crops per cached pool"),
+            "pool_reuse": (positive_int, reuse_help),
+        },
     )
     parser.add_argument(
         "--held-out-images",
@@ -176,19 +176,13 @@ def _run(args: argparse.Namespace) -> int:
     config = config_from_args(TrainConfig, args, lpips_loss_weight=lpips_weight)
     accelerator = training_accelerator()
     device = accelerator.device
-    with blame("--vae"):
-        codec = load_vae(args.vae, torch_dtype=TORCH_DTYPES[args.dtype], device=device)
-    check_size(args.size, codec.spatial_factor)
-    with blame("--images"), warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always")
-        images = ImageFolder(args.images, min_size=config.crop_size)
+    codec = load_codec(args, device)
+    images, warned = image_folder(args.images, "--images", config.crop_size)
     held_out = None
     if args.held_out_images is not None:
         # Checked before training: a wrong folder must not cost a whole run.
-        with blame("--held-out-images"), warnings.catch_warnings(record=True) as more:
-            warnings.simplefilter("always")
-            held_out = ImageFolder(args.held_out_images, min_size=config.crop_size)
-        caught.extend(more)
+        held_out, more = image_folder(args.held_out_images, "--held-out-images", config.crop_size)
+        warned += more
     model = _model(args, codec.latent_channels)
     lpips = None
     if args.lpips_weights:
@@ -196,8 +190,8 @@ def _run(args: argparse.Namespace) -> int:
             lpips = load_lpips(args.lpips_weights, device=device)
     main = bool(accelerator.is_main_process)
     if main:
-        for warning in caught:
-            print(f"warning: {warning.message}", file=sys.stderr)
+        for line in warned:
+            print(line, file=sys.stderr)
         print(
             f"VAE {codec.vae.__class__.__name__}: {codec.latent_channels} latent channels, "
             f"{codec.spatial_factor}x; {len(images)} images; crops {config.crop_size}px -> "
@@ -225,18 +219,12 @@ def _run(args: argparse.Namespace) -> int:
         return EXIT_INTERRUPTED
     if main:
         if held_out is not None:
-            crops = held_out_crops(
-                held_out, crop_size=config.crop_size, count=args.calibration_crops, seed=args.seed
+            comparison = held_out_comparison(
+                result.model.eval(), held_out, codec, args, count=args.calibration_crops
             )
-            result.model.calibration = measure_calibrations(
-                result.model.eval(),
-                crops,
-                codec.encode,
-                codec.decode,
-                images=args.held_out_images,
-                downsample_mode=config.downsample,
-                batch_size=args.batch_size,
-            )
+            # The folder's name only: config.json files are shared and name no machine's paths.
+            source = Path(args.held_out_images).name
+            result.model.calibration = calibrations_from_comparison(comparison, source)
             print(format_levels(result.model.calibration), file=sys.stderr)
         result.model.to("cpu").save_pretrained(output)
         write_json_atomic(

@@ -16,38 +16,25 @@ from __future__ import annotations
 
 import numpy as np
 
+from lssgen.mini.data_files import read_config
+
 RGB = tuple[int, int, int]
 
-# Saturated, mutually distant colours; the names are the words the captions use. Red / orange /
-# yellow are the closest trio (about 105-112 apart), so they are spaced along green on purpose.
-COLOURS: dict[str, RGB] = {
-    "red": (210, 25, 35),
-    "orange": (245, 130, 20),
-    "yellow": (245, 230, 45),
-    "green": (30, 160, 60),
-    "blue": (30, 70, 220),
-    "purple": (150, 40, 200),
-    "white": (245, 245, 245),
-    "black": (20, 20, 20),
-}
-COLOUR_NAMES: tuple[str, ...] = tuple(COLOURS)
+# Object colours: saturated, mutually distant; the names are the words the captions use. Red /
+# orange / yellow are the closest trio (about 105-112 apart), so they are spaced along green on
+# purpose. Background tones: muted mid-luminance, far from every object colour, including white
+# and black (no very light or very dark backgrounds), so objects always stand out and never merge
+# with the ground. Both tables are data: configs/palette.json.
+_TABLES = read_config("palette")
 
-# Muted mid-luminance tones: far from every object colour, including white and black (no very
-# light or very dark backgrounds), so objects always stand out and never merge with the ground.
-BACKGROUND_TONES: dict[str, RGB] = {
-    "grey": (128, 128, 128),
-    "warm grey": (150, 140, 125),
-    "slate": (110, 120, 135),
-    "sage": (125, 140, 120),
-    "sand": (165, 155, 130),
-    "mauve": (140, 120, 130),
-    "steel": (100, 115, 125),
-    "stone": (160, 160, 150),
-    "taupe": (135, 125, 110),
-    "clay": (150, 125, 115),
-    "light": (180, 175, 165),
-    "dusk": (115, 110, 125),
-}
+
+def _colours(table: dict[str, list[int]]) -> dict[str, RGB]:
+    return {name: (rgb[0], rgb[1], rgb[2]) for name, rgb in table.items()}
+
+
+COLOURS: dict[str, RGB] = _colours(_TABLES["colours"])
+COLOUR_NAMES: tuple[str, ...] = tuple(COLOURS)
+BACKGROUND_TONES: dict[str, RGB] = _colours(_TABLES["background_tones"])
 
 # A pixel counts as an object colour only when it is this close to it (RGB distance); background
 # tones are at least 105 away, object colours at least 100 apart.

@@ -1,12 +1,12 @@
 """How many CPU threads time lssgen-mini soundly (`lssgen demo` and `lssgen evaluate`): the idle
-cores, from the load average, and torch's thread count set for a block."""
+cores, from the load average (`lssgen.torch_settings.torch_threads` sets them for a block)."""
 
 from __future__ import annotations
 
 import contextlib
 import math
 import os
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 
 import torch
 
@@ -59,14 +59,3 @@ def timing_threads(requested: int | None, report: Callable[[str], None] = print)
         line += "; the threads share cores with them, which distorts the comparison"
     report(line)
     return threads
-
-
-@contextlib.contextmanager
-def torch_threads(count: int) -> Iterator[None]:
-    """torch's intra-op thread count set to `count` for the block, then restored."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(count)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(before)

@@ -40,6 +40,7 @@ from torch import Tensor
 from torch.nn import functional as F
 
 from lssgen.mini.captions import NUMBER_WORDS, RELATION_WORDS
+from lssgen.mini.data_files import read_config
 from lssgen.mini.palette import COLOUR_NAMES
 from lssgen.mini.shapes import SHAPES
 from lssgen_core.upsample.io import CONFIG_NAME
@@ -203,22 +204,12 @@ def clip_encoder(config: TextConfig, tokenizer: Any, seed: int) -> Any:
 
 
 def null_t5(width: int) -> Any:
-    """A T5 encoder whose output is exactly zero: no layers, final RMSNorm weight 0."""
+    """A T5 encoder whose output is exactly zero: no layers, final RMSNorm weight 0. Its config is
+    `configs/null_t5.json`: the pad and end ids are `null_tokenizer`'s."""
     # Lazy for start-up: transformers takes ~1 s to import; only the text stack needs it.
     from transformers import T5Config, T5EncoderModel
 
-    config = T5Config(
-        vocab_size=3,
-        d_model=width,
-        d_kv=8,
-        d_ff=8,
-        num_layers=0,
-        num_heads=1,
-        is_encoder_decoder=False,
-        use_cache=False,
-        pad_token_id=0,
-        eos_token_id=1,
-    )
+    config = T5Config(**read_config("null_t5"), d_model=width)
     with seeded(0):
         model = T5EncoderModel(config)
     torch.nn.init.zeros_(model.encoder.final_layer_norm.weight)

@@ -26,6 +26,7 @@ import attrs
 import torch
 from torch import Tensor, nn
 
+from lssgen.mini.data_files import read_config
 from lssgen.mini.train_data import HELD_OUT_SEED, TRAIN_DATA_SEED, random_crop, render_batch
 from lssgen.mini.train_text import seeded
 from lssgen_core.errors import LSSArgumentError
@@ -53,29 +54,20 @@ class VaeArch:
 
 
 def build_vae(arch: VaeArch, seed: int) -> Any:
-    """A freshly initialised `AutoencoderKL`; the same seed gives the same weights."""
+    """A freshly initialised `AutoencoderKL`; the same seed gives the same weights. What `arch`
+    does not set is in `configs/vae.json`: no quant convs, no mid-block attention (see the
+    module docstring)."""
     # Lazy for start-up: Diffusers takes ~3 s to import; only building or loading models needs it.
     from diffusers import AutoencoderKL
 
     blocks = len(arch.block_out_channels)
     with seeded(seed):
         return AutoencoderKL(
-            in_channels=3,
-            out_channels=3,
+            **read_config("vae"),
             down_block_types=("DownEncoderBlock2D",) * blocks,
             up_block_types=("UpDecoderBlock2D",) * blocks,
-            block_out_channels=arch.block_out_channels,
-            layers_per_block=arch.layers_per_block,
-            act_fn="silu",
-            latent_channels=arch.latent_channels,
-            norm_num_groups=arch.norm_num_groups,
             sample_size=NATIVE_SIZE,
-            scaling_factor=1.0,
-            shift_factor=0.0,
-            force_upcast=True,
-            use_quant_conv=False,
-            use_post_quant_conv=False,
-            mid_block_add_attention=False,
+            **attrs.asdict(arch, recurse=False),
         )
 
 

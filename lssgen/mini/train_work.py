@@ -28,33 +28,26 @@ import attrs
 SUMMARY_NAME = "lssgen_mini_training.json"
 
 
+class _Stage:
+    """A `Workdir` attribute for one stage's output folder: `WORK/<the attribute's name>`."""
+
+    def __set_name__(self, owner: type, name: str) -> None:
+        self.name = name
+
+    def __get__(self, work: Workdir, owner: type | None = None) -> Path:
+        return work.root / self.name
+
+
 @attrs.frozen
 class Workdir:
     root: Path = attrs.field(converter=Path)
 
-    @property
-    def text(self) -> Path:
-        return self.root / "text"
-
-    @property
-    def vae(self) -> Path:
-        return self.root / "vae"
-
-    @property
-    def latents(self) -> Path:
-        return self.root / "latents"
-
-    @property
-    def transformer(self) -> Path:
-        return self.root / "transformer"
-
-    @property
-    def images(self) -> Path:
-        return self.root / "images"
-
-    @property
-    def upsampler(self) -> Path:
-        return self.root / "upsampler"
+    text = _Stage()
+    vae = _Stage()
+    latents = _Stage()
+    transformer = _Stage()
+    images = _Stage()
+    upsampler = _Stage()
 
     def checkpoints(self, stage: str) -> Path:
         return self.root / "checkpoints" / stage

@@ -10,15 +10,9 @@ is :mod:`lssgen_core.auto_entry`.
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from pathlib import Path
-
-from torch import Tensor
-
-from lssgen.training.scaler_comparison import ScalerComparison, compare_with_standard_scalers
+from lssgen.training.scaler_comparison import ScalerComparison
 from lssgen_core.auto_entry import auto_entry_level
 from lssgen_core.upsample.calibration import ScalerCalibration
-from lssgen_core.upsample.network import LatentUpsampler
 
 # The scaler comparison's method names -> the scaling modes the pipelines know them by.
 METHOD_MODES = {
@@ -63,27 +57,3 @@ def format_levels(calibrations: dict[str, ScalerCalibration]) -> str:
     for mode, level in auto_levels(calibrations).items():
         lines.append(f"{mode:<10} {calibrations[mode].relative_error:>15.4g} {level:>17.4f}")
     return "\n".join(lines)
-
-
-def measure_calibrations(
-    upsampler: LatentUpsampler,
-    high_crops: Tensor,
-    encode: Callable[[Tensor], Tensor],
-    decode: Callable[[Tensor], Tensor],
-    *,
-    images: str | Path,
-    downsample_mode: str,
-    batch_size: int = 8,
-) -> dict[str, ScalerCalibration]:
-    """Every mode's calibration on ``high_crops`` (uint8 (N, 3, S, S), held out from training)."""
-    result = compare_with_standard_scalers(
-        upsampler,
-        high_crops,
-        encode,
-        decode,
-        downsample_mode=downsample_mode,
-        batch_size=batch_size,
-        preview_count=0,
-    )
-    # The folder's name only: config.json files are shared and name no machine's paths.
-    return calibrations_from_comparison(result, Path(images).name)

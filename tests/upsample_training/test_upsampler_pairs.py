@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pickle
 
+import attrs
 import pytest
 import torch
 
@@ -18,6 +19,8 @@ from lssgen.training.pairs import (
 )
 
 CPU = torch.device("cpu")
+# Pools of 8 crops seen twice at batch 4: a pool lasts 4 steps.
+POOLED = BatchPlan(crop_size=64, batch_size=4, seed=0, pool_size=8, pool_reuse=2)
 
 
 def _encode(images: torch.Tensor) -> torch.Tensor:
@@ -89,10 +92,7 @@ def _run(source, plan: BatchPlan, start: int, stop: int, workers: int = 0) -> li
 
 @pytest.mark.parametrize("cache", [False, True], ids=["streamed", "cached"])
 def test_iteration_started_at_step_k_continues_the_full_run(train_images, cache: bool) -> None:
-    # Pools of 8 crops seen twice at batch 4: a pool lasts 4 steps, so step 5 is mid-pool.
-    plan = BatchPlan(
-        crop_size=64, batch_size=4, seed=0, cache_latents=cache, pool_size=8, pool_reuse=2
-    )
+    plan = attrs.evolve(POOLED, cache_latents=cache)  # step 5 is mid-pool
     full = _run(train_images, plan, 0, 10)
     assert len(full) == 10 and full[0].shape == (4, 3, 4, 4)
     tail = _run(train_images, plan, 5, 10)
@@ -100,15 +100,7 @@ def test_iteration_started_at_step_k_continues_the_full_run(train_images, cache:
 
 
 def test_cached_pool_is_revisited_then_replaced(train_images) -> None:
-    plan = BatchPlan(
-        crop_size=64,
-        batch_size=4,
-        seed=0,
-        cache_latents=True,
-        pool_size=8,
-        pool_reuse=2,
-        keep_images=True,
-    )
+    plan = attrs.evolve(POOLED, cache_latents=True, keep_images=True)
     batches = list(iterate_batches(train_images, _encode, plan, start=0, stop=8, device=CPU))
     assert batches[0].high_image is not None and batches[0].high_image.shape == (4, 3, 64, 64)
 
