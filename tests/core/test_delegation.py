@@ -23,7 +23,7 @@ def test_a_delegated_attribute_reads_the_held_value_and_refuses_assignment():
     holder = Holder(7)
     assert holder.height == 7
     assert Holder.height.__doc__ == "The held size's height."
-    with pytest.raises(AttributeError, match="height is read from size.height"):
+    with pytest.raises(AttributeError, match=r"height is read from size\.height"):
         holder.height = 8
     assert holder.height == 7
 
