@@ -173,3 +173,13 @@ def test_a_scaler_of_the_wrong_size_is_refused():
         enter_stage(
             torch.zeros(1, 4, 8, 8), plan.stages[1], lambda x: x, torch.zeros(1, 4, 16, 16), FLOW
         )
+
+
+def test_an_unknown_sampler_option_fails_before_the_first_denoiser_call():
+    model = PointDenoiser({8: torch.zeros(1, 4, 8, 8)})
+    sigmas = torch.tensor([1.0, 0.5, 0.0])
+    with pytest.raises(TypeError, match="eta"):
+        sample_ddim(model, torch.randn(1, 4, 8, 8), sigmas, eta=1.0)
+    with pytest.raises(TypeError, match="parameterization"):
+        sample_euler(model, torch.randn(1, 4, 8, 8), sigmas, parameterization=VP)
+    assert model.calls == []

@@ -16,8 +16,10 @@ from lssgen_core.schedules import FlowSchedule
 from lssgen_core.upsample import (
     LatentUpsampler,
     PerFrameScaler,
+    PixelRoundTripScaler,
     UpsamplerConfig,
     VideoPixelRoundTripScaler,
+    as_video_scaler,
     make_latent_scaler,
     make_video_latent_scaler,
 )
@@ -145,3 +147,11 @@ def test_the_stage_loop_hands_each_video_stage_its_frames_upsampled_and_renoised
         level = stage.entry_level
         up = scaler(previous.float())
         assert torch.allclose(seen[stage.index], (1 - level) * up + level * noise)
+
+
+def test_the_video_form_of_an_image_scaler_round_trips_pixels_per_clip_and_the_rest_per_frame():
+    decode, encode = _fake_video_codec()
+    pixel = as_video_scaler(PixelRoundTripScaler(decode, encode, "bilinear"))
+    assert pixel == VideoPixelRoundTripScaler(decode, encode, "bilinear")
+    nearest = make_latent_scaler("nearest")
+    assert as_video_scaler(nearest) == PerFrameScaler(nearest)
