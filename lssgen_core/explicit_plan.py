@@ -117,25 +117,6 @@ def check_final_steps(final_steps: object) -> int | None:
     return check_positive_int(final_steps, "final_steps")
 
 
-def explicit_stage_count(
-    stage_steps: tuple[int, ...] | None, stage_entries: tuple[float | None, ...] | None
-) -> int | None:
-    """The number of stages the explicit inputs ask for (None if they do not say)."""
-    counts = []
-    if stage_steps is not None:
-        counts.append(len(stage_steps))
-    if stage_entries is not None:
-        counts.append(len(stage_entries) + 1)
-    if len(counts) == 2 and counts[0] != counts[1]:
-        raise LSSArgumentError(
-            "stage_entries",
-            f"stage_steps={stage_steps} plans {counts[0]} stages but stage_entries="
-            f"{stage_entries} gives {len(stage_entries or ())} later stages; stage_entries needs "
-            f"one entry per later stage ({counts[0] - 1})",
-        )
-    return counts[0] if counts else None
-
-
 def min_size_for_stages(height: int, width: int, stages: int) -> int:
     """The ``min_size`` that gives ``stages`` stages at ``height`` x ``width``."""
     smallest = min(height, width)
@@ -146,38 +127,6 @@ def min_size_for_stages(height: int, width: int, stages: int) -> int:
             "pass fewer stage_steps / stage_entries",
         )
     return smallest // 2 ** (stages - 1)
-
-
-def check_explicit_combination(
-    *,
-    start_sigma: float,
-    shorten_steps: bool,
-    stage_steps: tuple[int, ...] | None,
-    stage_entries: tuple[float | None, ...] | None,
-    final_steps: int | None,
-    shorten_argument: str = "shorten_steps",
-) -> None:
-    """Refuse explicit inputs that contradict each other or the paper's arguments
-    (``shorten_argument``: ``shorten_steps`` as the caller names it)."""
-    explicit = stage_steps is not None or stage_entries is not None or final_steps is not None
-    if stage_steps is not None and final_steps is not None:
-        raise LSSArgumentError(
-            "final_steps",
-            f"pass stage_steps or final_steps, not both: stage_steps={stage_steps} already fixes "
-            f"the target stage's steps (final_steps={final_steps})",
-        )
-    if stage_steps is not None and shorten_steps:
-        raise LSSArgumentError(
-            shorten_argument,
-            f"stage_steps={stage_steps} fixes every stage's steps, so {shorten_argument}=True "
-            "has nothing to shorten; leave it unset or False",
-        )
-    if explicit and start_sigma >= 1:
-        raise LSSArgumentError(
-            "start_sigma",
-            f"start_sigma={start_sigma} means one stage (plain generation), but stage_steps / "
-            "stage_entries / final_steps plan several; pass start_sigma in (0, 1)",
-        )
 
 
 def check_one_stage_steps(stage_steps: tuple[int, ...] | None, num_steps: int) -> None:

@@ -30,6 +30,7 @@ from collections.abc import Sequence
 
 import attrs
 
+from lssgen_core.delegation import Delegated
 from lssgen_core.errors import LSSArgumentError
 from lssgen_core.explicit_plan import schedule_for_steps
 from lssgen_core.frames import FrameAxis, stage_tokens
@@ -71,25 +72,11 @@ class Stage:
     sigmas: tuple[float, ...]  # the full schedule: num_steps + 1 levels ending in 0
     start_index: int  # where the stage enters its schedule (0 for the first stage)
 
-    @property
-    def height(self) -> int:
-        return self.size.height
-
-    @property
-    def width(self) -> int:
-        return self.size.width
-
-    @property
-    def latent_height(self) -> int:
-        return self.size.latent_height
-
-    @property
-    def latent_width(self) -> int:
-        return self.size.latent_width
-
-    @property
-    def num_tokens(self) -> int:
-        return self.size.num_tokens
+    height = Delegated[int]("size.height")
+    width = Delegated[int]("size.width")
+    latent_height = Delegated[int]("size.latent_height")
+    latent_width = Delegated[int]("size.latent_width")
+    num_tokens = Delegated[int]("size.num_tokens")
 
     @property
     def entry_level(self) -> float:
@@ -132,52 +119,22 @@ class StagePlan:
     # them (:mod:`lssgen_core.frames`).
     frames: FrameAxis | None = None
 
-    @property
-    def height(self) -> int:
-        return self.arguments.height
-
-    @property
-    def width(self) -> int:
-        return self.arguments.width
-
-    @property
-    def num_steps(self) -> int:
-        """Plain generation's step count: the reference of the cost ratios."""
-        return self.arguments.num_steps
-
-    @property
-    def min_size(self) -> int:
-        return self.arguments.min_size
-
-    @property
-    def start_sigma(self) -> float:
-        """The entry level asked for (each stage's `Stage.entry_level` is the one entered)."""
-        return self.arguments.values.start_sigma
-
-    @property
-    def shorten_steps(self) -> bool:
-        return self.arguments.values.shorten_steps
-
-    @property
-    def entry_rule(self) -> str:
-        return self.arguments.values.entry_rule
-
-    @property
-    def stage_steps(self) -> tuple[int, ...] | None:
-        """The explicit inputs the plan was made with (None: the paper's rules)."""
-        return self.arguments.values.stage_steps
-
-    @property
-    def stage_entries(self) -> tuple[float | None, ...] | None:
-        return self.arguments.values.stage_entries
-
-    @property
-    def final_steps(self) -> int | None:
-        return self.arguments.values.final_steps
-
-    @property
-    def is_explicit(self) -> bool:
-        return self.arguments.values.is_explicit
+    # What the plan shows of its arguments.
+    height = Delegated[int]("arguments.height")
+    width = Delegated[int]("arguments.width")
+    num_steps = Delegated[int]("arguments.num_steps", "Plain generation's steps (cost reference).")
+    min_size = Delegated[int]("arguments.min_size")
+    start_sigma = Delegated[float](
+        "arguments.values.start_sigma",
+        "The entry level asked for (each stage's `Stage.entry_level` is the one entered).",
+    )
+    shorten_steps = Delegated[bool]("arguments.values.shorten_steps")
+    entry_rule = Delegated[str]("arguments.values.entry_rule")
+    # The explicit inputs the plan was made with (None: the paper's rules).
+    stage_steps = Delegated[tuple[int, ...] | None]("arguments.values.stage_steps")
+    stage_entries = Delegated[tuple[float | None, ...] | None]("arguments.values.stage_entries")
+    final_steps = Delegated[int | None]("arguments.values.final_steps")
+    is_explicit = Delegated[bool]("arguments.values.is_explicit")
 
     @property
     def target(self) -> Stage:

@@ -22,12 +22,10 @@ import attrs
 
 from lssgen_core.errors import LSSArgumentError, LSSArgumentTypeError
 from lssgen_core.explicit_plan import (
-    check_explicit_combination,
     check_final_steps,
     check_one_stage_steps,
     check_stage_entries,
     check_stage_steps,
-    explicit_stage_count,
     is_explicit_plan,
     min_size_for_stages,
 )
@@ -49,12 +47,17 @@ class PlanValues:
     stage_steps: tuple[int, ...] | None = None
     stage_entries: tuple[float | None, ...] | None = None
     final_steps: int | None = None
-    # The number of stages the explicit inputs ask for (None: they do not say).
-    asked_stages: int | None = None
 
     @property
     def is_explicit(self) -> bool:
         return is_explicit_plan(self.stage_steps, self.stage_entries, self.final_steps)
+
+    @property
+    def asked_stages(self) -> int | None:
+        """The number of stages the explicit inputs ask for (None: they do not say)."""
+        if self.stage_steps is not None:
+            return len(self.stage_steps)
+        return None if self.stage_entries is None else len(self.stage_entries) + 1
 
 
 @attrs.frozen
@@ -104,26 +107,47 @@ def check_plan_values(
     the caller calls it (``shorten_intermediate_steps`` in the pipelines)."""
     check_start_sigma(start_sigma)
     check_bool(shorten_steps, shorten_argument)
-    steps = check_stage_steps(stage_steps)
-    entries = check_stage_entries(stage_entries)
-    final = check_final_steps(final_steps)
-    check_explicit_combination(
-        start_sigma=start_sigma,
-        shorten_steps=shorten_steps,
-        stage_steps=steps,
-        stage_entries=entries,
-        final_steps=final,
-        shorten_argument=shorten_argument,
-    )
-    return PlanValues(
+    values = PlanValues(
         start_sigma=float(start_sigma),
         shorten_steps=shorten_steps,
         entry_rule=check_entry_rule(entry_rule),
-        stage_steps=steps,
-        stage_entries=entries,
-        final_steps=final,
-        asked_stages=explicit_stage_count(steps, entries),
+        stage_steps=check_stage_steps(stage_steps),
+        stage_entries=check_stage_entries(stage_entries),
+        final_steps=check_final_steps(final_steps),
     )
+    check_explicit_combination(values, shorten_argument)
+    return values
+
+
+def check_explicit_combination(values: PlanValues, shorten_argument: str = "shorten_steps") -> None:
+    """Refuse explicit inputs that contradict each other or the paper's arguments
+    (``shorten_argument``: ``shorten_steps`` as the caller names it)."""
+    steps, entries, final = values.stage_steps, values.stage_entries, values.final_steps
+    if steps is not None and final is not None:
+        raise LSSArgumentError(
+            "final_steps",
+            f"pass stage_steps or final_steps, not both: stage_steps={steps} already fixes "
+            f"the target stage's steps (final_steps={final})",
+        )
+    if steps is not None and values.shorten_steps:
+        raise LSSArgumentError(
+            shorten_argument,
+            f"stage_steps={steps} fixes every stage's steps, so {shorten_argument}=True "
+            "has nothing to shorten; leave it unset or False",
+        )
+    if values.is_explicit and values.start_sigma >= 1:
+        raise LSSArgumentError(
+            "start_sigma",
+            f"start_sigma={values.start_sigma} means one stage (plain generation), but "
+            "stage_steps / stage_entries / final_steps plan several; pass start_sigma in (0, 1)",
+        )
+    if steps is not None and entries is not None and len(entries) != len(steps) - 1:
+        raise LSSArgumentError(
+            "stage_entries",
+            f"stage_steps={steps} plans {len(steps)} stages but stage_entries={entries} gives "
+            f"{len(entries)} later stages; stage_entries needs one entry per later stage "
+            f"({len(steps) - 1})",
+        )
 
 
 def count_extra_stages(height: int, width: int, min_size: int, start_sigma: float) -> int:

@@ -1,7 +1,13 @@
 """Samplers: single-resolution steppers, the LSS stage loop and the progressive sampler on it."""
 
 from lssgen_core.sampling.progressive import ExtraArgs, sample_progressive, step_runner
-from lssgen_core.sampling.samplers import Callback, StepFunction, sample_ddim, sample_euler
+from lssgen_core.sampling.samplers import (
+    Callback,
+    StepFunction,
+    first_order_sampler,
+    sample_ddim,
+    sample_euler,
+)
 from lssgen_core.sampling.stages import (
     StageOutcome,
     StageRunner,
@@ -18,6 +24,7 @@ __all__ = [
     "StageRunner",
     "StepFunction",
     "enter_stage",
+    "first_order_sampler",
     "hand_over",
     "run_stages",
     "sample_ddim",

@@ -18,6 +18,7 @@ from lssgen_core.upsample.scalers import (
 from lssgen_core.upsample.video import (
     PerFrameScaler,
     VideoPixelRoundTripScaler,
+    as_video_scaler,
     make_video_latent_scaler,
 )
 
@@ -31,6 +32,7 @@ __all__ = [
     "PixelRoundTripScaler",
     "UpsamplerConfig",
     "VideoPixelRoundTripScaler",
+    "as_video_scaler",
     "make_latent_scaler",
     "make_video_latent_scaler",
 ]

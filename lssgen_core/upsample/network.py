@@ -14,6 +14,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from lssgen_core.delegation import Delegated
 from lssgen_core.upsample.calibration import (
     ScalerCalibration,
     calibration_mode,
@@ -148,22 +149,12 @@ class LatentUpsampler(nn.Module):
         """The calibration of ``scaling_mode`` (``"latent"`` is bicubic's), or None."""
         return self._calibration.get(calibration_mode(scaling_mode))
 
-    @property
-    def in_channels(self) -> int:
-        return self._config.in_channels
-
-    @property
-    def latent_channels(self) -> int:
-        """Channels of the latents this upsampler takes (same as `in_channels`)."""
-        return self._config.in_channels
-
-    @property
-    def out_channels(self) -> int:
-        return self._config.out_channels
-
-    @property
-    def scale_factor(self) -> int:
-        return self._config.scale_factor
+    in_channels = Delegated[int]("_config.in_channels")
+    latent_channels = Delegated[int](
+        "_config.in_channels", "Channels of the latents this upsampler takes (= `in_channels`)."
+    )
+    out_channels = Delegated[int]("_config.out_channels")
+    scale_factor = Delegated[int]("_config.scale_factor")
 
     @property
     def dtype(self) -> torch.dtype:

@@ -11,15 +11,17 @@ encodes the clip again. A temporal layer in the upsampler is left for when one m
 
 from __future__ import annotations
 
+from typing import Any
+
 import attrs
 from torch import Tensor
 
-from lssgen_core.upsample.network import LatentUpsampler
 from lssgen_core.upsample.scalers import (
     SCALE_FACTOR,
     Decode,
     Encode,
     LatentScaler,
+    PixelRoundTripScaler,
     interpolate_2x,
     make_latent_scaler,
 )
@@ -87,20 +89,17 @@ class VideoPixelRoundTripScaler:
         return out.to(latent.dtype)
 
 
-def make_video_latent_scaler(
-    mode: str,
-    *,
-    upsampler: LatentUpsampler | None = None,
-    decode: Decode | None = None,
-    encode: Encode | None = None,
-) -> LatentScaler:
-    """The scaler for ``mode`` (one of ``SCALING_MODES``) over video latents: the image scaler
-    per frame, except ``"pixel"``, which round-trips the whole clip through ``decode`` /
-    ``encode``. Refuses what :func:`make_latent_scaler` refuses (``"resnet"`` without an
-    upsampler, ``"pixel"`` without both callables)."""
-    if mode == "pixel":
-        # The image function checks that both callables are there.
-        make_latent_scaler(mode, decode=decode, encode=encode)
-        assert decode is not None and encode is not None
-        return VideoPixelRoundTripScaler(decode, encode)
-    return PerFrameScaler(make_latent_scaler(mode, upsampler=upsampler))
+def as_video_scaler(scaler: LatentScaler) -> LatentScaler:
+    """The video form of an image scaler: ``scaler`` per frame, except a pixel round trip, which
+    round-trips the whole clip through its ``decode`` / ``encode`` (video VAEs code frames
+    together)."""
+    if isinstance(scaler, PixelRoundTripScaler):
+        return VideoPixelRoundTripScaler(scaler.decode, scaler.encode, scaler.mode)
+    return PerFrameScaler(scaler)
+
+
+def make_video_latent_scaler(mode: str, **inputs: Any) -> LatentScaler:
+    """The scaler for ``mode`` (one of ``SCALING_MODES``) over video latents: the scaler of
+    :func:`make_latent_scaler` (same keyword arguments, same refusals: ``"resnet"`` without an
+    upsampler, ``"pixel"`` without both callables) in its video form, :func:`as_video_scaler`."""
+    return as_video_scaler(make_latent_scaler(mode, **inputs))

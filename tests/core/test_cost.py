@@ -1,7 +1,7 @@
 import pytest
-from cost_strategies import plans
 from hypothesis import given
 from hypothesis import strategies as st
+from plan_testkit import paper_plans
 
 from lssgen_core.cost import AttentionLevel, TransformerCost, UNetCost, plan_cost
 from lssgen_core.plan import plan_stages
@@ -36,13 +36,13 @@ models = st.one_of(
 )
 
 
-@given(plans(), image_only_models)
+@given(paper_plans(), image_only_models)
 def test_attention_only_helps_the_speedup_beyond_the_token_step_bound(plan, model):
     cost = plan_cost(plan, model)
     assert cost.speedup >= 1 / plan.token_steps_ratio() * (1 - 1e-9)
 
 
-@given(plans(), st.floats(1.0, 1e6))
+@given(paper_plans(), st.floats(1.0, 1e6))
 def test_a_linear_cost_gives_exactly_the_token_step_ratio(plan, per_token):
     linear = UNetCost(conv_flops_per_pixel=per_token)
     assert plan_cost(plan, linear).speedup == pytest.approx(1 / plan.token_steps_ratio())

@@ -3,9 +3,9 @@
 import math
 
 import pytest
-from cost_strategies import plans
 from hypothesis import given
 from hypothesis import strategies as st
+from plan_testkit import paper_plans
 
 from lssgen_core.cost import CalibratedCost, TransformerCost, UNetCost, calibrate, plan_cost
 
@@ -42,14 +42,14 @@ def test_calibrate_recovers_the_rate_and_overhead_it_was_measured_with(
     )
 
 
-@given(plans(min_extra_stages=1, max_start_sigma=0.99), models, rates)
+@given(paper_plans(extra=st.integers(1, 2), start_sigma=st.floats(0.05, 0.99)), models, rates)
 def test_no_overhead_predicts_what_the_flop_model_predicts(plan, model, rate):
     calibrated = CalibratedCost(model, rate, 0.0)
     assert plan_cost(plan, calibrated).speedup == pytest.approx(plan_cost(plan, model).speedup)
 
 
 @given(
-    plans(min_extra_stages=1, max_start_sigma=0.99),
+    paper_plans(extra=st.integers(1, 2), start_sigma=st.floats(0.05, 0.99)),
     models,
     st.floats(1e-6, 1e3),
     st.floats(1e-6, 1e3),
@@ -86,7 +86,7 @@ def test_a_rate_must_be_positive(rate):
 
 
 @given(
-    plans(min_extra_stages=1, max_start_sigma=0.99),
+    paper_plans(extra=st.integers(1, 2), start_sigma=st.floats(0.05, 0.99)),
     models,
     st.floats(0.0, 1e18),
     st.floats(0.0, 1e18),

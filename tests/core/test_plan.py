@@ -1,31 +1,26 @@
 import math
 
 import pytest
-from hypothesis import assume, given
+from hypothesis import given
 from hypothesis import strategies as st
-from plan_strategies import fits, stage_geometry
+from plan_testkit import SHIFTS, plan_arguments, stage_geometry
 
 from lssgen_core.parameterization import FLOW, VP, convert_sigma
 from lssgen_core.plan import entry_index, plan_stages, shortened_steps
 from lssgen_core.schedules import FlowSchedule, StageSize, flux_mu, flux_schedule, shift_exponential
 
 
-@st.composite
-def plan_args(draw):
-    geometry = draw(stage_geometry(max_extra_stages=3, max_multiple=6))
-    return dict(
-        **geometry,
-        num_steps=draw(st.integers(1, 80)),
-        min_size=draw(st.integers(1, min(geometry["height"], geometry["width"]))),
-        start_sigma=draw(st.floats(0.01, 1.0)),
-        shorten_steps=draw(st.booleans()),
-        schedule=FlowSchedule(draw(st.sampled_from(["none", "static", "exponential", "linear"]))),
+def plan_args():
+    return plan_arguments(
+        stage_geometry(max_extra_stages=3, max_multiple=6),
+        max_steps=80,
+        min_start_sigma=0.01,
+        schedule=st.sampled_from(SHIFTS).map(FlowSchedule),
     )
 
 
 @given(plan_args())
 def test_stage_sizes_halve_down_from_the_target_and_divide_the_latent_multiple(args):
-    assume(fits(args))
     plan = plan_stages(**args)
     n = len(plan.stages)
     expected_extra = (
@@ -53,7 +48,6 @@ def test_stage_sizes_halve_down_from_the_target_and_divide_the_latent_multiple(a
 
 @given(plan_args())
 def test_steps_follow_the_shortening_rule(args):
-    assume(fits(args))
     plan = plan_stages(**args)
     n_target = args["num_steps"]
     for stage in plan.stages:
@@ -67,7 +61,6 @@ def test_steps_follow_the_shortening_rule(args):
 
 @given(plan_args())
 def test_schedules_are_monotone_in_range_and_entries_straddle_start_sigma(args):
-    assume(fits(args))
     plan = plan_stages(**args)
     assert plan.stages[0].start_index == 0
     for stage in plan.stages:
@@ -218,7 +211,6 @@ def test_shortened_steps_never_reach_zero():
 @given(plan_args())
 def test_a_plan_holds_the_checked_arguments_it_was_planned_from(args):
     """The plan's argument fields live once, in its PlanArguments, and read as the plan's own."""
-    assume(fits(args))
     plan = plan_stages(**args)
     values = plan.arguments.values
     assert (plan.height, plan.width, plan.num_steps, plan.min_size) == (

@@ -9,14 +9,13 @@ import random
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from plan_testkit import SHIFTS, paper_arguments
 
 from lssgen_core.cost import TransformerCost, plan_cost
 from lssgen_core.explicit_plan import MAX_SCHEDULE_STEPS, budget_final_steps, schedule_for_steps
 from lssgen_core.parameterization import FLOW, VP, convert_sigma
 from lssgen_core.plan import PURE_NOISE_LEVEL, entry_index, plan_stages
 from lssgen_core.schedules import FlowSchedule, flux_schedule
-
-SHIFTS = ["none", "static", "exponential", "linear"]
 
 
 def vp_schedule(num_steps, size):
@@ -163,58 +162,40 @@ def test_stage_entries_alone_act_as_a_start_sigma_per_stage(
     )
 
 
-def _paper_arguments(
-    size: int, extra: int, num_steps: int, start_sigma: float, shorten: bool, patch: int = 2
-) -> dict:
-    """The paper's plan arguments for ``1 + extra`` stages up to ``size`` (FLUX's schedule)."""
-    return dict(
-        num_steps=num_steps,
-        min_size=size // 2**extra,
-        start_sigma=start_sigma,
-        shorten_steps=shorten,
-        patch_size=patch,
-        schedule=flux_schedule(),
-    )
-
-
 @settings(max_examples=150, deadline=None)
 @given(
-    extra=st.integers(1, 2),
-    num_steps=st.integers(2, 60),
-    final=st.integers(1, 60),
-    start_sigma=st.floats(0.05, 0.95),
-    shorten=st.booleans(),
+    paper_arguments(
+        extra=st.integers(1, 2),
+        multiple=st.just(1),
+        num_steps=st.integers(2, 60),
+        start_sigma=st.floats(0.05, 0.95),
+    ),
+    st.integers(1, 60),
 )
-def test_final_steps_fix_the_target_stage_and_keep_the_paper_smaller_stages(
-    extra, num_steps, final, start_sigma, shorten
-):
-    size = 64 * 2**extra
-    common = _paper_arguments(size, extra, num_steps, start_sigma, shorten)
-    paper = plan_stages(size, size, **common)
-    plan = plan_stages(size, size, final_steps=final, **common)
+def test_final_steps_fix_the_target_stage_and_keep_the_paper_smaller_stages(args, final):
+    paper = plan_stages(**args)
+    plan = plan_stages(**args, final_steps=final)
     assert plan.target.num_denoising_steps == final
-    assert (plan.target.height, plan.target.width) == (size, size)
+    assert (plan.target.height, plan.target.width) == (args["height"], args["width"])
     if paper.dropped_stages == 0 and plan.dropped_stages == 0:
         assert plan.stages[:-1] == paper.stages[:-1]
 
 
 @settings(max_examples=200, deadline=None)
 @given(
-    extra=st.integers(1, 3),
-    num_steps=st.integers(2, 80),
-    fraction=st.floats(0.0, 1.0),
-    start_sigma=st.floats(0.02, 0.98),
-    shorten=st.booleans(),
-    patch=st.sampled_from([1, 2]),
+    paper_arguments(
+        base=16,
+        extra=st.integers(1, 3),
+        patch=st.sampled_from([1, 2]),
+        multiple=st.just(1),
+        num_steps=st.integers(2, 80),
+        start_sigma=st.floats(0.02, 0.98),
+    ),
+    st.floats(0.0, 1.0),
 )
-def test_final_steps_within_the_budget_rule_never_cost_more_than_plain(
-    extra, num_steps, fraction, start_sigma, shorten, patch
-):
-    size = 16 * patch * 2**extra
-    budget = budget_final_steps(num_steps)
-    final = max(1, round(fraction * budget))
-    common = _paper_arguments(size, extra, num_steps, start_sigma, shorten, patch)
-    plan = plan_stages(size, size, final_steps=final, **common)
+def test_final_steps_within_the_budget_rule_never_cost_more_than_plain(args, fraction):
+    final = max(1, round(fraction * budget_final_steps(args["num_steps"])))
+    plan = plan_stages(**args, final_steps=final)
     assert plan.token_steps_ratio() <= 1
     assert plan.target.num_denoising_steps == final
 

@@ -5,9 +5,9 @@ from __future__ import annotations
 import math
 
 import pytest
-from hypothesis import assume, given
+from hypothesis import given
 from hypothesis import strategies as st
-from plan_strategies import fits, stage_geometry
+from plan_testkit import SHIFTS, plan_arguments, stage_geometry
 
 from lssgen_core.parameterization import FLOW, VE, VP, convert_sigma
 from lssgen_core.plan import (
@@ -29,30 +29,27 @@ def _ve_schedule(sigma_max: float):
     return schedule
 
 
+# (schedule, parameterization): flow schedules, a VE one, and flow levels read as VP sigmas.
+SIGMA_SPACES = st.one_of(
+    st.sampled_from(SHIFTS).map(lambda shift_type: (FlowSchedule(shift_type), FLOW)),
+    st.floats(1.0, 100.0).map(lambda sigma_max: (_ve_schedule(sigma_max), VE)),
+    st.just((FlowSchedule("static"), VP)),
+)
+
+
 @st.composite
 def plans(draw):
-    geometry = draw(stage_geometry(max_extra_stages=4, max_multiple=4))
-    height, width = geometry["height"], geometry["width"]
-    kind = draw(st.sampled_from(["flow", "ve", "vp"]))
-    if kind == "flow":
-        schedule = FlowSchedule(draw(st.sampled_from(["none", "static", "exponential", "linear"])))
-        parameterization = FLOW
-    elif kind == "ve":
-        schedule, parameterization = _ve_schedule(draw(st.floats(1.0, 100.0))), VE
-    else:
-        schedule, parameterization = FlowSchedule("static"), VP  # flow levels read as VP sigmas
-    args = dict(
-        **geometry,
-        num_steps=draw(st.integers(1, 12)),
-        min_size=draw(st.integers(1, min(height, width))),
-        start_sigma=draw(st.floats(0.01, 1.0)),
-        shorten_steps=draw(st.booleans()),
-        schedule=schedule,
-        parameterization=parameterization,
-        entry_rule=draw(st.sampled_from(["sigma", "strength"])),
+    schedule, parameterization = draw(SIGMA_SPACES)
+    return draw(
+        plan_arguments(
+            stage_geometry(max_extra_stages=4, max_multiple=4),
+            max_steps=12,
+            min_start_sigma=0.01,
+            schedule=st.just(schedule),
+            parameterization=st.just(parameterization),
+            entry_rule=st.sampled_from(["sigma", "strength"]),
+        )
     )
-    assume(fits(args))
-    return args
 
 
 def _flow_level(stage, parameterization) -> float:

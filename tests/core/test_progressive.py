@@ -1,3 +1,5 @@
+from functools import partial
+
 import pytest
 import torch
 import torch.nn.functional as F
@@ -36,6 +38,10 @@ class ShrinkDenoiser:
         return x / (1 + sigma.view(-1, 1, 1, 1) ** 2)
 
 
+def vp_schedule(num_steps, size):
+    return [convert_sigma(1 - i / num_steps, FLOW, VP) for i in range(num_steps)] + [0.0]
+
+
 def flux_plan(**kwargs):
     args = dict(num_steps=8, min_size=64, patch_size=2, schedule=flux_schedule())
     args.update(kwargs)
@@ -52,25 +58,15 @@ def flux_plan(**kwargs):
 def test_the_sampler_lands_on_the_exact_denoisers_target_in_every_stage(n, s, shorten, kind):
     torch.manual_seed(0)
     targets = {8: torch.randn(1, 4, 8, 8), 16: torch.randn(1, 4, 16, 16)}
-    if kind == "flow":
-        plan = flux_plan(num_steps=n, start_sigma=s, shorten_steps=shorten)
-        step = sample_euler
-    else:
-
-        def vp_schedule(num_steps, size):
-            return [convert_sigma(1 - i / num_steps, FLOW, VP) for i in range(num_steps)] + [0.0]
-
-        plan = flux_plan(
-            num_steps=n,
-            start_sigma=s,
-            shorten_steps=shorten,
-            parameterization=VP,
-            schedule=vp_schedule,
-        )
-
-        def step(model, x, sigmas, extra_args=None, callback=None, disable=None):
-            return sample_ddim(model, x, sigmas, extra_args, callback, disable, parameterization=VP)
-
+    # Flow: Euler on FLUX's schedule; VP: DDIM on a VP schedule.
+    sigma_space, step = {
+        "flow": ({}, sample_euler),
+        "vp": (
+            dict(parameterization=VP, schedule=vp_schedule),
+            partial(sample_ddim, parameterization=VP),
+        ),
+    }[kind]
+    plan = flux_plan(num_steps=n, start_sigma=s, shorten_steps=shorten, **sigma_space)
     model = PointDenoiser(targets)
     out = sample_progressive(
         model, plan, nearest, channels=4, generator=torch.Generator().manual_seed(1), step=step
@@ -177,3 +173,13 @@ def test_a_scaler_of_the_wrong_size_is_refused():
         enter_stage(
             torch.zeros(1, 4, 8, 8), plan.stages[1], lambda x: x, torch.zeros(1, 4, 16, 16), FLOW
         )
+
+
+def test_an_unknown_sampler_option_fails_before_the_first_denoiser_call():
+    model = PointDenoiser({8: torch.zeros(1, 4, 8, 8)})
+    sigmas = torch.tensor([1.0, 0.5, 0.0])
+    with pytest.raises(TypeError, match="eta"):
+        sample_ddim(model, torch.randn(1, 4, 8, 8), sigmas, eta=1.0)
+    with pytest.raises(TypeError, match="parameterization"):
+        sample_euler(model, torch.randn(1, 4, 8, 8), sigmas, parameterization=VP)
+    assert model.calls == []

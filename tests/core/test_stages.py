@@ -5,9 +5,9 @@ import torch
 import torch.nn.functional as F
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from plan_testkit import three_stage_plan
 
 from lssgen_core.noise import randn
-from lssgen_core.plan import plan_stages
 from lssgen_core.sampling import (
     StageOutcome,
     enter_stage,
@@ -16,23 +16,10 @@ from lssgen_core.sampling import (
     sample_progressive,
     step_runner,
 )
-from lssgen_core.schedules import flux_schedule
 
 
 def nearest(x):
     return F.interpolate(x, scale_factor=2, mode="nearest")
-
-
-def three_stage_plan(start_sigma=0.6):
-    return plan_stages(
-        256,
-        256,
-        num_steps=8,
-        min_size=64,
-        start_sigma=start_sigma,
-        patch_size=2,
-        schedule=flux_schedule(),
-    )
 
 
 class RecordingRunner:

@@ -30,46 +30,13 @@ from lssgen_core.upsample import (
 
 WEIGHTS = "diffusion_pytorch_model.safetensors"
 
-# The released 16-channel checkpoint's tensors (the original repository's checkpoint; prefix
-# `upsampler.`).
+# The released 16-channel upsampler of the original repository (FLUX / SD3 / CogView4): its
+# config.json verbatim, and its checkpoint's tensor shapes (prefix `upsampler.`).
+RELEASED_16CH = Path(__file__).parent / "released_16ch_upsampler"
+RELEASED_16CH_CONFIG = json.loads((RELEASED_16CH / "config.json").read_text())
 RELEASED_16CH_TABLE = {
-    "conv_in.weight": (128, 16, 3, 3),
-    "conv_in.bias": (128,),
-    "up_blocks.0.norm1.weight": (128,),
-    "up_blocks.0.norm1.bias": (128,),
-    "up_blocks.0.conv1.weight": (128, 128, 4, 4),
-    "up_blocks.0.conv1.bias": (128,),
-    "up_blocks.0.norm2.weight": (128,),
-    "up_blocks.0.norm2.bias": (128,),
-    "up_blocks.0.conv2.weight": (128, 128, 3, 3),
-    "up_blocks.0.conv2.bias": (128,),
-    "up_blocks.1.norm1.weight": (128,),
-    "up_blocks.1.norm1.bias": (128,),
-    "up_blocks.1.conv1.weight": (64, 128, 3, 3),
-    "up_blocks.1.conv1.bias": (64,),
-    "up_blocks.1.norm2.weight": (64,),
-    "up_blocks.1.norm2.bias": (64,),
-    "up_blocks.1.conv2.weight": (64, 64, 3, 3),
-    "up_blocks.1.conv2.bias": (64,),
-    "up_blocks.1.skip_proj.weight": (64, 128, 1, 1),
-    "up_blocks.1.skip_proj.bias": (64,),
-    "norm_out.weight": (64,),
-    "norm_out.bias": (64,),
-    "conv_out.weight": (16, 64, 3, 3),
-    "conv_out.bias": (16,),
-}
-
-# The released config.json of the FLUX / SD3 / CogView4 upsamplers, verbatim.
-RELEASED_16CH_CONFIG = {
-    "_class_name": "LatentUpSampler",
-    "act_fn": "silu",
-    "block_out_channels": [128, 64],
-    "in_channels": 16,
-    "out_channels": 16,
-    "interpolate": "bilinear",
-    "is_up_samples": [True, False],
-    "norm_num_groups": 32,
-    "strides": [2, 1],
+    name: tuple(shape)
+    for name, shape in json.loads((RELEASED_16CH / "tensors.json").read_text()).items()
 }
 
 

@@ -3,8 +3,9 @@ frames stay the same in every stage, height and width double per stage (lssgen_c
 
 import attrs
 import pytest
-from hypothesis import assume, given
+from hypothesis import given
 from hypothesis import strategies as st
+from plan_testkit import SHIFTS, plan_arguments, stage_geometry
 
 from lssgen_core.cost import TransformerCost, plan_cost
 from lssgen_core.errors import LSSArgumentError, LSSArgumentTypeError
@@ -15,33 +16,23 @@ from lssgen_core.frames import (
     stage_tokens,
     video_frame_axis,
 )
-from lssgen_core.plan import count_extra_stages, plan_stages
+from lssgen_core.plan import plan_stages
 from lssgen_core.schedules import FlowSchedule
 
 
 @st.composite
-def video_plans(draw, schedules=("none", "static", "exponential", "linear")):
+def video_plans(draw, schedules=SHIFTS):
     """Plan arguments of a fitting size, and a video frame axis (Wan's 4x or LTX's 8x time)."""
-    vae = draw(st.sampled_from([8, 16, 32]))
-    patch = draw(st.sampled_from([1, 2]))
-    extra = draw(st.integers(0, 3))
-    multiple = vae * patch * 2**extra
-    height = multiple * draw(st.integers(1, 4))
-    width = multiple * draw(st.integers(1, 4))
-    args = dict(
-        height=height,
-        width=width,
-        num_steps=draw(st.integers(1, 60)),
-        min_size=draw(st.integers(1, min(height, width))),
-        start_sigma=draw(st.floats(0.05, 1.0)),
-        shorten_steps=draw(st.booleans()),
-        vae_scale_factor=vae,
-        patch_size=patch,
-        schedule=FlowSchedule(draw(st.sampled_from(schedules)), shift=3.0),
+    args = draw(
+        plan_arguments(
+            stage_geometry(max_extra_stages=3, max_multiple=4, vae_factors=(8, 16, 32)),
+            max_steps=60,
+            min_start_sigma=0.05,
+            schedule=st.sampled_from(schedules).map(
+                lambda shift_type: FlowSchedule(shift_type, shift=3.0)
+            ),
+        )
     )
-    extra_stages = count_extra_stages(height, width, args["min_size"], args["start_sigma"])
-    assume(height % (vae * patch * 2**extra_stages) == 0)
-    assume(width % (vae * patch * 2**extra_stages) == 0)
     compression = draw(st.sampled_from([4, 8]))
     frames = video_frame_axis(compression * draw(st.integers(0, 20)) + 1, compression)
     return args, frames

@@ -6,18 +6,20 @@ import torch
 import torch.nn.functional as F
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from plan_testkit import three_stage_plan
 
 from lssgen_core.errors import LSSArgumentError
 from lssgen_core.frames import video_frame_axis
 from lssgen_core.noise import randn
-from lssgen_core.plan import plan_stages
 from lssgen_core.sampling import StageOutcome, enter_stage, run_stages
 from lssgen_core.schedules import FlowSchedule
 from lssgen_core.upsample import (
     LatentUpsampler,
     PerFrameScaler,
+    PixelRoundTripScaler,
     UpsamplerConfig,
     VideoPixelRoundTripScaler,
+    as_video_scaler,
     make_latent_scaler,
     make_video_latent_scaler,
 )
@@ -119,23 +121,10 @@ def test_a_video_round_trip_with_mismatched_codecs_is_refused():
         )
 
 
-def video_plan(start_sigma=0.6):
-    return plan_stages(
-        256,
-        256,
-        num_steps=8,
-        min_size=64,
-        start_sigma=start_sigma,
-        patch_size=2,
-        schedule=FlowSchedule("static", shift=3.0),
-        frames=video_frame_axis(9, 4),
-    )
-
-
 @settings(max_examples=10)
 @given(st.floats(0.05, 0.95), st.integers(0, 2**31 - 1))
 def test_the_stage_loop_hands_each_video_stage_its_frames_upsampled_and_renoised(s, seed):
-    plan = video_plan(s)
+    plan = three_stage_plan(s, FlowSchedule("static", shift=3.0), frames=video_frame_axis(9, 4))
     scaler = make_video_latent_scaler("nearest")
     seen = []
 
@@ -158,3 +147,11 @@ def test_the_stage_loop_hands_each_video_stage_its_frames_upsampled_and_renoised
         level = stage.entry_level
         up = scaler(previous.float())
         assert torch.allclose(seen[stage.index], (1 - level) * up + level * noise)
+
+
+def test_the_video_form_of_an_image_scaler_round_trips_pixels_per_clip_and_the_rest_per_frame():
+    decode, encode = _fake_video_codec()
+    pixel = as_video_scaler(PixelRoundTripScaler(decode, encode, "bilinear"))
+    assert pixel == VideoPixelRoundTripScaler(decode, encode, "bilinear")
+    nearest = make_latent_scaler("nearest")
+    assert as_video_scaler(nearest) == PerFrameScaler(nearest)

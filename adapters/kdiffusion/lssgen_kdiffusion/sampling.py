@@ -23,7 +23,7 @@ from lssgen_core.parameterization import VE
 from lssgen_core.plan import StagePlan
 from lssgen_core.sampling import StepFunction, sample_progressive
 from lssgen_core.sampling.progressive import ExtraArgs
-from lssgen_core.sampling.samplers import Callback
+from lssgen_core.sampling.samplers import Callback, Update, first_order_sampler
 from lssgen_core.upsample import LatentScaler, LatentUpsampler, make_latent_scaler
 from lssgen_kdiffusion.noise_samplers import NoiseSamplerFactory, draw_seeds, noise_sampler_factory
 
@@ -47,26 +47,16 @@ def as_sigmas_sampler(sampler: Sampler) -> Sampler:
         x: torch.Tensor,
         sigmas: torch.Tensor,
         extra_args: Mapping[str, Any] | None = None,
-        callback: Callback | None = None,
-        disable: bool | None = None,
         **kwargs: Any,
     ) -> torch.Tensor:
+        # The rest (callback, disable, the sampler's options) is the interval sampler's business.
         extra_args = extra_args or {}
         positive = sigmas[sigmas > 0]
         sigma_min, sigma_max = float(positive.min()), float(positive.max())
         if sigma_min < sigma_max:
             if takes_n:
                 kwargs.setdefault("n", len(sigmas) - 2)
-            x = sampler(
-                model,
-                x,
-                sigma_min,
-                sigma_max,
-                extra_args=extra_args,
-                callback=callback,
-                disable=disable,
-                **kwargs,
-            )
+            x = sampler(model, x, sigma_min, sigma_max, extra_args=extra_args, **kwargs)
         if sigmas[-1] == 0:
             x = model(x, x.new_full([x.shape[0]], sigma_min), **extra_args)
         return x
@@ -124,21 +114,21 @@ def _global_rng_from(generator: Generators, device: torch.device) -> Iterator[No
         yield
 
 
-def _denoise_step(
-    model: Denoiser,
-    x: torch.Tensor,
-    sigma: torch.Tensor,
-    extra_args: Mapping[str, Any],
-    callback: Callback | None,
-) -> torch.Tensor:
+def _denoised_update() -> Update:
     """A one-step stage: every k-diffusion sampler's single step to 0 returns the denoiser's
     output (Euler's ``x + d * (0 - sigma)`` is it up to round-off). Taking it directly also avoids
     k-diffusion 0.1.1's UnboundLocalError in dpmpp_2m_sde / dpmpp_3m_sde on one-step schedules,
     which LSS makes common (a later stage entering near the end of a short schedule)."""
-    denoised = model(x, sigma * x.new_ones([x.shape[0]]), **extra_args)
-    if callback is not None:
-        callback({"x": x, "i": 0, "sigma": sigma, "sigma_hat": sigma, "denoised": denoised})
-    return denoised
+
+    def step(
+        x: torch.Tensor, denoised: torch.Tensor, sigma: torch.Tensor, sigma_next: torch.Tensor
+    ) -> torch.Tensor:
+        return denoised
+
+    return step
+
+
+_denoise_step = first_order_sampler(_denoised_update, "denoise_step")
 
 
 def kdiffusion_step(
@@ -185,7 +175,7 @@ def kdiffusion_step(
         kwargs = dict(sampler_kwargs)
         own = spawn_generators(generator)
         if len(sigmas) == 2 and sigmas[-1] == 0 and not kwargs.get("s_churn"):
-            return _denoise_step(model, x, sigmas[0], extra_args or {}, callback)
+            return _denoise_step(model, x, sigmas, extra_args, callback)
         with _global_rng_from(own, x.device):
             if wants_noise:
                 kwargs["noise_sampler"] = make_noise(x, sigmas, own)
