@@ -14,10 +14,10 @@ speed only; whether a plan keeps the image is lssgen-mini's evaluation.
 Two predictions stand beside each measurement:
 - the FLOP model (``bench.cost``), denoiser work only;
 - the calibrated end-to-end one: a fixed cost per denoiser call (:func:`calibrate`), plus the
-  final VAE decode both pay once and the upsampler only LSS pays, both from ``flop_report``'s
-  exact counts. The calibration is fitted on the denoiser calls of plain@20 and the paper's plan
-  only (256 and 512 px), so the other plans, the three-stage one's 128 px calls included, are
-  predicted out of sample.
+  work both pay once (prompt encoding, the final VAE decode, the scheduler: plain@20's time
+  outside the denoiser) and the upsampler only LSS pays (``flop_report``'s exact count). All of
+  it is fitted on plain@20 and the paper's plan only (256 and 512 px), so the other plans, the
+  three-stage one's 128 px calls included, and plain at fewer steps are predicted out of sample.
 The LSS machinery (planning, hand-over, schedule checks: ``bench_support.MACHINERY``) is reported
 as its share of each LSS variant's wall time.
 
@@ -80,10 +80,10 @@ def _generate(
 
 
 def _end_to_end(
-    bench: BenchModel, plan: Any, model: CalibratedCost, flops: dict[str, Any]
+    bench: BenchModel, plan: Any, model: CalibratedCost, flops: dict[str, Any], shared: float
 ) -> float:
-    """Predicted plain / ``plan`` (both at the plan's steps), the final decode and the upsampler
-    added.
+    """Predicted plain / ``plan`` (both at the plan's steps), with the ``shared`` FLOP-equivalents
+    both pay and the upsampler added.
 
     ``flop_report`` counts the upsampler on the paper plan's first stage; a hand-over from a
     smaller stage costs in proportion to its input's tokens (the network is convolutional).
@@ -92,16 +92,14 @@ def _end_to_end(
     upsampler = sum(
         float(flops["upsampler"]) * stage.num_tokens / first for stage in plan.stages[:-1]
     )
-    shared = float(flops["vae_decode_target"])
     return plan_cost(plan, model, overhead_flops=upsampler, shared_flops=shared).speedup
 
 
 def _plain_end_to_end(
-    bench: BenchModel, model: CalibratedCost, flops: dict[str, Any], steps: int, fewer: int
+    bench: BenchModel, model: CalibratedCost, shared: float, steps: int, fewer: int
 ) -> float:
-    """Predicted plain@``steps`` / plain@``fewer``, the final decode shared."""
+    """Predicted plain@``steps`` / plain@``fewer``, with the ``shared`` FLOP-equivalents."""
     step = model.flops(bench.plan().target.num_tokens)
-    shared = float(flops["vae_decode_target"])
     return (steps * step + shared) / (fewer * step + shared)
 
 
@@ -146,8 +144,13 @@ def test_plan_paired_rounds(
     }
     calibrated = calibrate(bench.cost, step_times({k: records[k] for k in (plain, "paper")}))
     flops = flop_report(bench)
-    end_to_end = {name: _end_to_end(bench, plans[name], calibrated, flops) for name in PLANS} | {
-        name: _plain_end_to_end(bench, calibrated, flops, steps, int(name.split("@")[1]))
+    # What plain@steps spends outside the denoiser, in the calibration's FLOP-equivalents.
+    shared_s = statistics.median(r.seconds - r.total("denoiser") for r in records[plain])
+    shared = shared_s * calibrated.flops_per_second
+    end_to_end = {
+        name: _end_to_end(bench, plans[name], calibrated, flops, shared) for name in PLANS
+    } | {
+        name: _plain_end_to_end(bench, calibrated, shared, steps, int(name.split("@")[1]))
         for name in measured
         if name.startswith("plain@")
     }
@@ -164,12 +167,25 @@ def test_plan_paired_rounds(
             "fitted_on": [plain, "paper"],
             "flops_per_second": calibrated.flops_per_second,
             "overhead_seconds": calibrated.overhead_seconds,
+            "shared_seconds": shared_s,
         },
+        # Seconds of one denoiser call per token count over every run, against the calibration.
+        "step_seconds": {str(n): t for n, t in step_times(records).items()},
+        "step_seconds_calibrated": {str(n): calibrated.seconds(n) for n in step_times(records)},
         "predicted_end_to_end": end_to_end,
         "measured_over_end_to_end": {
             name: measured[name] / end_to_end[name] for name in end_to_end
         },
         "machinery_share": machinery,
+        # Seconds per part (bench_support.RunRecord.breakdown): the upsampler's own compute is
+        # in "upsample", the rest of the machinery in "renoise" and "plan".
+        "breakdown_median_s": {
+            name: {
+                part: statistics.median(r.breakdown()[part] for r in records[name])
+                for part in records[name][0].breakdown()
+            }
+            for name in names
+        },
         "plan_steps": {
             name: [s.num_denoising_steps for s in p.stages] for name, p in plans.items()
         },
