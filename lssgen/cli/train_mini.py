@@ -176,6 +176,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "timesteps": (TIMESTEP_SAMPLING, "distribution of t"),
         "logit_mean": (finite_float, "logit_normal: mean of logit(t) (> 0 draws noisier t)"),
         "logit_std": (finite_float, "logit_normal: spread of logit(t) (> 0)"),
+        "low_res_logit_mean": (
+            finite_float,
+            "logit_normal: mean of logit(t) at the LSS first-stage size (default: --logit-mean; "
+            "SD3's resolution shift gives --logit-mean minus ln 2 for half the side)",
+        ),
         "prefix_fraction": (
             finite_float,
             'captions behind a GenEval-style prefix ("a photo of ...")',

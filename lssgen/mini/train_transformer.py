@@ -126,16 +126,36 @@ class FlowTrainConfig:
     )
     logit_mean: float = 0.0
     logit_std: float = attrs.field(default=1.0, validator=positive)
+    # The logit mean of the steps at the LSS first-stage size; None: logit_mean. A smaller image is
+    # decided at lower noise: SD3's resolution shift (Esser et al. 2024: t' = a t / (1 + (a-1) t),
+    # a = the square root of the token ratio) moves logit(t) by ln a, so logit_mean 1.0 at 256 px
+    # is 1.0 - ln 2 = 0.31 at 128 px. Our pilot B2 (1.0 at both) lost 128 px accuracy.
+    low_res_logit_mean: float | None = None
     t5_tokens: int = attrs.field(default=FAST_T5_TOKENS, validator=non_negative)
     stock_t5_fraction: float = attrs.field(default=0.05, validator=fraction)
     prefix_fraction: float = attrs.field(default=0.0, validator=fraction)
 
 
-def sample_t(config: FlowTrainConfig, count: int, generator: torch.Generator) -> Tensor:
+def sample_t(
+    config: FlowTrainConfig, count: int, generator: torch.Generator, low_res: bool = False
+) -> Tensor:
+    """``count`` training t in (0, 1); ``low_res``: for a step at the first-stage size."""
     if config.timesteps == "uniform":
         return torch.rand(count, generator=generator)
     normal = torch.randn(count, generator=generator)
-    return torch.sigmoid(config.logit_mean + config.logit_std * normal)
+    mean = config.logit_mean
+    if low_res and config.low_res_logit_mean is not None:
+        mean = config.low_res_logit_mean
+    return torch.sigmoid(mean + config.logit_std * normal)
+
+
+def recipe_identity(config: FlowTrainConfig) -> dict[str, Any]:
+    """The recipe's part of a run's identity. A setting added later is left out while it has
+    its default, so that runs saved before it existed still resume."""
+    values = attrs.asdict(config)
+    if values["low_res_logit_mean"] is None:
+        del values["low_res_logit_mean"]
+    return values
 
 
 def with_prefixes(prompts: list[str], rate: float, generator: torch.Generator) -> list[str]:
@@ -172,7 +192,7 @@ class FlowTask:
         size = self.cache.sizes[-1] if low else self.cache.sizes[0]
         indices = torch.randint(len(self.cache), (self.batch_size,), generator=generator)
         x0 = self.cache.latents[size][indices].float()
-        t = sample_t(c, self.batch_size, generator)
+        t = sample_t(c, self.batch_size, generator, low_res=low)
         noise = torch.randn(x0.shape, generator=generator)
         drop = torch.rand(self.batch_size, generator=generator) < c.caption_dropout
         prompts = ["" if d else self.cache.captions[i] for d, i in zip(drop.tolist(), indices)]
@@ -203,7 +223,7 @@ class FlowTask:
         return {
             "stage": "transformer",
             "batch_size": self.batch_size,
-            **attrs.asdict(self.config),
+            **recipe_identity(self.config),
             "latents": self.cache.fingerprint,
             "text": self.text_fingerprint,
             **({} if self.init_fingerprint is None else {"init": self.init_fingerprint}),

@@ -103,6 +103,17 @@ def test_a_step_draws_sizes_captions_dropout_and_t5_lengths_from_its_generator(c
     assert all(torch.equal(a, b) for a, b in zip(again[:3], draws[7][:3]))
 
 
+def test_a_low_resolution_step_draws_its_t_at_the_low_res_logit_mean(cache_dir, text):
+    cache = load_cache(cache_dir)
+    config = attrs.evolve(FLOW, logit_mean=2.0, low_res_logit_mean=-2.0)
+    draws = [FlowTask(config, 3, cache, text, "t").batch(step_generator(0, s)) for s in range(40)]
+    low = torch.cat([t for x0, t, *_ in draws if x0.shape[-1] == 4])
+    native = torch.cat([t for x0, t, *_ in draws if x0.shape[-1] == 8])
+    assert len(low) and len(native)
+    # Medians sigmoid(-2) = 0.12 and sigmoid(2) = 0.88.
+    assert float(low.median()) < 0.3 < 0.7 < float(native.median())
+
+
 def test_a_few_steps_lower_the_flow_loss_on_a_fixed_batch(cache_dir, text):
     cache = load_cache(cache_dir)
     task = FlowTask(FLOW, 3, cache, text, "t")
@@ -243,3 +254,50 @@ def test_a_larger_logit_mean_draws_every_t_noisier(low, gap, spread, seed):
 
     lower, higher = draws(low), draws(low + gap)
     assert bool((higher >= lower).all())
+
+
+def test_low_res_steps_draw_t_with_their_own_logit_mean():
+    from lssgen.cli.train_mini import flow_config
+    from lssgen.mini.train_transformer import sample_t
+
+    flags = ("--logit-mean", "1.0", "--low-res-logit-mean", "0.31")
+    _, config = flow_config(_transformer_flags(*flags), sample_size=8)
+    assert (config.logit_mean, config.low_res_logit_mean) == (1.0, 0.31)
+
+    def draws(config, low_res):
+        return sample_t(config, 256, torch.Generator().manual_seed(3), low_res=low_res)
+
+    at = {mean: draws(attrs.evolve(FLOW, logit_mean=mean), False) for mean in (1.0, 0.31)}
+    assert torch.equal(draws(config, False), at[1.0])
+    assert torch.equal(draws(config, True), at[0.31])
+    # Unset, the low-resolution steps draw as the native ones do (runs before the flag existed).
+    unset = attrs.evolve(config, low_res_logit_mean=None)
+    assert torch.equal(draws(unset, True), at[1.0])
+
+
+def test_the_low_res_logit_mean_enters_the_identity_only_when_set():
+    from lssgen.mini.train_transformer import recipe_identity
+
+    assert "low_res_logit_mean" not in recipe_identity(FLOW)  # older checkpoints still resume
+    assert recipe_identity(attrs.evolve(FLOW, low_res_logit_mean=0.3))["low_res_logit_mean"] == 0.3
+    assert recipe_identity(FLOW) == {
+        k: v for k, v in attrs.asdict(FLOW).items() if k != "low_res_logit_mean"
+    }
+
+
+@settings(max_examples=50, deadline=None)
+@given(
+    native=st.floats(-3, 3),
+    low=st.floats(-3, 3),
+    spread=st.floats(0.1, 3),
+    seed=st.integers(0, 2**31 - 1),
+)
+def test_low_res_draws_are_the_native_rule_at_their_own_mean(native, low, spread, seed):
+    from lssgen.mini.train_transformer import sample_t
+
+    config = attrs.evolve(FLOW, logit_mean=native, low_res_logit_mean=low, logit_std=spread)
+    alone = attrs.evolve(FLOW, logit_mean=low, logit_std=spread)
+    got = sample_t(config, 32, torch.Generator().manual_seed(seed), low_res=True)
+    want = sample_t(alone, 32, torch.Generator().manual_seed(seed))
+    assert torch.equal(got, want)
+    assert bool(((got >= 0) & (got <= 1)).all())
