@@ -157,6 +157,8 @@ def test_plan_paired_rounds(
     machinery = {
         name: statistics.median(r.machinery() / r.seconds for r in records[name]) for name in PLANS
     }
+    per_call = step_times(records)
+    breakdowns = {name: [r.breakdown() for r in records[name]] for name in names}
     summary = {
         "rounds": lss_paired_rounds,
         "median_s": {name: statistics.median(times[name]) for name in names},
@@ -170,8 +172,8 @@ def test_plan_paired_rounds(
             "shared_seconds": shared_s,
         },
         # Seconds of one denoiser call per token count over every run, against the calibration.
-        "step_seconds": {str(n): t for n, t in step_times(records).items()},
-        "step_seconds_calibrated": {str(n): calibrated.seconds(n) for n in step_times(records)},
+        "step_seconds": {str(n): t for n, t in per_call.items()},
+        "step_seconds_calibrated": {str(n): calibrated.seconds(n) for n in per_call},
         "predicted_end_to_end": end_to_end,
         "measured_over_end_to_end": {
             name: measured[name] / end_to_end[name] for name in end_to_end
@@ -181,8 +183,8 @@ def test_plan_paired_rounds(
         # in "upsample", the rest of the machinery in "renoise" and "plan".
         "breakdown_median_s": {
             name: {
-                part: statistics.median(r.breakdown()[part] for r in records[name])
-                for part in records[name][0].breakdown()
+                part: statistics.median(parts[part] for parts in breakdowns[name])
+                for part in breakdowns[name][0]
             }
             for name in names
         },

@@ -73,7 +73,12 @@ _SLOT_STREAMS = {"vae": "vae", "transformer": "denoiser", "unet": "denoiser"}
 
 def stream_seed(seed: int, component: str) -> int:
     """The seed of ``component``'s random stream (one of :data:`STREAMS`) for pipeline ``seed``."""
-    return (seed * 16 + STREAMS[component]) % 2**63
+    return _offset_seed(seed, STREAMS[component])
+
+
+def _offset_seed(seed: int, offset: int) -> int:
+    # 16 streams a pipeline seed; the modulo keeps the seed in torch's accepted range.
+    return (seed * 16 + offset) % 2**63
 
 
 @contextmanager
@@ -90,7 +95,7 @@ def seeded_fork(seed: int, offset: int) -> Iterator[None]:
     """Seed a fork of torch's CPU RNG with stream ``offset`` of ``seed`` for the body, so that
     each component of a tiny pipeline has its own random stream and the caller's RNG state is
     left as it was."""
-    with seeded((seed * 16 + offset) % 2**63):
+    with seeded(_offset_seed(seed, offset)):
         yield
 
 
